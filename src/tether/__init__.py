@@ -1,0 +1,63 @@
+"""Tether: durable, supervised sessions for AI agents.
+
+from tether import SessionManager
+manager = SessionManager()            # ./tether.db, or TETHER_STORE_URL
+s = manager.create("tutor", "user-1")
+manager.checkpoint(s.session_id, "task_received", {"task": 42})
+"""
+
+from tether.clock import Clock, ManualClock, SystemClock
+from tether.errors import (
+    AuthError,
+    ConfigurationError,
+    ConflictError,
+    InvalidTransition,
+    LeaseLost,
+    NotClaimable,
+    NotFound,
+    PayloadTooLarge,
+    SchemaMismatch,
+    StoreUnavailable,
+    TetherError,
+    ValidationError,
+)
+from tether.events import Event
+from tether.manager import SessionManager
+from tether.model import Checkpoint, Failure, Liveness, Page, Session, State
+from tether.policy import OnTimeout, Policies, Policy
+from tether.seed import from_seed_dict, to_seed_dict
+from tether.stores import Beat, Store, open_store
+
+__all__ = [
+    "AuthError",
+    "Beat",
+    "Checkpoint",
+    "Clock",
+    "ConfigurationError",
+    "ConflictError",
+    "Event",
+    "Failure",
+    "InvalidTransition",
+    "LeaseLost",
+    "Liveness",
+    "ManualClock",
+    "NotClaimable",
+    "NotFound",
+    "OnTimeout",
+    "Page",
+    "PayloadTooLarge",
+    "Policies",
+    "Policy",
+    "SchemaMismatch",
+    "Session",
+    "SessionManager",
+    "State",
+    "Store",
+    "StoreUnavailable",
+    "SystemClock",
+    "TetherError",
+    "ValidationError",
+    "from_seed_dict",
+    "open_store",
+    "to_seed_dict",
+]

@@ -1,0 +1,60 @@
+"""Settings from TETHER_* environment variables, with one table of defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether.errors import ConfigurationError
+from tether.policy import Policies
+from tether.validation import DEFAULT_MAX_PAYLOAD_BYTES
+
+DEFAULTS = {
+    "TETHER_STORE_URL": "sqlite:///tether.db",
+    "TETHER_MAX_PAYLOAD_BYTES": str(DEFAULT_MAX_PAYLOAD_BYTES),
+    "TETHER_POLICY_FILE": "tether.toml",
+}
+
+
+def setting(name: str) -> str:
+    return os.environ.get(name) or DEFAULTS[name]
+
+
+def store_url(explicit: str | None = None) -> str:
+    """The store to open: an explicit URL, else TETHER_STORE_URL, else ./tether.db."""
+    return explicit or setting("TETHER_STORE_URL")
+
+
+def max_payload_bytes() -> int:
+    raw = setting("TETHER_MAX_PAYLOAD_BYTES")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"TETHER_MAX_PAYLOAD_BYTES must be an integer, got {raw!r}"
+        ) from None
+    if value <= 0:
+        raise ConfigurationError("TETHER_MAX_PAYLOAD_BYTES must be positive")
+    return value
+
+
+def policies() -> Policies:
+    """Policies from TETHER_POLICY_FILE (default ./tether.toml) if it exists, else built-ins."""
+    path = Path(setting("TETHER_POLICY_FILE"))
+    if not path.exists():
+        if "TETHER_POLICY_FILE" in os.environ:
+            raise ConfigurationError(f"TETHER_POLICY_FILE {path} does not exist")
+        return Policies()
+    return Policies.from_toml(path)
+
+
+@dataclass(frozen=True)
+class Settings:
+    store_url: str
+    max_payload_bytes: int
+    policies: Policies
+
+    @classmethod
+    def from_env(cls, store: str | None = None) -> Settings:
+        return cls(store_url(store), max_payload_bytes(), policies())

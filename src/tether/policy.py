@@ -1,0 +1,97 @@
+"""Liveness policies per agent type: how long an agent may be silent and what happens then."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from tether.errors import ConfigurationError
+
+
+class OnTimeout(StrEnum):
+    FAIL = "fail"  # the session fails for good
+    RECOVER = "recover"  # the session fails and another worker may claim it
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    timeout: float = 60.0  # seconds without a heartbeat before the lease expires
+    suspect_after: float | None = None  # soft deadline; default half the timeout
+    on_timeout: OnTimeout = OnTimeout.RECOVER
+    max_recoveries: int = 3  # takeovers allowed before a failure is final
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ConfigurationError(f"policy timeout must be positive, got {self.timeout!r}")
+        if self.suspect_after is not None and not 0 < self.suspect_after <= self.timeout:
+            raise ConfigurationError(
+                f"policy suspect_after must be in (0, timeout], got {self.suspect_after!r}"
+            )
+        if self.max_recoveries < 0:
+            raise ConfigurationError("policy max_recoveries must be >= 0")
+
+    @property
+    def soft_deadline(self) -> float:
+        return self.suspect_after if self.suspect_after is not None else self.timeout / 2
+
+    def can_recover(self, recoveries: int) -> bool:
+        return self.on_timeout is OnTimeout.RECOVER and recoveries < self.max_recoveries
+
+
+@dataclass(frozen=True)
+class Policies:
+    """A default policy plus overrides by agent type."""
+
+    default: Policy = field(default_factory=Policy)
+    by_type: Mapping[str, Policy] = field(default_factory=dict)
+
+    def for_type(self, agent_type: str) -> Policy:
+        return self.by_type.get(agent_type, self.default)
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any]) -> Policies:
+        """Read `{"default": {...}, "tutor": {...}}`; types inherit unset keys from default."""
+        default = _policy("default", table.get("default", {}), Policy())
+        by_type = {
+            name: _policy(name, values, default)
+            for name, values in table.items()
+            if name != "default"
+        }
+        return cls(default, by_type)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Policies:
+        """Load the `[policies.*]` tables of a tether.toml."""
+        try:
+            with open(path, "rb") as fh:
+                document = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read policies from {path}: {exc}") from exc
+        return cls.from_mapping(document.get("policies", {}))
+
+
+_KNOWN_KEYS = {f.name for f in fields(Policy)}
+
+
+def _policy(name: str, values: Any, base: Policy) -> Policy:
+    if not isinstance(values, Mapping):
+        raise ConfigurationError(f"policies.{name} must be a table")
+    unknown = set(values) - _KNOWN_KEYS
+    if unknown:
+        raise ConfigurationError(f"policies.{name}: unknown keys {sorted(unknown)}")
+    changes = dict(values)
+    if "on_timeout" in changes:
+        try:
+            changes["on_timeout"] = OnTimeout(changes["on_timeout"])
+        except ValueError:
+            raise ConfigurationError(
+                f"policies.{name}.on_timeout must be 'fail' or 'recover'"
+            ) from None
+    try:
+        return replace(base, **changes)
+    except TypeError as exc:
+        raise ConfigurationError(f"policies.{name}: {exc}") from exc

@@ -1,0 +1,155 @@
+"""The seed format (`AgentSession.to_dict()` of the original session_models.py), read and written.
+
+It is a compatibility contract: `to_seed_dict(from_seed_dict(d)) == d` for every dict the seed
+writes, timestamps and their offsets included. Export writes JSONL, one session per line with its
+checkpoints inline; import reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from tether.errors import ValidationError
+from tether.model import ENDED_STATES, Checkpoint, Failure, NewCheckpoint, Session, State, as_aware
+from tether.validation import check_text, encode_json
+
+
+def to_seed_dict(session: Session, checkpoints: Iterable[Checkpoint]) -> dict[str, Any]:
+    """The session as the seed's `to_dict()` writes it (same keys, same order)."""
+    return {
+        "session_id": session.session_id,
+        "agent_type": session.agent_type,
+        "user_id": session.user_id,
+        "state": session.state.value,
+        "created_at": session.created_at.isoformat(),
+        "last_heartbeat": session.last_heartbeat.isoformat(),
+        "context": session.context,
+        "checkpoints": [
+            {"name": cp.name, "timestamp": cp.timestamp.isoformat(), "data": cp.data}
+            for cp in checkpoints
+        ],
+        "metadata": session.metadata,
+    }
+
+
+def from_seed_dict(data: Mapping[str, Any]) -> tuple[Session, list[Checkpoint]]:
+    """Read one seed dict, validating every field; the session comes back owner-less."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("session", "must be a JSON object")
+    session_id = check_text("session_id", _field(data, "session_id"))
+    state = _state(_field(data, "state"))
+    checkpoints = [
+        _checkpoint(session_id, seq, raw)
+        for seq, raw in enumerate(_list(data, "checkpoints"), start=1)
+    ]
+    created_at = _timestamp("created_at", _field(data, "created_at"))
+    last_heartbeat = _timestamp("last_heartbeat", _field(data, "last_heartbeat"))
+    ended_at = None
+    if state in ENDED_STATES:
+        ended_at = checkpoints[-1].timestamp if checkpoints else last_heartbeat
+    session = Session(
+        session_id=session_id,
+        agent_type=check_text("agent_type", _field(data, "agent_type")),
+        user_id=check_text("user_id", _field(data, "user_id")),
+        state=state,
+        created_at=created_at,
+        last_heartbeat=last_heartbeat,
+        state_since=ended_at or last_heartbeat,
+        context=_object(data, "context"),
+        metadata=_object(data, "metadata"),
+        owner=None,
+        ended_at=ended_at,
+        failure=_failure(state, checkpoints),
+        last_seq=len(checkpoints),
+    )
+    return session, checkpoints
+
+
+def new_checkpoints(checkpoints: Sequence[Checkpoint]) -> list[NewCheckpoint]:
+    """Checkpoints read from a seed dict, in the form a store writes."""
+    return [
+        NewCheckpoint(cp.name, cp.timestamp, encode_json("data", cp.data)) for cp in checkpoints
+    ]
+
+
+def read_jsonl(stream: IO[str]) -> Iterator[tuple[Session, list[Checkpoint]]]:
+    """Parse a JSONL export lazily; errors name the line."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield from_seed_dict(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"line {number}", f"is not JSON: {exc.msg}") from None
+        except ValidationError as exc:
+            raise ValidationError(f"line {number}: {exc.field}", exc.problem) from None
+
+
+def write_jsonl(stream: IO[str], session: Session, checkpoints: Iterable[Checkpoint]) -> None:
+    stream.write(json.dumps(to_seed_dict(session, checkpoints), ensure_ascii=False))
+    stream.write("\n")
+
+
+def _field(data: Mapping[str, Any], name: str) -> Any:
+    try:
+        return data[name]
+    except KeyError:
+        raise ValidationError(name, "is missing") from None
+
+
+def _list(data: Mapping[str, Any], name: str) -> list[Any]:
+    value = data.get(name, [])
+    if not isinstance(value, list):
+        raise ValidationError(name, "must be a list")
+    return value
+
+
+def _object(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    encode_json(name, value)
+    return dict(value)
+
+
+def _state(value: Any) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in State)
+        raise ValidationError("state", f"{value!r} is not one of {allowed}") from None
+
+
+def _timestamp(name: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be an ISO-8601 string")
+    try:
+        return as_aware(datetime.fromisoformat(value))
+    except ValueError:
+        raise ValidationError(name, f"{value!r} is not an ISO-8601 timestamp") from None
+
+
+def _checkpoint(session_id: str, seq: int, raw: Any) -> Checkpoint:
+    where = f"checkpoints[{seq - 1}]"
+    if not isinstance(raw, Mapping):
+        raise ValidationError(where, "must be a JSON object")
+    data = _field(raw, "data")
+    encode_json(f"{where}.data", data)
+    return Checkpoint(
+        session_id=session_id,
+        seq=seq,
+        name=check_text(f"{where}.name", _field(raw, "name")),
+        timestamp=_timestamp(f"{where}.timestamp", _field(raw, "timestamp")),
+        data=data,
+    )
+
+
+def _failure(state: State, checkpoints: list[Checkpoint]) -> Failure | None:
+    """An imported failure is history: final, with the error its last session_failed names."""
+    if state is not State.FAILED:
+        return None
+    for cp in reversed(checkpoints):
+        if cp.name == "session_failed":
+            return Failure(str(cp.data.get("error", "failed")), cp.data.get("details") or {}, True)
+    return Failure("failed", {}, True)

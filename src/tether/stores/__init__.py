@@ -1,0 +1,33 @@
+"""Stores by URL: `memory://`, `sqlite:///path` (the default), `postgresql://…`."""
+
+from __future__ import annotations
+
+from tether.clock import Clock
+from tether.errors import ConfigurationError
+from tether.stores.base import Beat, Store
+
+__all__ = ["Beat", "Store", "open_store"]
+
+
+def open_store(url: str, clock: Clock | None = None) -> Store:
+    """Open (and migrate) the store a URL names. Drivers load only when their URL is used."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        from tether.stores.memory import MemoryStore
+
+        return MemoryStore(clock)
+    if scheme == "sqlite":
+        from tether.stores.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url, clock)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from tether.stores.postgres import PostgresStore
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigurationError(
+                "PostgreSQL support is not installed: pip install 'tether[postgres]'"
+            ) from exc
+        return PostgresStore.from_url(url, clock)
+    raise ConfigurationError(
+        f"unknown store URL {url!r}: use memory://, sqlite:///path/to/tether.db or postgresql://…"
+    )

@@ -1,0 +1,201 @@
+"""The store contract. Every store implements it; `tests/contract/` checks every store against it.
+
+Stores apply decisions, they never make them: the state machine lives in `tether.lifecycle`, and a
+store only checks the conditions a `Write` or a fenced call carries, atomically.
+
+Rules every store keeps:
+- A call that returns has made its write durable (to the store's configured durability).
+- A call that raises has written nothing.
+- No driver exception leaves a store: each is wrapped in a `TetherError` (`StoreUnavailable` for
+  lost connections) `from` the original.
+- Checkpoints are append-only; each session's seq runs 1, 2, 3… without gaps or duplicates, also
+  with many concurrent appenders.
+- Listings are newest first by (created_at, session_id), keyset-paginated with an opaque cursor.
+- Timestamps come back timezone-aware in UTC (an instant is kept exactly, a foreign offset is not).
+"""
+
+from __future__ import annotations
+
+import base64
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tether.clock import Clock, SystemClock
+from tether.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One heartbeat. `expect_silence` announces a quiet period (seconds) for this lease only."""
+
+    session_id: str
+    epoch: int | None = None
+    phase: str | None = None
+    expect_silence: float | None = None
+
+
+class Store(ABC):
+    """A durable home for sessions and their checkpoints."""
+
+    url: str = ""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+
+    def now(self) -> datetime:
+        """The time leases are measured against (PostgreSQL: the database clock)."""
+        return self.clock.now()
+
+    # -- reads -------------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, session_id: str) -> Session:
+        """The session, with `last_seq` current. Raises NotFound."""
+
+    @abstractmethod
+    def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        """Sessions matching every set field of `where`, newest first, at most `limit`."""
+
+    @abstractmethod
+    def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        """Checkpoints with seq > after_seq in seq order (optionally one name). NotFound if no
+        such session."""
+
+    @abstractmethod
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        """The newest checkpoint (of that name): an index look-up, never a scan. NotFound if no
+        such session."""
+
+    @abstractmethod
+    def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        """Candidates for takeover: active sessions whose lease expired by `now()`, and failed
+        sessions whose failure is not final; longest-waiting first."""
+
+    # -- writes ------------------------------------------------------------------------------
+    @abstractmethod
+    def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        """Insert a new session with checkpoints numbered 1…n. ConflictError if the id exists."""
+
+    @abstractmethod
+    def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        """Append one checkpoint with the next seq, only if the session is active and (when
+        `epoch` is given) still at that epoch. Otherwise raises NotFound, InvalidTransition or
+        LeaseLost (see `explain_rejected_append`)."""
+
+    @abstractmethod
+    def apply(self, write: Write) -> Session:
+        """Apply a lifecycle write only if the session is still at `write.before.version`:
+        every non-liveness column from `write.after` (liveness columns too if `renews_lease`),
+        plus its checkpoint. Raises ConflictError (version moved) or NotFound."""
+
+    @abstractmethod
+    def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        """Apply many heartbeats in one durable batch; one result per beat, in order: None when
+        applied, else the error for that beat (see `explain_rejected_beat`). A beat is accepted on
+        a paused session, or an active one whose lease has not expired, at the right epoch. It
+        sets last_heartbeat, phase, suspect_at and lease_expires_at from the session's own
+        timeouts, and does not change the version."""
+
+    @abstractmethod
+    def delete(self, session_id: str) -> None:
+        """Remove a session and its checkpoints. NotFound if absent."""
+
+    @abstractmethod
+    def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        """Delete sessions in `states` that ended (or, for live states, last heard from) before
+        the time; returns how many."""
+
+    @abstractmethod
+    def erase_user(self, user_id: str) -> int:
+        """Delete every session and checkpoint of one user; returns how many sessions."""
+
+    # -- lifecycle of the store itself ------------------------------------------------------
+    @abstractmethod
+    def migrate(self) -> int:
+        """Bring the schema up to date; returns its version. SchemaMismatch if newer than us."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and threads. Idempotent."""
+
+
+def explain_rejected_append(
+    session: Session | None, session_id: str, epoch: int | None
+) -> TetherError:
+    """Why a fenced append wrote nothing, given the session as it is now."""
+    if session is None:
+        return NotFound(session_id)
+    if epoch is not None and epoch != session.epoch:
+        return LeaseLost(session_id, epoch, session.epoch)
+    return InvalidTransition(session_id, session.state.value, "checkpoint")
+
+
+def explain_rejected_beat(session: Session | None, beat: Beat, now: datetime) -> TetherError:
+    """Why a heartbeat wrote nothing, given the session as it is now."""
+    if session is None:
+        return NotFound(beat.session_id)
+    if beat.epoch is not None and beat.epoch != session.epoch:
+        return LeaseLost(beat.session_id, beat.epoch, session.epoch)
+    if session.state is State.ACTIVE:
+        return LeaseLost(
+            beat.session_id, beat.epoch, session.epoch, "the lease expired; it is up for takeover"
+        )
+    return InvalidTransition(beat.session_id, session.state.value, "heartbeat")
+
+
+def beat_deadlines(session: Session, beat: Beat, now: datetime) -> tuple[datetime, datetime]:
+    """(suspect_at, lease_expires_at) for a heartbeat at `now` under the session's timeouts."""
+    soft = beat.expect_silence if beat.expect_silence is not None else session.suspect_after
+    grace = session.heartbeat_timeout - session.suspect_after
+    return now + timedelta(seconds=soft), now + timedelta(seconds=soft + grace)
+
+
+def beat_accepted(session: Session, beat: Beat, now: datetime) -> bool:
+    if beat.epoch is not None and beat.epoch != session.epoch:
+        return False
+    if session.state is State.PAUSED:
+        return True
+    return session.state is State.ACTIVE and (
+        session.lease_expires_at is None or now < session.lease_expires_at
+    )
+
+
+def to_micros(value: datetime) -> int:
+    """Exact integer microseconds since the Unix epoch (for ordering and cursors)."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def encode_cursor(session: Session) -> str:
+    raw = f"{to_micros(session.created_at)}:{session.session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """(created_at in microseconds, session_id) of the last item of the previous page."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        micros, session_id = raw.split(":", 1)
+        return int(micros), session_id
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("cursor", "is not a cursor this server handed out") from None
+
+
+def page_of(items: Iterable[Session], limit: int) -> Page[Session]:
+    """Build a page from up to limit + 1 rows: the extra row only says there is a next page."""
+    rows = list(items)
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(rows, encode_cursor(rows[-1]))
+    return Page(rows, None)

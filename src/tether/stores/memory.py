@@ -1,0 +1,254 @@
+"""`memory://`: everything in dicts, for tests and throwaway agents. Nothing survives the process."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from tether.clock import Clock
+from tether.errors import ConflictError, NotFound, TetherError
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.stores.base import (
+    Beat,
+    Store,
+    beat_accepted,
+    beat_deadlines,
+    decode_cursor,
+    explain_rejected_append,
+    explain_rejected_beat,
+    page_of,
+    to_micros,
+)
+
+LIVENESS_FIELDS = (
+    "last_heartbeat",
+    "lease_expires_at",
+    "suspect_at",
+    "phase",
+    "heartbeat_timeout",
+    "suspect_after",
+)
+
+
+class MemoryStore(Store):
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self.url = "memory://"
+        self._lock = threading.RLock()
+        self._sessions: dict[str, Session] = {}
+        self._checkpoints: dict[str, list[Checkpoint]] = {}
+        self._last_by_name: dict[tuple[str, str], Checkpoint] = {}
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, session_id: str) -> Session:
+        with self._lock:
+            try:
+                return self._sessions[session_id]
+            except KeyError:
+                raise NotFound(session_id) from None
+
+    def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        with self._lock:
+            rows = [s for s in self._sessions.values() if _matches(s, where)]
+        rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
+        if cursor is not None:
+            after = decode_cursor(cursor)
+            rows = [s for s in rows if (to_micros(s.created_at), s.session_id) < after]
+        return page_of(rows[: limit + 1], limit)
+
+    def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        with self._lock:
+            history = self._history(session_id)
+            start = bisect.bisect_right(history, after_seq, key=lambda c: c.seq)
+            selected = (c for c in history[start:] if name is None or c.name == name)
+            out: list[Checkpoint] = []
+            for cp in selected:
+                if len(out) == limit:
+                    break
+                out.append(_copy(cp))
+            return out
+
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        with self._lock:
+            history = self._history(session_id)
+            cp = (
+                history[-1]
+                if name is None and history
+                else self._last_by_name.get((session_id, name or ""))
+            )
+            return _copy(cp) if cp is not None else None
+
+    def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        now = self.now()
+        with self._lock:
+            found = [
+                s
+                for s in self._sessions.values()
+                if (agent_types is None or s.agent_type in agent_types) and _claimable(s, now)
+            ]
+        found.sort(key=lambda s: s.lease_expires_at or s.state_since or s.created_at)
+        return found[:limit]
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        with self._lock:
+            if session.session_id in self._sessions:
+                raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
+            self._checkpoints[session.session_id] = []
+            stored = replace(session, last_seq=0)
+            self._sessions[session.session_id] = stored
+            for cp in checkpoints:
+                self._append(session.session_id, cp)
+            return self._sessions[session.session_id]
+
+    def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if (
+                session is None
+                or session.state is not State.ACTIVE
+                or (epoch is not None and epoch != session.epoch)
+            ):
+                raise explain_rejected_append(session, session_id, epoch)
+            return _copy(self._append(session_id, checkpoint))
+
+    def apply(self, write: Write) -> Session:
+        with self._lock:
+            current = self.get(write.before.session_id)
+            if current.version != write.before.version:
+                raise ConflictError(
+                    current.session_id,
+                    expected_version=write.before.version,
+                    actual_version=current.version,
+                )
+            after = write.after
+            if not write.renews_lease:
+                after = replace(after, **{f: getattr(current, f) for f in LIVENESS_FIELDS})
+            self._sessions[current.session_id] = replace(after, last_seq=current.last_seq)
+            if write.checkpoint is not None:
+                self._append(current.session_id, write.checkpoint)
+            return self._sessions[current.session_id]
+
+    def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        now = self.now()
+        results: list[TetherError | None] = []
+        with self._lock:
+            for beat in beats:
+                session = self._sessions.get(beat.session_id)
+                if session is None or not beat_accepted(session, beat, now):
+                    results.append(explain_rejected_beat(session, beat, now))
+                    continue
+                suspect_at, lease = beat_deadlines(session, beat, now)
+                self._sessions[beat.session_id] = replace(
+                    session,
+                    last_heartbeat=now,
+                    phase=beat.phase,
+                    suspect_at=suspect_at,
+                    lease_expires_at=lease,
+                )
+                results.append(None)
+        return results
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            self.get(session_id)
+            self._drop(session_id)
+
+    def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        with self._lock:
+            doomed = [
+                s.session_id
+                for s in self._sessions.values()
+                if s.state in states and _last_activity(s) < ended_before
+            ]
+            for session_id in doomed:
+                self._drop(session_id)
+            return len(doomed)
+
+    def erase_user(self, user_id: str) -> int:
+        with self._lock:
+            doomed = [s.session_id for s in self._sessions.values() if s.user_id == user_id]
+            for session_id in doomed:
+                self._drop(session_id)
+            return len(doomed)
+
+    def migrate(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- internals ---------------------------------------------------------------------------
+    def _history(self, session_id: str) -> list[Checkpoint]:
+        try:
+            return self._checkpoints[session_id]
+        except KeyError:
+            raise NotFound(session_id) from None
+
+    def _append(self, session_id: str, new: NewCheckpoint) -> Checkpoint:
+        session = self._sessions[session_id]
+        cp = Checkpoint(
+            session_id, session.last_seq + 1, new.name, new.timestamp, json.loads(new.data_json)
+        )
+        self._checkpoints[session_id].append(cp)
+        self._last_by_name[(session_id, new.name)] = cp
+        self._sessions[session_id] = replace(session, last_seq=cp.seq)
+        return cp
+
+    def _drop(self, session_id: str) -> None:
+        del self._sessions[session_id]
+        for cp in self._checkpoints.pop(session_id, []):
+            self._last_by_name.pop((session_id, cp.name), None)
+
+
+def _copy(cp: Checkpoint) -> Checkpoint:
+    """Callers get their own data dict, as from a database; the stored one stays untouched."""
+    return replace(cp, data=json.loads(json.dumps(cp.data)))
+
+
+def _last_activity(session: Session) -> datetime:
+    return session.ended_at if session.ended_at is not None else session.last_heartbeat
+
+
+def _claimable(session: Session, now: datetime) -> bool:
+    if session.state is State.ACTIVE:
+        return session.lease_expires_at is not None and session.lease_expires_at <= now
+    return (
+        session.state is State.FAILED
+        and session.failure is not None
+        and not (session.failure.final)
+    )
+
+
+def _matches(s: Session, where: SessionFilter) -> bool:
+    checks = (
+        where.user_id is None or s.user_id == where.user_id,
+        where.agent_type is None or s.agent_type == where.agent_type,
+        where.agent_types is None or s.agent_type in where.agent_types,
+        where.state is None or s.state is where.state,
+        where.parent_session_id is None or s.parent_session_id == where.parent_session_id,
+        where.heartbeat_before is None
+        or (s.state in (State.ACTIVE, State.PAUSED) and s.last_heartbeat < where.heartbeat_before),
+        where.paused_before is None
+        or (s.state is State.PAUSED and (s.state_since or s.created_at) < where.paused_before),
+        where.suspect_at_or_before is None
+        or (
+            s.state is State.ACTIVE
+            and s.suspect_at is not None
+            and s.suspect_at <= where.suspect_at_or_before
+        ),
+        where.lease_expired_at is None
+        or (
+            s.state is State.ACTIVE
+            and s.lease_expires_at is not None
+            and s.lease_expires_at <= where.lease_expired_at
+        ),
+    )
+    return all(checks)

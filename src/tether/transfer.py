@@ -1,0 +1,88 @@
+"""Export and import of the seed format (JSONL), streaming: one session in memory at a time."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import IO
+
+from tether import lifecycle
+from tether.errors import ConflictError, ValidationError
+from tether.model import Checkpoint, Session, SessionFilter, State
+from tether.policy import Policies
+from tether.seed import new_checkpoints, read_jsonl, write_jsonl
+from tether.stores.base import Store
+
+PAGE = 500
+CHECKPOINT_PAGE = 1000
+
+
+def export_jsonl(store: Store, destination: str | Path | IO[str], user_id: str | None) -> int:
+    """Write every session (of one user, if given) with all its checkpoints; returns the count."""
+    count = 0
+    with _opened(destination, "w") as out:
+        cursor: str | None = None
+        while True:
+            page = store.query(SessionFilter(user_id=user_id), PAGE, cursor)
+            for session in page:
+                write_jsonl(out, session, _all_checkpoints(store, session.session_id))
+                count += 1
+            if page.next_cursor is None:
+                return count
+            cursor = page.next_cursor
+
+
+def import_jsonl(
+    store: Store,
+    policies: Policies,
+    source: str | Path | IO[str],
+    on_conflict: str,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Create each session of a seed JSONL file; returns how many were imported.
+
+    Active and paused sessions get a lease measured from their last heartbeat, so an import of a
+    dead system's sessions is immediately visible to the supervisor and claimable.
+    """
+    if on_conflict not in ("error", "skip"):
+        raise ValidationError("on_conflict", "must be 'error' or 'skip'")
+    imported = 0
+    with _opened(source, "r") as stream:
+        for session, checkpoints in read_jsonl(stream):
+            try:
+                store.create(_with_lease(session, policies), new_checkpoints(checkpoints))
+                imported += 1
+            except ConflictError:
+                if on_conflict == "error":
+                    raise
+            if progress is not None:
+                progress(1)
+    return imported
+
+
+def _with_lease(session: Session, policies: Policies) -> Session:
+    if session.state not in (State.ACTIVE, State.PAUSED):
+        return session
+    fields = lifecycle.lease_fields(policies.for_type(session.agent_type), session.last_heartbeat)
+    return replace(session, **fields)
+
+
+def _all_checkpoints(store: Store, session_id: str) -> Iterator[Checkpoint]:
+    after = 0
+    while True:
+        batch = store.checkpoints(session_id, after, CHECKPOINT_PAGE)
+        yield from batch
+        if len(batch) < CHECKPOINT_PAGE:
+            return
+        after = batch[-1].seq
+
+
+@contextlib.contextmanager
+def _opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+    if isinstance(target, str | Path):
+        with open(target, mode, encoding="utf-8") as fh:
+            yield fh
+    else:
+        yield target

@@ -1,0 +1,68 @@
+"""Input checks that run before any I/O, each naming the field it rejects."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from tether.errors import PayloadTooLarge, ValidationError
+
+MAX_ID_LENGTH = 200
+MAX_NAME_LENGTH = 200
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def check_text(field: str, value: object, max_length: int = MAX_ID_LENGTH) -> str:
+    """Ids, names and agent types: non-empty printable strings without edge whitespace."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationError(field, f"is {len(value)} characters, the limit is {max_length}")
+    if not value.isprintable() or value != value.strip():
+        raise ValidationError(field, "must be printable, without leading/trailing whitespace")
+    return value
+
+
+def check_optional_text(field: str, value: object, max_length: int = MAX_ID_LENGTH) -> str | None:
+    return None if value is None else check_text(field, value, max_length)
+
+
+def encode_json(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
+    """JSON text of a dict payload, or a ValidationError naming the field.
+
+    Encoded once here and handed to the store, so the payload is never serialised twice.
+    """
+    if not isinstance(value, dict):
+        raise ValidationError(field, f"must be a JSON object (dict), got {type(value).__name__}")
+    try:
+        text = _encoder.encode(value)
+    except ValueError as exc:  # NaN / Infinity, circular references
+        raise ValidationError(field, f"is not valid JSON: {exc}") from None
+    except TypeError as exc:  # sets, bytes, custom objects, non-string keys of odd types
+        raise ValidationError(field, f"is not valid JSON: {exc}") from None
+    if len(text) > limit // 4 and len(text.encode()) > limit:
+        raise PayloadTooLarge(field, len(text.encode()), limit)
+    return text
+
+
+def check_positive(field: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(field, f"must be a finite number, got {value!r}")
+    if value <= 0:
+        raise ValidationError(field, f"must be positive, got {value!r}")
+    return float(value)
+
+
+def check_limit(field: str, value: Any, maximum: int = 10_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, got {value!r}")
+    if not 1 <= value <= maximum:
+        raise ValidationError(field, f"must be between 1 and {maximum}, got {value}")
+    return value

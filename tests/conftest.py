@@ -1,0 +1,61 @@
+"""Shared fixtures. Stores are chosen by URL; real PostgreSQL and Redis, never mocks.
+
+PostgreSQL and Redis tests skip with a reason when the server is not reachable, unless
+TETHER_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tether import ManualClock, SessionManager
+from tether.stores import Store, open_store
+
+POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("TETHER_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(name: str, reason: str) -> None:
+    """Skip locally; fail in CI, where every service must be there."""
+    message = f"{name} not reachable ({reason})"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and TETHER_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
+STORE_KINDS = ["memory", "sqlite"]
+
+
+def make_store_url(kind: str, tmp_path: object) -> str:
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/tether.db"
+    raise ValueError(kind)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    return make_store_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(store_url: str, clock: ManualClock) -> Iterator[Store]:
+    s = open_store(store_url, clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def manager(store: Store) -> Iterator[SessionManager]:
+    m = SessionManager(store, worker_id="worker-a")
+    yield m
