@@ -31,9 +31,7 @@ def max_payload_bytes() -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(
-            f"TETHER_MAX_PAYLOAD_BYTES must be an integer, got {raw!r}"
-        ) from None
+        raise ConfigurationError(f"TETHER_MAX_PAYLOAD_BYTES must be an integer, got {raw!r}") from None
     if value <= 0:
         raise ConfigurationError("TETHER_MAX_PAYLOAD_BYTES must be positive")
     return value

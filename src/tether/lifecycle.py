@@ -206,9 +206,7 @@ def time_out(session: Session, policy: Policy, now: datetime) -> Write:
     final = not policy.can_recover(session.recoveries)
     cp = _checkpoint("session_failed", now, {"error": HEARTBEAT_TIMEOUT, "details": details})
     failure = Failure(HEARTBEAT_TIMEOUT, details, final)
-    return _transition(
-        "time out", session, now, cp, state=State.FAILED, ended_at=now, failure=failure
-    )
+    return _transition("time out", session, now, cp, state=State.FAILED, ended_at=now, failure=failure)
 
 
 def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Write:

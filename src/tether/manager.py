@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 import uuid
@@ -94,9 +95,7 @@ class SessionManager:
             parent_session_id=check_optional_text("parent_session_id", parent_session_id),
         )
         created = self.store.create(session)
-        self._emit(
-            created.session_id, "created", created.created_at, None, {"owner": created.owner}
-        )
+        self._emit(created.session_id, "created", created.created_at, None, {"owner": created.owner})
         return created
 
     def get(self, session_id: str) -> Session:
@@ -123,7 +122,7 @@ class SessionManager:
 
     def checkpoints(
         self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
-    ) -> list[Checkpoint]:
+    ) -> builtins.list[Checkpoint]:
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise ValidationError("after_seq", f"must be a non-negative integer, got {after_seq!r}")
         return self.store.checkpoints(
@@ -183,16 +182,14 @@ class SessionManager:
         if self.events.active:
             self._emit(session_id, "heartbeat", self.store.now(), None, {"phase": phase})
 
-    def heartbeats(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+    def heartbeats(self, beats: Sequence[Beat]) -> builtins.list[TetherError | None]:
         """Many heartbeats in one durable batch; one result per beat (None = applied)."""
         return self.store.heartbeat(list(beats))
 
     def pause(
         self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
     ) -> Session:
-        return self._decide(
-            session_id, expected_version, lambda s, now: lifecycle.pause(s, now, epoch)
-        )
+        return self._decide(session_id, expected_version, lambda s, now: lifecycle.pause(s, now, epoch))
 
     def resume(
         self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
@@ -260,9 +257,7 @@ class SessionManager:
         return self._decide(
             session_id,
             expected_version,
-            lambda s, now: lifecycle.update(
-                s, now, context=context, metadata=metadata, epoch=epoch
-            ),
+            lambda s, now: lifecycle.update(s, now, context=context, metadata=metadata, epoch=epoch),
         )
 
     # -- takeover ----------------------------------------------------------------------------
@@ -308,9 +303,7 @@ class SessionManager:
 
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
         """Write sessions as seed-format JSONL (checkpoints inline); returns how many."""
-        return transfer.export_jsonl(
-            self.store, destination, check_optional_text("user_id", user_id)
-        )
+        return transfer.export_jsonl(self.store, destination, check_optional_text("user_id", user_id))
 
     def import_sessions(
         self,
@@ -372,9 +365,7 @@ class SessionManager:
             },
         )
 
-    def _emit(
-        self, session_id: str, kind: str, at: datetime, seq: int | None, data: dict[str, Any]
-    ) -> None:
+    def _emit(self, session_id: str, kind: str, at: datetime, seq: int | None, data: dict[str, Any]) -> None:
         if self.events.active:
             self.events.publish(Event(session_id, kind, at, seq, data))
 

@@ -57,9 +57,7 @@ class Policies:
         """Read `{"default": {...}, "tutor": {...}}`; types inherit unset keys from default."""
         default = _policy("default", table.get("default", {}), Policy())
         by_type = {
-            name: _policy(name, values, default)
-            for name, values in table.items()
-            if name != "default"
+            name: _policy(name, values, default) for name, values in table.items() if name != "default"
         }
         return cls(default, by_type)
 
@@ -88,9 +86,7 @@ def _policy(name: str, values: Any, base: Policy) -> Policy:
         try:
             changes["on_timeout"] = OnTimeout(changes["on_timeout"])
         except ValueError:
-            raise ConfigurationError(
-                f"policies.{name}.on_timeout must be 'fail' or 'recover'"
-            ) from None
+            raise ConfigurationError(f"policies.{name}.on_timeout must be 'fail' or 'recover'") from None
     try:
         return replace(base, **changes)
     except TypeError as exc:

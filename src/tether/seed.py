@@ -28,8 +28,7 @@ def to_seed_dict(session: Session, checkpoints: Iterable[Checkpoint]) -> dict[st
         "last_heartbeat": session.last_heartbeat.isoformat(),
         "context": session.context,
         "checkpoints": [
-            {"name": cp.name, "timestamp": cp.timestamp.isoformat(), "data": cp.data}
-            for cp in checkpoints
+            {"name": cp.name, "timestamp": cp.timestamp.isoformat(), "data": cp.data} for cp in checkpoints
         ],
         "metadata": session.metadata,
     }
@@ -42,8 +41,7 @@ def from_seed_dict(data: Mapping[str, Any]) -> tuple[Session, list[Checkpoint]]:
     session_id = check_text("session_id", _field(data, "session_id"))
     state = _state(_field(data, "state"))
     checkpoints = [
-        _checkpoint(session_id, seq, raw)
-        for seq, raw in enumerate(_list(data, "checkpoints"), start=1)
+        _checkpoint(session_id, seq, raw) for seq, raw in enumerate(_list(data, "checkpoints"), start=1)
     ]
     created_at = _timestamp("created_at", _field(data, "created_at"))
     last_heartbeat = _timestamp("last_heartbeat", _field(data, "last_heartbeat"))
@@ -70,9 +68,7 @@ def from_seed_dict(data: Mapping[str, Any]) -> tuple[Session, list[Checkpoint]]:
 
 def new_checkpoints(checkpoints: Sequence[Checkpoint]) -> list[NewCheckpoint]:
     """Checkpoints read from a seed dict, in the form a store writes."""
-    return [
-        NewCheckpoint(cp.name, cp.timestamp, encode_json("data", cp.data)) for cp in checkpoints
-    ]
+    return [NewCheckpoint(cp.name, cp.timestamp, encode_json("data", cp.data)) for cp in checkpoints]
 
 
 def read_jsonl(stream: IO[str]) -> Iterator[tuple[Session, list[Checkpoint]]]:

@@ -126,9 +126,7 @@ class Store(ABC):
         """Release connections and threads. Idempotent."""
 
 
-def explain_rejected_append(
-    session: Session | None, session_id: str, epoch: int | None
-) -> TetherError:
+def explain_rejected_append(session: Session | None, session_id: str, epoch: int | None) -> TetherError:
     """Why a fenced append wrote nothing, given the session as it is now."""
     if session is None:
         return NotFound(session_id)

@@ -78,11 +78,7 @@ class MemoryStore(Store):
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         with self._lock:
             history = self._history(session_id)
-            cp = (
-                history[-1]
-                if name is None and history
-                else self._last_by_name.get((session_id, name or ""))
-            )
+            cp = history[-1] if name is None and history else self._last_by_name.get((session_id, name or ""))
             return _copy(cp) if cp is not None else None
 
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
@@ -194,9 +190,7 @@ class MemoryStore(Store):
 
     def _append(self, session_id: str, new: NewCheckpoint) -> Checkpoint:
         session = self._sessions[session_id]
-        cp = Checkpoint(
-            session_id, session.last_seq + 1, new.name, new.timestamp, json.loads(new.data_json)
-        )
+        cp = Checkpoint(session_id, session.last_seq + 1, new.name, new.timestamp, json.loads(new.data_json))
         self._checkpoints[session_id].append(cp)
         self._last_by_name[(session_id, new.name)] = cp
         self._sessions[session_id] = replace(session, last_seq=cp.seq)
@@ -220,11 +214,7 @@ def _last_activity(session: Session) -> datetime:
 def _claimable(session: Session, now: datetime) -> bool:
     if session.state is State.ACTIVE:
         return session.lease_expires_at is not None and session.lease_expires_at <= now
-    return (
-        session.state is State.FAILED
-        and session.failure is not None
-        and not (session.failure.final)
-    )
+    return session.state is State.FAILED and session.failure is not None and not (session.failure.final)
 
 
 def _matches(s: Session, where: SessionFilter) -> bool:
