@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tether.clock import Clock
 from tether.errors import ConfigurationError
-from tether.stores.base import Beat, Store
+from tether.stores.base import AsyncStore, Beat, Store
 
-__all__ = ["Beat", "Store", "open_store"]
+__all__ = ["AsyncStore", "Beat", "Store", "open_store"]
 
 
 def open_store(url: str, clock: Clock | None = None) -> Store:

@@ -126,6 +126,82 @@ class Store(ABC):
         """Release connections and threads. Idempotent."""
 
 
+class AsyncStore(ABC):
+    """The async face of a store: `Store`'s methods with the same names and arguments, as coroutines.
+
+    The contract is `Store`'s docstrings, word for word; only the calling convention differs. The
+    async PostgreSQL store implements it natively; memory and SQLite get it from a thread adapter.
+    """
+
+    url: str = ""
+    clock: Clock
+
+    @abstractmethod
+    async def now(self) -> datetime:
+        """See `Store.now` (PostgreSQL: the database clock, hence a coroutine here)."""
+
+    # -- reads -------------------------------------------------------------------------------
+    @abstractmethod
+    async def get(self, session_id: str) -> Session:
+        """See `Store.get`."""
+
+    @abstractmethod
+    async def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        """See `Store.query`."""
+
+    @abstractmethod
+    async def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        """See `Store.checkpoints`."""
+
+    @abstractmethod
+    async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        """See `Store.last_checkpoint`."""
+
+    @abstractmethod
+    async def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        """See `Store.claimable`."""
+
+    # -- writes ------------------------------------------------------------------------------
+    @abstractmethod
+    async def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        """See `Store.create`."""
+
+    @abstractmethod
+    async def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        """See `Store.append`."""
+
+    @abstractmethod
+    async def apply(self, write: Write) -> Session:
+        """See `Store.apply`."""
+
+    @abstractmethod
+    async def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        """See `Store.heartbeat`."""
+
+    @abstractmethod
+    async def delete(self, session_id: str) -> None:
+        """See `Store.delete`."""
+
+    @abstractmethod
+    async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        """See `Store.purge`."""
+
+    @abstractmethod
+    async def erase_user(self, user_id: str) -> int:
+        """See `Store.erase_user`."""
+
+    # -- lifecycle of the store itself ------------------------------------------------------
+    @abstractmethod
+    async def migrate(self) -> int:
+        """See `Store.migrate`."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """See `Store.close`."""
+
+
 def explain_rejected_append(session: Session | None, session_id: str, epoch: int | None) -> TetherError:
     """Why a fenced append wrote nothing, given the session as it is now."""
     if session is None:
