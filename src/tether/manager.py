@@ -64,7 +64,7 @@ class SessionManager:
         settings = Settings.from_env(store if isinstance(store, str) else None)
         self.store = store if isinstance(store, Store) else open_store(settings.store_url, clock)
         self.policies = policies or settings.policies
-        self.worker_id = check_text("worker_id", worker_id or default_worker_id())
+        self.worker_id = check_text("worker_id", default_worker_id() if worker_id is None else worker_id)
         self.max_payload_bytes = max_payload_bytes or settings.max_payload_bytes
         self.events = EventBus()
 
@@ -80,11 +80,12 @@ class SessionManager:
         parent_session_id: str | None = None,
     ) -> Session:
         """Start an active session owned by this manager's worker, at epoch 1."""
-        context, metadata = context or {}, metadata or {}
+        context = {} if context is None else context
+        metadata = {} if metadata is None else metadata
         encode_json("context", context, self.max_payload_bytes)
         encode_json("metadata", metadata, self.max_payload_bytes)
         session = lifecycle.new_session(
-            session_id=check_text("session_id", session_id or str(uuid.uuid4())),
+            session_id=check_text("session_id", str(uuid.uuid4()) if session_id is None else session_id),
             agent_type=check_text("agent_type", agent_type),
             user_id=check_text("user_id", user_id),
             owner=self.worker_id,
@@ -263,7 +264,7 @@ class SessionManager:
     # -- takeover ----------------------------------------------------------------------------
     def claim(self, session_id: str, worker_id: str | None = None) -> Session:
         """Take over a dead or recoverably failed session: exactly one claimer wins."""
-        worker = check_text("worker_id", worker_id or self.worker_id)
+        worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
         return self._decide(
             session_id,
             None,
