@@ -6,8 +6,9 @@ import bisect
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from typing import Any
 
 from tether.clock import Clock
 from tether.errors import ConflictError, NotFound, TetherError
@@ -98,7 +99,7 @@ class MemoryStore(Store):
             if session.session_id in self._sessions:
                 raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
             self._checkpoints[session.session_id] = []
-            stored = replace(session, last_seq=0)
+            stored = replace(_in_utc(session), last_seq=0)
             self._sessions[session.session_id] = stored
             for cp in checkpoints:
                 self._append(session.session_id, cp)
@@ -127,13 +128,13 @@ class MemoryStore(Store):
             after = write.after
             if not write.renews_lease:
                 after = replace(after, **{f: getattr(current, f) for f in LIVENESS_FIELDS})
-            self._sessions[current.session_id] = replace(after, last_seq=current.last_seq)
+            self._sessions[current.session_id] = replace(_in_utc(after), last_seq=current.last_seq)
             if write.checkpoint is not None:
                 self._append(current.session_id, write.checkpoint)
             return self._sessions[current.session_id]
 
     def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
-        now = self.now()
+        now = self.now().astimezone(UTC)
         results: list[TetherError | None] = []
         with self._lock:
             for beat in beats:
@@ -190,7 +191,8 @@ class MemoryStore(Store):
 
     def _append(self, session_id: str, new: NewCheckpoint) -> Checkpoint:
         session = self._sessions[session_id]
-        cp = Checkpoint(session_id, session.last_seq + 1, new.name, new.timestamp, json.loads(new.data_json))
+        timestamp = new.timestamp.astimezone(UTC)
+        cp = Checkpoint(session_id, session.last_seq + 1, new.name, timestamp, json.loads(new.data_json))
         self._checkpoints[session_id].append(cp)
         self._last_by_name[(session_id, new.name)] = cp
         self._sessions[session_id] = replace(session, last_seq=cp.seq)
@@ -200,6 +202,13 @@ class MemoryStore(Store):
         del self._sessions[session_id]
         for cp in self._checkpoints.pop(session_id, []):
             self._last_by_name.pop((session_id, cp.name), None)
+
+
+def _in_utc(session: Session) -> Session:
+    """Stores hand timestamps back in UTC, as a database column would; the instant is kept exactly."""
+    values = {f.name: getattr(session, f.name) for f in fields(session)}
+    in_utc: dict[str, Any] = {k: v.astimezone(UTC) for k, v in values.items() if isinstance(v, datetime)}
+    return replace(session, **in_utc)
 
 
 def _copy(cp: Checkpoint) -> Checkpoint:
