@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tether import ManualClock, SessionManager
+from tether import ManualClock, OnTimeout, Policies, Policy, SessionManager
 from tether.stores import Store, open_store
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -55,7 +55,23 @@ def store(store_url: str, clock: ManualClock) -> Iterator[Store]:
     s.close()
 
 
+# The agent types the contract suite relies on: "tutor" and any other type get the default
+# (60 s lease, suspect after 30 s, 3 recoveries); "fragile" may be recovered once; "strict" never.
+TEST_POLICIES = Policies(
+    default=Policy(timeout=60.0, suspect_after=30.0, max_recoveries=3),
+    by_type={
+        "fragile": Policy(timeout=60.0, suspect_after=30.0, max_recoveries=1),
+        "strict": Policy(timeout=60.0, suspect_after=30.0, on_timeout=OnTimeout.FAIL),
+    },
+)
+
+
 @pytest.fixture
-def manager(store: Store) -> Iterator[SessionManager]:
-    m = SessionManager(store, worker_id="worker-a")
+def policies() -> Policies:
+    return TEST_POLICIES
+
+
+@pytest.fixture
+def manager(store: Store, policies: Policies) -> Iterator[SessionManager]:
+    m = SessionManager(store, policies=policies, worker_id="worker-a")
     yield m
