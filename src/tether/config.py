@@ -14,6 +14,8 @@ DEFAULTS = {
     "TETHER_STORE_URL": "sqlite:///tether.db",
     "TETHER_MAX_PAYLOAD_BYTES": str(DEFAULT_MAX_PAYLOAD_BYTES),
     "TETHER_POLICY_FILE": "tether.toml",
+    # full: an acknowledged write survives power loss; normal: survives a process crash only.
+    "TETHER_SQLITE_SYNCHRONOUS": "full",
 }
 
 

@@ -1,0 +1,282 @@
+-- Every statement the SQLite store runs, by name (loaded by tether.stores.sql_files).
+-- Session reads return the columns in the order tether.stores.sqlite.rows.session_from_row expects,
+-- last_seq (the newest checkpoint's seq, from the primary key index) last.
+
+-- name: get_session
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s
+WHERE s.session_id = ?;
+
+-- name: session_exists
+SELECT 1 FROM sessions WHERE session_id = ?;
+
+-- name: insert_session
+INSERT INTO sessions (
+    session_id, agent_type, user_id, state, created_us, last_heartbeat_us, state_since_us,
+    context, metadata, parent_session_id, version, owner, epoch, heartbeat_timeout,
+    suspect_after, lease_us, suspect_us, phase, recoveries, ended_us, failure_error,
+    failure_details, failure_final
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_checkpoint
+INSERT INTO checkpoints (session_id, seq, name, ts_us, data) VALUES (?, ?, ?, ?, ?);
+
+-- name: append_checkpoint
+-- One statement: the fence (active, epoch) and the next seq are read and written atomically.
+INSERT INTO checkpoints (session_id, seq, name, ts_us, data)
+SELECT s.session_id,
+       COALESCE((SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id), 0) + 1,
+       ?1, ?2, ?3
+FROM sessions AS s
+WHERE s.session_id = ?4 AND s.state = 'active' AND (?5 IS NULL OR s.epoch = ?5)
+RETURNING seq;
+
+-- name: append_unfenced
+-- A lifecycle checkpoint, written in the same transaction as the version-checked update.
+INSERT INTO checkpoints (session_id, seq, name, ts_us, data)
+SELECT ?4, COALESCE(MAX(c.seq), 0) + 1, ?1, ?2, ?3
+FROM checkpoints AS c
+WHERE c.session_id = ?4
+RETURNING seq;
+
+-- name: apply_write
+-- Compare-and-set on the version; liveness columns change only when the write renews the lease,
+-- so a transition never overwrites a concurrent heartbeat.
+UPDATE sessions SET
+    agent_type = :agent_type, user_id = :user_id, state = :state, created_us = :created_us,
+    state_since_us = :state_since_us, context = :context, metadata = :metadata,
+    parent_session_id = :parent_session_id, version = :version, owner = :owner, epoch = :epoch,
+    recoveries = :recoveries, ended_us = :ended_us, failure_error = :failure_error,
+    failure_details = :failure_details, failure_final = :failure_final,
+    last_heartbeat_us = CASE WHEN :renews_lease THEN :last_heartbeat_us ELSE last_heartbeat_us END,
+    lease_us = CASE WHEN :renews_lease THEN :lease_us ELSE lease_us END,
+    suspect_us = CASE WHEN :renews_lease THEN :suspect_us ELSE suspect_us END,
+    phase = CASE WHEN :renews_lease THEN :phase ELSE phase END,
+    heartbeat_timeout = CASE WHEN :renews_lease THEN :heartbeat_timeout ELSE heartbeat_timeout END,
+    suspect_after = CASE WHEN :renews_lease THEN :suspect_after ELSE suspect_after END
+WHERE session_id = :session_id AND version = :expected_version;
+
+-- name: heartbeat
+-- Accepted on a paused session, or an active one whose lease has not expired, at the right epoch.
+-- The deadlines come from the session's own timeouts (tether.stores.base.beat_deadlines).
+UPDATE sessions SET
+    last_heartbeat_us = :now_us,
+    phase = :phase,
+    suspect_us = :now_us + CAST(ROUND(COALESCE(:silence, suspect_after) * 1000000) AS INTEGER),
+    lease_us = :now_us + CAST(ROUND(
+        (COALESCE(:silence, suspect_after) + heartbeat_timeout - suspect_after) * 1000000) AS INTEGER)
+WHERE session_id = :session_id
+  AND (:epoch IS NULL OR epoch = :epoch)
+  AND (state = 'paused' OR (state = 'active' AND (lease_us IS NULL OR :now_us < lease_us)));
+
+-- name: delete_checkpoints
+DELETE FROM checkpoints WHERE session_id = ?;
+
+-- name: delete_session
+DELETE FROM sessions WHERE session_id = ?;
+
+-- name: purge_checkpoints
+DELETE FROM checkpoints WHERE session_id IN (
+    SELECT session_id FROM sessions
+    WHERE state IN (SELECT value FROM json_each(:states))
+      AND COALESCE(ended_us, last_heartbeat_us) < :before_us
+);
+
+-- name: purge_sessions
+DELETE FROM sessions
+WHERE state IN (SELECT value FROM json_each(:states))
+  AND COALESCE(ended_us, last_heartbeat_us) < :before_us;
+
+-- name: erase_user_checkpoints
+DELETE FROM checkpoints WHERE session_id IN (SELECT session_id FROM sessions WHERE user_id = ?);
+
+-- name: erase_user_sessions
+DELETE FROM sessions WHERE user_id = ?;
+
+-- name: last_checkpoint
+SELECT seq, name, ts_us, data FROM checkpoints
+WHERE session_id = ?
+ORDER BY seq DESC
+LIMIT 1;
+
+-- name: last_checkpoint_by_name
+SELECT seq, name, ts_us, data FROM checkpoints INDEXED BY checkpoints_by_name
+WHERE session_id = ? AND name = ?
+ORDER BY seq DESC
+LIMIT 1;
+
+-- name: checkpoints_after
+SELECT seq, name, ts_us, data FROM checkpoints
+WHERE session_id = ? AND seq > ?
+ORDER BY seq
+LIMIT ?;
+
+-- name: checkpoints_after_by_name
+SELECT seq, name, ts_us, data FROM checkpoints INDEXED BY checkpoints_by_name
+WHERE session_id = ? AND name = ? AND seq > ?
+ORDER BY seq
+LIMIT ?;
+
+-- name: claimable
+-- Active sessions whose lease expired, then recoverable failures; longest-waiting first.
+SELECT * FROM (
+    SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id), s.lease_us AS waiting_since
+    FROM sessions AS s INDEXED BY sessions_by_lease
+    WHERE s.state = 'active' AND s.lease_us <= :now_us
+      AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+    UNION ALL
+    SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id), COALESCE(s.lease_us, s.state_since_us, s.created_us) AS waiting_since
+    FROM sessions AS s INDEXED BY sessions_recoverable
+    WHERE s.state = 'failed' AND s.failure_final = 0
+      AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+)
+ORDER BY waiting_since
+LIMIT :limit;
+
+-- name: list_by_parent
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_parent
+WHERE s.parent_session_id = :parent_session_id
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: list_by_user
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_user
+WHERE s.user_id = :user_id
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: list_by_type
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_type
+WHERE s.agent_type = :agent_type
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: list_by_state
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_state
+WHERE s.state = :state
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: list_all
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_created
+WHERE 1
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) FROM tether_schema;
+
+-- name: create_schema_table
+CREATE TABLE IF NOT EXISTS tether_schema (version INTEGER NOT NULL PRIMARY KEY);
+
+-- name: record_schema_version
+INSERT INTO tether_schema (version) VALUES (?);
+
+-- name: synchronous_full
+PRAGMA synchronous = FULL;
+
+-- name: synchronous_normal
+PRAGMA synchronous = NORMAL;
+
+-- name: journal_mode_wal
+PRAGMA journal_mode = WAL;
+
+-- name: query_only
+PRAGMA query_only = 1;

@@ -1,0 +1,130 @@
+"""Sessions and checkpoints to and from SQLite rows: times as UTC microseconds, JSON as text."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from tether.lifecycle import Write
+from tether.model import Checkpoint, Failure, Session, State
+from tether.stores.base import from_micros, to_micros
+from tether.validation import encode_json
+
+_STATES = {state.value: state for state in State}
+_loads = json.loads
+
+
+def micros_or_none(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+def _time_or_none(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
+def _document(text: str) -> dict[str, Any]:
+    """Most contexts and metadata are empty: skip the parser for them."""
+    if text == "{}":
+        return {}
+    value: dict[str, Any] = _loads(text)
+    return value
+
+
+def session_from_row(row: tuple[Any, ...]) -> Session:
+    """A row of any `SELECT` in queries.sql that starts with the session columns."""
+    failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
+    return Session(
+        session_id=row[0],
+        agent_type=row[1],
+        user_id=row[2],
+        state=_STATES[row[3]],
+        created_at=from_micros(row[4]),
+        last_heartbeat=from_micros(row[5]),
+        state_since=_time_or_none(row[6]),
+        context=_document(row[7]),
+        metadata=_document(row[8]),
+        parent_session_id=row[9],
+        version=row[10],
+        owner=row[11],
+        epoch=row[12],
+        heartbeat_timeout=row[13],
+        suspect_after=row[14],
+        lease_expires_at=_time_or_none(row[15]),
+        suspect_at=_time_or_none(row[16]),
+        phase=row[17],
+        recoveries=row[18],
+        ended_at=_time_or_none(row[19]),
+        failure=failure,
+        last_seq=row[23] or 0,
+    )
+
+
+def session_to_row(s: Session) -> tuple[Any, ...]:
+    """Values for `insert_session`, in its column order."""
+    failure = s.failure
+    return (
+        s.session_id,
+        s.agent_type,
+        s.user_id,
+        s.state.value,
+        to_micros(s.created_at),
+        to_micros(s.last_heartbeat),
+        micros_or_none(s.state_since),
+        encode_json("context", s.context),
+        encode_json("metadata", s.metadata),
+        s.parent_session_id,
+        s.version,
+        s.owner,
+        s.epoch,
+        s.heartbeat_timeout,
+        s.suspect_after,
+        micros_or_none(s.lease_expires_at),
+        micros_or_none(s.suspect_at),
+        s.phase,
+        s.recoveries,
+        micros_or_none(s.ended_at),
+        None if failure is None else failure.error,
+        None if failure is None else encode_json("failure details", failure.details),
+        None if failure is None else int(failure.final),
+    )
+
+
+_COLUMNS = (  # of `insert_session` and `apply_write`, in session_to_row's order
+    "session_id",
+    "agent_type",
+    "user_id",
+    "state",
+    "created_us",
+    "last_heartbeat_us",
+    "state_since_us",
+    "context",
+    "metadata",
+    "parent_session_id",
+    "version",
+    "owner",
+    "epoch",
+    "heartbeat_timeout",
+    "suspect_after",
+    "lease_us",
+    "suspect_us",
+    "phase",
+    "recoveries",
+    "ended_us",
+    "failure_error",
+    "failure_details",
+    "failure_final",
+)
+
+
+def write_params(write: Write) -> dict[str, Any]:
+    """Named values for `apply_write`."""
+    params = dict(zip(_COLUMNS, session_to_row(write.after), strict=True))
+    params["expected_version"] = write.before.version
+    params["renews_lease"] = int(write.renews_lease)
+    return params
+
+
+def checkpoint_from_row(session_id: str, row: tuple[Any, ...]) -> Checkpoint:
+    """A row of (seq, name, ts_us, data)."""
+    return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), _loads(row[3]))

@@ -1,0 +1,282 @@
+"""`sqlite:///path/tether.db`: the embedded default. WAL mode, durable commits, group commit.
+
+Reads run on one connection per thread (WAL readers run concurrently with each other and with
+the writer). Every write goes through one `GroupCommit`: concurrent writers share a transaction
+and its sync. Each write is one or a few statements from queries.sql whose WHERE clauses carry
+the conditions of the contract (state, epoch, version), so a write is decided and applied
+atomically, also against other processes using the same file (BEGIN IMMEDIATE + busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from tether.clock import Clock
+from tether.errors import ConflictError, NotFound, StoreUnavailable, TetherError
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.stores.base import (
+    Beat,
+    Store,
+    decode_cursor,
+    explain_rejected_append,
+    explain_rejected_beat,
+    from_micros,
+    page_of,
+    to_micros,
+)
+from tether.stores.sql_files import load_migrations, load_queries
+from tether.stores.sqlite.connections import Readers, SQLiteSettings, connect, unavailable
+from tether.stores.sqlite.group_commit import GroupCommit
+from tether.stores.sqlite.rows import (
+    checkpoint_from_row,
+    micros_or_none,
+    session_from_row,
+    session_to_row,
+    write_params,
+)
+from tether.stores.sqlite.schema import migrate
+
+PACKAGE = "tether.stores.sqlite"
+Q = load_queries(PACKAGE)
+MIGRATIONS = load_migrations(PACKAGE)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+_NEWEST = (2**63 - 1, "")  # keyset position before the first page
+_APPEND = Q["append_checkpoint"]
+_GET = Q["get_session"]
+_LAST = Q["last_checkpoint"]
+_LAST_BY_NAME = Q["last_checkpoint_by_name"]
+_loads = json.loads
+
+
+class SQLiteStore(Store):
+    def __init__(self, settings: SQLiteSettings, clock: Clock | None = None, url: str | None = None) -> None:
+        super().__init__(clock)
+        self.settings = settings
+        self.url = url or f"sqlite:///{settings.path}"
+        self._writes = GroupCommit(connect(settings, Q, reader=False), self._unavailable)
+        self._readers = Readers(settings, Q)
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock | None = None) -> SQLiteStore:
+        return cls(SQLiteSettings.from_url(url), clock, url)
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, session_id: str) -> Session:
+        row = self._fetchone(_GET, (session_id,))
+        if row is None:
+            raise NotFound(session_id)
+        return session_from_row(row)
+
+    def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        after_us, after_id = _NEWEST if cursor is None else decode_cursor(cursor)
+        params: dict[str, Any] = {
+            "user_id": where.user_id,
+            "agent_type": where.agent_type,
+            "agent_types": _json_list(where.agent_types),
+            "state": None if where.state is None else where.state.value,
+            "parent_session_id": where.parent_session_id,
+            "heartbeat_before": micros_or_none(where.heartbeat_before),
+            "paused_before": micros_or_none(where.paused_before),
+            "suspect_at": micros_or_none(where.suspect_at_or_before),
+            "lease_expired_at": micros_or_none(where.lease_expired_at),
+            "after_us": after_us,
+            "after_id": after_id,
+            "limit": limit + 1,
+        }
+        rows = self._fetchall(Q[_listing(where)], params)
+        return page_of(map(session_from_row, rows), limit)
+
+    def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        if name is None:
+            rows = self._fetchall(Q["checkpoints_after"], (session_id, after_seq, limit))
+        else:
+            rows = self._fetchall(Q["checkpoints_after_by_name"], (session_id, name, after_seq, limit))
+        if not rows:
+            self._require(session_id)
+        return [checkpoint_from_row(session_id, row) for row in rows]
+
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        if name is None:
+            row = self._fetchone(_LAST, (session_id,))
+        else:
+            row = self._fetchone(_LAST_BY_NAME, (session_id, name))
+        if row is None:
+            self._require(session_id)
+            return None
+        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), _loads(row[3]))
+
+    def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        params = {"now_us": to_micros(self.now()), "agent_types": _json_list(agent_types), "limit": limit}
+        return [session_from_row(row) for row in self._fetchall(Q["claimable"], params)]
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        sid = session.session_id
+        row = session_to_row(session)
+        history = [
+            (sid, seq, cp.name, to_micros(cp.timestamp), cp.data_json)
+            for seq, cp in enumerate(checkpoints, 1)
+        ]
+
+        def work(conn: sqlite3.Connection) -> Any:
+            try:
+                conn.execute(Q["insert_session"], row)
+            except sqlite3.IntegrityError:
+                raise ConflictError(sid, f"session {sid!r} exists") from None
+            conn.executemany(Q["insert_checkpoint"], history)
+            return conn.execute(_GET, (sid,)).fetchone()
+
+        return session_from_row(self._writes.run(work))
+
+    def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        ts_us = to_micros(checkpoint.timestamp)
+        params = (checkpoint.name, ts_us, checkpoint.data_json, session_id, epoch)
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(_APPEND, params).fetchone()
+            if row is None:
+                raise explain_rejected_append(_session_in(conn, session_id), session_id, epoch)
+            seq: int = row[0]
+            return seq
+
+        seq = self._writes.run(work)
+        return Checkpoint(session_id, seq, checkpoint.name, from_micros(ts_us), _loads(checkpoint.data_json))
+
+    def apply(self, write: Write) -> Session:
+        sid = write.before.session_id
+        params = write_params(write)
+        new = write.checkpoint
+        cp = None if new is None else (new.name, to_micros(new.timestamp), new.data_json, sid)
+
+        def work(conn: sqlite3.Connection) -> Any:
+            if conn.execute(Q["apply_write"], params).rowcount == 0:
+                current = _session_in(conn, sid)
+                if current is None:
+                    raise NotFound(sid)
+                raise ConflictError(
+                    sid, expected_version=write.before.version, actual_version=current.version
+                )
+            if cp is not None:
+                conn.execute(Q["append_unfenced"], cp).fetchall()
+            return conn.execute(_GET, (sid,)).fetchone()
+
+        return session_from_row(self._writes.run(work))
+
+    def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        """All beats in one transaction, one sync; each UPDATE's row count says if it applied."""
+        now = self.now()
+        now_us = to_micros(now)
+        sql = Q["heartbeat"]
+        params = [
+            {
+                "session_id": b.session_id,
+                "epoch": b.epoch,
+                "phase": b.phase,
+                "silence": b.expect_silence,
+                "now_us": now_us,
+            }
+            for b in beats
+        ]
+
+        def work(conn: sqlite3.Connection) -> list[TetherError | None]:
+            results: list[TetherError | None] = []
+            for beat, values in zip(beats, params, strict=True):
+                if conn.execute(sql, values).rowcount == 1:
+                    results.append(None)
+                else:
+                    results.append(explain_rejected_beat(_session_in(conn, beat.session_id), beat, now))
+            return results
+
+        return self._writes.run(work) if beats else []
+
+    def delete(self, session_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["delete_checkpoints"], (session_id,))
+            if conn.execute(Q["delete_session"], (session_id,)).rowcount == 0:
+                raise NotFound(session_id)
+
+        self._writes.run(work)
+
+    def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        params = {
+            "states": _json_list(frozenset(s.value for s in states)),
+            "before_us": to_micros(ended_before),
+        }
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute(Q["purge_checkpoints"], params)
+            count: int = conn.execute(Q["purge_sessions"], params).rowcount
+            return count
+
+        return self._writes.run(work)
+
+    def erase_user(self, user_id: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute(Q["erase_user_checkpoints"], (user_id,))
+            count: int = conn.execute(Q["erase_user_sessions"], (user_id,)).rowcount
+            return count
+
+        return self._writes.run(work)
+
+    # -- lifecycle of the store itself ------------------------------------------------------
+    def migrate(self) -> int:
+        return self._writes.run(lambda conn: migrate(conn, Q, MIGRATIONS))
+
+    def close(self) -> None:
+        self._writes.close()
+        self._readers.close()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return unavailable(self.settings.path, exc)
+
+    def _fetchone(self, sql: str, params: Any) -> Any:
+        try:
+            return self._readers.get().execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _fetchall(self, sql: str, params: Any) -> list[Any]:
+        try:
+            return self._readers.get().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _require(self, session_id: str) -> None:
+        if self._fetchone(Q["session_exists"], (session_id,)) is None:
+            raise NotFound(session_id)
+
+
+def _session_in(conn: sqlite3.Connection, session_id: str) -> Session | None:
+    """The session as the write transaction sees it, to explain a rejected write."""
+    row = conn.execute(_GET, (session_id,)).fetchone()
+    return None if row is None else session_from_row(row)
+
+
+def _json_list(values: frozenset[str] | None) -> str | None:
+    return None if values is None else json.dumps(sorted(values))
+
+
+def _listing(where: SessionFilter) -> str:
+    """The query whose index narrows the listing most; the others' conditions are filters."""
+    if where.parent_session_id is not None:
+        return "list_by_parent"
+    if where.user_id is not None:
+        return "list_by_user"
+    if where.agent_type is not None:
+        return "list_by_type"
+    if where.state is not None:
+        return "list_by_state"
+    return "list_all"
