@@ -280,3 +280,12 @@ PRAGMA journal_mode = WAL;
 
 -- name: query_only
 PRAGMA query_only = 1;
+
+-- name: pragma_journal_mode
+PRAGMA journal_mode;
+
+-- name: pragma_synchronous
+PRAGMA synchronous;
+
+-- name: pragma_busy_timeout
+PRAGMA busy_timeout;

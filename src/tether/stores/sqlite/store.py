@@ -50,6 +50,7 @@ _APPEND = Q["append_checkpoint"]
 _GET = Q["get_session"]
 _LAST = Q["last_checkpoint"]
 _LAST_BY_NAME = Q["last_checkpoint_by_name"]
+_PRAGMAS = ("journal_mode", "synchronous", "busy_timeout")
 _loads = json.loads
 
 
@@ -233,6 +234,15 @@ class SQLiteStore(Store):
     # -- lifecycle of the store itself ------------------------------------------------------
     def migrate(self) -> int:
         return self._writes.run(lambda conn: migrate(conn, Q, MIGRATIONS))
+
+    def pragmas(self) -> dict[str, Any]:
+        """The write connection's journal mode, synchronous level (0 off, 1 normal, 2 full) and
+        busy timeout in ms, as SQLite reports them: what durability this store really has."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {name: conn.execute(Q[f"pragma_{name}"]).fetchone()[0] for name in _PRAGMAS}
+
+        return self._writes.run(read)
 
     def close(self) -> None:
         self._writes.close()

@@ -1,0 +1,174 @@
+"""Many threads and many processes on one SQLite file: every acknowledged checkpoint is there
+exactly once, seq runs 1…n without gaps, and a killed process loses nothing it acknowledged."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tether import SessionManager, StoreUnavailable
+from tether.stores.sqlite.group_commit import GroupCommit
+from tests.support import subprocess_env
+
+THREADS = 8
+PER_THREAD = 40
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> None:
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def assert_history(manager: SessionManager, session_id: str, expected: set[tuple[int, int]]) -> None:
+    """seq is 1…n and the (writer, n) payloads are exactly the acknowledged ones."""
+    history = manager.checkpoints(session_id, limit=10_000)
+    assert [cp.seq for cp in history] == list(range(1, len(history) + 1))
+    payloads = [(cp.data["writer"], cp.data["n"]) for cp in history]
+    assert sorted(payloads) == sorted(expected)
+
+
+def test_threads_appending_to_one_session(tmp_path: Path) -> None:
+    manager = SessionManager(f"sqlite:///{tmp_path}/t.db")
+    session = manager.create("tutor", "u1")
+    acknowledged: dict[int, tuple[int, int]] = {}
+
+    def append(writer: int) -> None:
+        for n in range(PER_THREAD):
+            cp = manager.checkpoint(session.session_id, "step", {"writer": writer, "n": n})
+            acknowledged[cp.seq] = (writer, n)
+
+    run_threads(THREADS, append)
+    assert len(acknowledged) == THREADS * PER_THREAD
+    assert_history(manager, session.session_id, set(acknowledged.values()))
+    for cp in manager.checkpoints(session.session_id, limit=10_000):
+        assert (cp.data["writer"], cp.data["n"]) == acknowledged[cp.seq]
+    manager.close()
+
+
+def test_threads_appending_to_their_own_sessions(tmp_path: Path) -> None:
+    manager = SessionManager(f"sqlite:///{tmp_path}/t.db")
+    sessions = [manager.create("tutor", f"u{i}").session_id for i in range(THREADS)]
+
+    def append(writer: int) -> None:
+        for n in range(PER_THREAD):
+            assert manager.checkpoint(sessions[writer], "step", {"writer": writer, "n": n}).seq == n + 1
+
+    run_threads(THREADS, append)
+    for writer, session_id in enumerate(sessions):
+        assert_history(manager, session_id, {(writer, n) for n in range(PER_THREAD)})
+    manager.close()
+
+
+def test_concurrent_writes_share_a_commit_and_a_rejected_one_spoils_none(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    commits: list[str] = []
+    conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    writes = GroupCommit(conn, lambda exc: StoreUnavailable(str(exc)))
+    release = threading.Event()
+    outcomes: dict[int, object] = {}
+
+    def insert(value: int) -> Callable[[sqlite3.Connection], int]:
+        def work(c: sqlite3.Connection) -> int:
+            if value == 0:
+                release.wait(5)  # the first leader holds the others back until all are queued
+            c.execute("INSERT INTO t VALUES (?)", (value,))
+            if value == 2:
+                raise ValueError("rejected")
+            return value
+
+        return work
+
+    def call(value: int) -> None:
+        try:
+            outcomes[value] = writes.run(insert(value))
+        except ValueError as exc:
+            outcomes[value] = exc
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    while not writes._leading:  # white-box: wait until the first write leads
+        time.sleep(0.001)
+    others = [threading.Thread(target=call, args=(v,)) for v in (1, 2, 3)]
+    for t in others:
+        t.start()
+    while len(writes._queue) < 3:
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *others]:
+        t.join()
+    assert outcomes[0] == 0 and outcomes[1] == 1 and outcomes[3] == 3
+    assert isinstance(outcomes[2], ValueError)
+    assert sorted(v for (v,) in conn.execute("SELECT v FROM t")) == [0, 1, 3]
+    assert len(commits) == 2  # the first write alone, then the three queued ones together
+
+
+CHILD_APPEND = """
+import sys
+from tether import SessionManager
+manager = SessionManager(sys.argv[1])
+for n in range(int(sys.argv[3])):
+    cp = manager.checkpoint(sys.argv[2], "step", {"writer": int(sys.argv[4]), "n": n})
+    print(cp.seq, flush=True)
+manager.close()
+"""
+
+
+def test_processes_appending_to_one_session(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    manager = SessionManager(url)
+    session = manager.create("tutor", "u1")
+    per_process, processes = 30, 4
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD_APPEND, url, session.session_id, str(per_process), str(w)],
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(processes)
+    ]
+    printed = []
+    for child in children:
+        out, _ = child.communicate(timeout=120)
+        assert child.returncode == 0
+        printed += [int(line) for line in out.split()]
+    assert sorted(printed) == list(range(1, processes * per_process + 1))
+    assert_history(manager, session.session_id, {(w, n) for w in range(processes) for n in range(per_process)})
+    manager.close()
+
+
+@pytest.mark.parametrize("synchronous", ["full", "normal"])
+def test_a_killed_process_loses_no_acknowledged_checkpoint(tmp_path: Path, synchronous: str) -> None:
+    url = f"sqlite:///{tmp_path}/t.db?synchronous={synchronous}"
+    manager = SessionManager(url)
+    session = manager.create("tutor", "u1")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_APPEND, url, session.session_id, "1000000", "0"],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    acknowledged = [int(child.stdout.readline()) for _ in range(200)]
+    child.send_signal(signal.SIGKILL)
+    acknowledged += [int(line) for line in child.stdout.read().split()]
+    child.wait(timeout=30)
+    manager.close()
+    with SessionManager(url) as reopened:
+        stored = {cp.seq: cp.data["n"] for cp in reopened.checkpoints(session.session_id, limit=10_000)}
+    assert acknowledged == list(range(1, len(acknowledged) + 1))
+    for seq in acknowledged:
+        assert stored[seq] == seq - 1
+    assert sorted(stored) == list(range(1, len(stored) + 1))
