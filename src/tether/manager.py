@@ -5,21 +5,24 @@ from __future__ import annotations
 import builtins
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from tether import lifecycle, transfer
+from tether import handle, lifecycle, transfer
 from tether.clock import Clock
 from tether.config import Settings
 from tether.errors import ConflictError, TetherError, ValidationError
 from tether.events import Event, EventBus, Subscriber
+from tether.handle import Handler, SessionHandle
 from tether.lifecycle import Write
 from tether.model import (
     ENDED_STATES,
     Checkpoint,
+    Liveness,
     NewCheckpoint,
     Page,
     Session,
@@ -28,6 +31,7 @@ from tether.model import (
 )
 from tether.policy import Policies
 from tether.stores import Beat, Store, open_store
+from tether.supervisor import RunningSupervisor, Supervisor, stale_filter
 from tether.validation import (
     MAX_NAME_LENGTH,
     check_limit,
@@ -118,6 +122,24 @@ class SessionManager:
             agent_type=check_optional_text("agent_type", agent_type),
             state=_state(state),
             parent_session_id=check_optional_text("parent_session_id", parent_session_id),
+        )
+        return self.store.query(where, check_limit("limit", limit), cursor)
+
+    def stale(
+        self,
+        *,
+        no_heartbeat_for: float | timedelta | None = None,
+        paused_for: float | timedelta | None = None,
+        liveness: Liveness | str | None = None,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """Live sessions gone quiet: no heartbeat for X, paused longer than Y, `suspect` (past the
+        soft deadline, dead ones included) or `dead` (lease expired). Indexed, newest first."""
+        where = stale_filter(
+            self.store.now(), no_heartbeat_for, paused_for, liveness, agent_type=agent_type, user_id=user_id
         )
         return self.store.query(where, check_limit("limit", limit), cursor)
 
@@ -283,6 +305,65 @@ class SessionManager:
                 continue
         return None
 
+    def time_out(self, session_id: str) -> Session:
+        """The supervisor's verdict on an active session whose lease expired: fail it per its policy
+        (recoverable, or final past max_recoveries). NotClaimable while the lease is alive."""
+        return self._decide(
+            session_id,
+            None,
+            lambda s, now: lifecycle.time_out(s, self.policies.for_type(s.agent_type), now),
+        )
+
+    # -- liveness helpers --------------------------------------------------------------------
+    def supervise(self, *, interval: float | None = None) -> RunningSupervisor:
+        """Sweep for dead sessions in a background thread (default interval: a quarter of the
+        shortest policy timeout). Stop it with `.stop()` or a with-block."""
+        return RunningSupervisor(Supervisor(self), interval)
+
+    def open(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> SessionHandle:
+        """`with manager.open(...) as s:` creates the session (or takes over `session_id` if it
+        exists and is claimable), heartbeats in the background, completes on exit, fails on error."""
+        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
+        return SessionHandle(
+            self, lambda: handle.create_or_claim(self, session_id, agent_type, user_id, **create)
+        )
+
+    def resume_or_create(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_session_id: str | None = None,
+    ) -> SessionHandle:
+        """Like `open`, but first takes over this user's dead or recoverably failed session of this
+        type if there is one; `handle.resumed_from` is then the checkpoint to continue from."""
+        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
+        return SessionHandle(self, lambda: handle.claim_or_create(self, agent_type, user_id, **create))
+
+    def work(
+        self,
+        agent_types: Iterable[str] | None,
+        handler: Handler,
+        *,
+        stop_event: threading.Event | None = None,
+        poll_interval: float = 1.0,
+    ) -> int:
+        """Worker loop: claim recoverable sessions of these types and call `handler(handle,
+        last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
+        stop = stop_event or threading.Event()
+        return handle.run_worker(self, agent_types, handler, stop, poll_interval)
+
     # -- housekeeping ------------------------------------------------------------------------
     def delete(self, session_id: str) -> None:
         self.store.delete(check_text("session_id", session_id))
@@ -363,6 +444,7 @@ class SessionManager:
                 "state": after.state.value,
                 "epoch": after.epoch,
                 "owner": after.owner,
+                **({"error": after.failure.error, "final": after.failure.final} if after.failure else {}),
             },
         )
 

@@ -1,0 +1,198 @@
+"""Dead-agent detection: find active sessions whose lease expired and apply their agent type's policy.
+
+A sweep is a set of compare-and-set writes (`lifecycle.time_out` through the manager, conditional on
+the version it read), so any number of supervisors, in any number of processes or machines, may sweep
+one store at once: each expired lease is applied exactly once, and a supervisor that loses the race
+sees the session already failed (or claimed) and moves on. No leader election.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from tether.errors import ConflictError, InvalidTransition, NotFound, TetherError, ValidationError
+from tether.events import Event
+from tether.model import Liveness, Session, SessionFilter
+from tether.policy import Policies
+from tether.validation import check_optional_text, check_positive
+
+if TYPE_CHECKING:
+    from tether.manager import SessionManager
+
+logger = logging.getLogger(__name__)
+
+PAGE = 500
+MIN_INTERVAL, MAX_INTERVAL = 0.05, 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did. Each session id appears in at most one of timed_out's two halves."""
+
+    timed_out: tuple[str, ...] = ()  # sessions this sweep failed for heartbeat timeout
+    final: tuple[str, ...] = ()  # of those, failed for good (policy `fail` or out of recoveries)
+    recoverable: tuple[str, ...] = ()  # of those, now claimable by the next worker
+    suspects: tuple[str, ...] = ()  # newly past their soft deadline, lease still alive
+    lost_races: int = 0  # expired sessions another supervisor or a claimer handled first
+
+    def __bool__(self) -> bool:
+        return bool(self.timed_out or self.suspects)
+
+
+def default_interval(policies: Policies) -> float:
+    """A quarter of the shortest configured timeout, so detection lands well within timeout + 1 s."""
+    shortest = min([policies.default.timeout, *(p.timeout for p in policies.by_type.values())])
+    return min(MAX_INTERVAL, max(MIN_INTERVAL, shortest / 4))
+
+
+def stale_filter(
+    now: datetime,
+    no_heartbeat_for: float | timedelta | None,
+    paused_for: float | timedelta | None,
+    liveness: Liveness | str | None,
+    *,
+    agent_type: str | None,
+    user_id: str | None,
+) -> SessionFilter:
+    """The stale-session query as a filter whose every field the stores index."""
+    level = _liveness(liveness)
+    return SessionFilter(
+        user_id=check_optional_text("user_id", user_id),
+        agent_type=check_optional_text("agent_type", agent_type),
+        heartbeat_before=_ago(now, "no_heartbeat_for", no_heartbeat_for),
+        paused_before=_ago(now, "paused_for", paused_for),
+        suspect_at_or_before=now if level is Liveness.SUSPECT else None,
+        lease_expired_at=now if level is Liveness.DEAD else None,
+    )
+
+
+def _ago(now: datetime, field: str, value: float | timedelta | None) -> datetime | None:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    seconds = check_positive(field, value)
+    return None if seconds is None else now - timedelta(seconds=seconds)
+
+
+def _liveness(value: Liveness | str | None) -> Liveness | None:
+    if value is None or (isinstance(value, Liveness) and value is not Liveness.HEALTHY):
+        return value
+    if value in (Liveness.SUSPECT.value, Liveness.DEAD.value):
+        return Liveness(value)
+    raise ValidationError("liveness", f"{value!r} is not 'suspect' or 'dead'")
+
+
+class Supervisor:
+    """Sweeps one manager's store. Cheap to create; keeps only which suspects it already reported."""
+
+    def __init__(self, manager: SessionManager, *, page_size: int = PAGE) -> None:
+        self.manager = manager
+        self.page_size = page_size
+        self._reported_suspects: dict[str, datetime | None] = {}
+
+    def sweep(self) -> SweepReport:
+        """Time out every expired lease (as of the store's clock now), then report new suspects."""
+        now = self.manager.store.now()
+        final: list[str] = []
+        recoverable: list[str] = []
+        lost = 0
+        for session in self._scan(SessionFilter(lease_expired_at=now)):
+            try:
+                after = self.manager.time_out(session.session_id)
+            except (ConflictError, InvalidTransition, NotFound):
+                lost += 1  # failed, claimed, completed or deleted by someone else first
+                continue
+            assert after.failure is not None
+            (final if after.failure.final else recoverable).append(after.session_id)
+        return SweepReport(
+            timed_out=(*final, *recoverable),
+            final=tuple(final),
+            recoverable=tuple(recoverable),
+            suspects=self._new_suspects(now),
+            lost_races=lost,
+        )
+
+    def run(
+        self,
+        stop: threading.Event,
+        interval: float | None = None,
+        on_report: Callable[[SweepReport], None] | None = None,
+    ) -> None:
+        """Sweep every `interval` seconds until `stop` is set; store errors are logged, not fatal."""
+        every = interval if interval is not None else default_interval(self.manager.policies)
+        while True:
+            try:
+                report = self.sweep()
+            except TetherError:
+                logger.exception("supervisor sweep failed; retrying in %.2fs", every)
+            else:
+                if on_report is not None:
+                    on_report(report)
+            if stop.wait(every):
+                return
+
+    def _scan(self, where: SessionFilter) -> Iterator[Session]:
+        cursor: str | None = None
+        while True:
+            page = self.manager.store.query(where, self.page_size, cursor)
+            yield from page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def _new_suspects(self, now: datetime) -> tuple[str, ...]:
+        """Suspects not reported before at this deadline; emits a `suspect` event for each."""
+        current = {
+            s.session_id: s
+            for s in self._scan(SessionFilter(suspect_at_or_before=now))
+            if s.liveness(now) is Liveness.SUSPECT
+        }
+        reported = self._reported_suspects
+        fresh = [s for sid, s in current.items() if sid not in reported or reported[sid] != s.suspect_at]
+        self._reported_suspects = {sid: s.suspect_at for sid, s in current.items()}
+        events = self.manager.events
+        if events.active:
+            for s in fresh:
+                data = {"phase": s.phase, "owner": s.owner, "epoch": s.epoch, "liveness": "suspect"}
+                events.publish(Event(s.session_id, "suspect", now, None, data))
+        return tuple(s.session_id for s in fresh)
+
+
+class RunningSupervisor:
+    """A supervisor sweeping in a background thread; `stop()` (or leaving a with-block) ends it."""
+
+    def __init__(self, supervisor: Supervisor, interval: float | None = None) -> None:
+        self.supervisor = supervisor
+        self.sweeps = 0
+        self.last_report: SweepReport | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=supervisor.run,
+            args=(self._stop, interval, self._record),
+            name="tether-supervisor",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _record(self, report: SweepReport) -> None:
+        self.sweeps += 1
+        self.last_report = report
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to finish its sweep and wait for it."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> RunningSupervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
