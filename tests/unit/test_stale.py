@@ -79,7 +79,9 @@ def test_stale_pages_with_a_cursor(managed: SessionManager, clock: ManualClock) 
         ({"user_id": ""}, "user_id"),
     ],
 )
-def test_bad_arguments_name_their_field(managed: SessionManager, arguments: dict[str, object], field: str) -> None:
+def test_bad_arguments_name_their_field(
+    managed: SessionManager, arguments: dict[str, object], field: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
         managed.stale(**arguments)  # type: ignore[arg-type]
     assert caught.value.field == field

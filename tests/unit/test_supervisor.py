@@ -80,7 +80,9 @@ def test_past_max_recoveries_the_session_stays_failed_with_its_history(
     assert [cp.data["new_owner"] for cp in recovered] == ["worker-0", "worker-1"]
 
 
-def test_heartbeats_keep_the_lease_and_a_late_one_is_refused(managed: SessionManager, clock: ManualClock) -> None:
+def test_heartbeats_keep_the_lease_and_a_late_one_is_refused(
+    managed: SessionManager, clock: ManualClock
+) -> None:
     s = managed.create("tutor", "u1")
     supervisor = Supervisor(managed)
     for _ in range(5):
