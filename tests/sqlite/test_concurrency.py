@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import subprocess_env
 from tether import SessionManager, StoreUnavailable
 from tether.stores.sqlite.group_commit import GroupCommit
-from tests.support import subprocess_env
 
 THREADS = 8
 PER_THREAD = 40
@@ -145,7 +145,8 @@ def test_processes_appending_to_one_session(tmp_path: Path) -> None:
         assert child.returncode == 0
         printed += [int(line) for line in out.split()]
     assert sorted(printed) == list(range(1, processes * per_process + 1))
-    assert_history(manager, session.session_id, {(w, n) for w in range(processes) for n in range(per_process)})
+    expected = {(w, n) for w in range(processes) for n in range(per_process)}
+    assert_history(manager, session.session_id, expected)
     manager.close()
 
 
