@@ -28,6 +28,8 @@ from tether.policy import OnTimeout, Policies, Policy
 from tether.seed import from_seed_dict, to_seed_dict
 from tether.stores import Beat, Store, open_store
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AuthError",
     "Beat",

@@ -16,6 +16,7 @@ DEFAULTS = {
     "TETHER_POLICY_FILE": "tether.toml",
     # full: an acknowledged write survives power loss; normal: survives a process crash only.
     "TETHER_SQLITE_SYNCHRONOUS": "full",
+    "TETHER_DEBUG": "0",  # 1: the CLI shows the traceback of an unexpected error
 }
 
 

@@ -6,12 +6,9 @@ repository (locally ../shared; in CI a copy of shared/ next to the clone).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,35 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import load_seed_module
 from tether import ManualClock, SessionManager, State, from_seed_dict, to_seed_dict
-
-SEED_RELATIVE = Path("shared/seed/session_models.py")
-
-
-def _find_seed() -> Path:
-    repo_root = Path(__file__).resolve().parents[2]
-    candidates = [parent / SEED_RELATIVE for parent in Path(__file__).resolve().parents]
-    candidates.append(repo_root.parent / SEED_RELATIVE)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    searched = "\n  ".join(str(c) for c in dict.fromkeys(candidates))
-    pytest.fail(f"the seed module is missing; looked for it at:\n  {searched}", pytrace=False)
-
-
-def _load_seed() -> ModuleType:
-    path = _find_seed()
-    spec = importlib.util.spec_from_file_location("tether_seed_session_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def seed() -> ModuleType:
-    return _load_seed()
+    return load_seed_module()
 
 
 CEST = timezone(timedelta(hours=2))
@@ -226,7 +201,7 @@ def seed_sessions(draw: st.DrawFn, seed: ModuleType) -> Any:
 
 
 def test_generated_seed_sessions_round_trip_both_ways() -> None:
-    seed = _load_seed()
+    seed = load_seed_module()
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(seed_sessions(seed))

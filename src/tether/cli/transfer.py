@@ -1,0 +1,128 @@
+"""Moving sessions in and out: `tether export` and `tether import` (seed-format JSONL)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tether.cli import render
+from tether.cli.options import StoreOption
+from tether.errors import ConflictError
+from tether.manager import SessionManager
+
+commands = typer.Typer()
+
+STDIO = "-"
+
+
+@commands.command("export")
+def export(
+    destination: Annotated[
+        str, typer.Argument(metavar="FILE", help="JSONL file to write, or - for stdout.", show_default=False)
+    ],
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's sessions.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Write sessions and their checkpoints as seed-format JSONL, one session per line."""
+    with SessionManager(store) as manager:
+        if destination == STDIO:
+            count = manager.export(sys.stdout, user_id=user)
+            render.err.print(f"exported {render.how_many(count)}")
+            return
+        count = _export_file(manager, Path(destination), user)
+    render.out.print(f"exported {render.how_many(count)} to {destination}")
+
+
+def _export_file(manager: SessionManager, path: Path, user: str | None) -> int:
+    """Write next to the target and rename, so a failed export never leaves half a file behind."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as fh:
+            count = manager.export(fh, user_id=user)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
+
+
+@commands.command("import")
+def import_sessions(
+    source: Annotated[
+        str, typer.Argument(metavar="FILE", help="JSONL file to read, or - for stdin.", show_default=False)
+    ],
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Skip sessions whose id exists instead of stopping.")
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Create the sessions of a seed-format JSONL file (as `tether export` writes it)."""
+    total = None if source == STDIO else _count_lines(Path(source))
+    with (
+        SessionManager(store) as manager,
+        _opened(source) as stream,
+        _progress_bar(total) as advance,
+    ):
+        try:
+            imported = manager.import_sessions(
+                stream, on_conflict="skip" if skip_existing else "error", progress=advance
+            )
+        except ConflictError as exc:
+            raise ConflictError(
+                exc.session_id,
+                f"{exc} (after importing {render.how_many(advance.count)}; "
+                "--skip-existing skips sessions that exist)",
+            ) from exc
+    skipped = advance.count - imported
+    summary = f"imported {render.how_many(imported)}" + (f", skipped {skipped} existing" if skipped else "")
+    (render.err if source == STDIO else render.out).print(summary)
+
+
+class _Counter:
+    """The progress callback: counts sessions done and moves the bar."""
+
+    def __init__(self, step: Callable[[int], None]) -> None:
+        self.count = 0
+        self._step = step
+
+    def __call__(self, n: int) -> None:
+        self.count += n
+        self._step(n)
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int | None) -> Iterator[_Counter]:
+    """A bar on stderr when it is a terminal; silent in pipes and logs."""
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=render.err,
+        disable=not render.err.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("import", total=total)
+        yield _Counter(lambda n: progress.advance(task, n))
+
+
+@contextlib.contextmanager
+def _opened(source: str) -> Iterator[IO[str]]:
+    if source == STDIO:
+        yield sys.stdin
+        return
+    with open(source, encoding="utf-8") as fh:
+        yield fh
+
+
+def _count_lines(path: Path) -> int:
+    """Sessions in the file (one per non-blank line), for the bar's total."""
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())

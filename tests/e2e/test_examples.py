@@ -1,0 +1,25 @@
+"""The README's first command works: the quickstart runs on the SQLite default, `tether ls` shows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import REPO, run_tether, subprocess_env
+
+
+def test_quickstart_runs_on_the_default_store_and_tether_ls_shows_its_sessions(tmp_path: Path) -> None:
+    script = REPO / "examples" / "quickstart.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "completed, 5 checkpoints" in run.stdout
+    assert "refused: " in run.stdout and "cannot checkpoint" in run.stdout
+    assert "user-1 has 4 sessions" in run.stdout
+    assert (tmp_path / "tether.db").exists()
+
+    listing = run_tether("ls", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.count("user-1") == 4
