@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, fields
@@ -16,8 +17,16 @@ from rich.text import Text
 
 from tether.model import Checkpoint, Failure, Liveness, Session, State
 
-out = Console(highlight=False, markup=False)  # user data never reads as Rich markup
-err = Console(stderr=True, highlight=False, markup=False)
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, markup=False)  # user data is never markup
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 4096  # pipes and files get whole rows, not a table squeezed into 80 columns
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 STATE_STYLES = {
     State.ACTIVE: "green",
@@ -60,7 +69,7 @@ def _plain(value: Any) -> Any:
 
 # -- tables ------------------------------------------------------------------------------------
 def sessions_table(sessions: Iterable[Session], now: datetime) -> Table:
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("id", no_wrap=True)
     for name in ("type", "user", "state", "liveness"):
         table.add_column(name)
@@ -83,7 +92,7 @@ def sessions_table(sessions: Iterable[Session], now: datetime) -> Table:
 
 def session_table(session: Session, now: datetime) -> Table:
     """One session, field by field."""
-    table = Table(box=None, show_header=False)
+    table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     rows: list[tuple[str, str | Text]] = [
@@ -117,7 +126,7 @@ def session_table(session: Session, now: datetime) -> Table:
 
 
 def checkpoints_table(checkpoints: Iterable[Checkpoint]) -> Table:
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("seq", justify="right")
     table.add_column("name")
     table.add_column("timestamp", no_wrap=True)
