@@ -1,0 +1,133 @@
+"""The async PostgreSQL store: the same operations as `PostgresStore`, driven with awaits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from tether.clock import Clock, SystemClock
+from tether.errors import TetherError
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.stores.base import AsyncStore, Beat
+from tether.stores.postgres import operations as ops
+from tether.stores.postgres.connection import PoolSettings, check_idle, connection_kwargs, translate
+from tether.stores.postgres.operations import Operation, manual_time
+
+T = TypeVar("T")
+AsyncConnection = psycopg.AsyncConnection[Any]
+
+
+async def drive(conn: AsyncConnection, operation: Operation[T]) -> T:
+    """Run an operation's queries on one connection, feeding each its rows."""
+    try:
+        query = next(operation)
+        while True:
+            cursor = await conn.execute(query.sql, query.params, prepare=query.prepare)
+            query = operation.send(await cursor.fetchall() if cursor.description is not None else [])
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
+async def _check_idle(conn: AsyncConnection) -> None:
+    check_idle(conn)
+
+
+class AsyncPostgresStore(AsyncStore):
+    """The AsyncStore contract on PostgreSQL. Open with `await AsyncPostgresStore.from_url(url)`."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[AsyncConnection], url: str, clock: Clock | None = None
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.url = url
+        self._pool = pool
+
+    @classmethod
+    async def from_url(
+        cls, url: str, clock: Clock | None = None, *, migrate: bool = True
+    ) -> AsyncPostgresStore:
+        """Open a pool on the URL (pool_min, pool_max, pool_timeout in its query) and migrate."""
+        settings = PoolSettings.from_url(url)
+        pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+            settings.conninfo,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            timeout=settings.timeout,
+            kwargs=connection_kwargs(),
+            check=_check_idle,
+            name="tether-async",
+            open=False,
+        )
+        await pool.open()
+        store = cls(pool, url, clock)
+        if migrate:
+            try:
+                await store.migrate()
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    async def now(self) -> datetime:
+        return await self._run(ops.now(manual_time(self.clock)))
+
+    async def get(self, session_id: str) -> Session:
+        return await self._run(ops.get(session_id))
+
+    async def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        return await self._run(ops.query(where, limit, cursor))
+
+    async def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        return await self._run(ops.checkpoints(session_id, after_seq, limit, name))
+
+    async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        return await self._run(ops.last_checkpoint(session_id, name))
+
+    async def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        return await self._run(ops.claimable(agent_types, limit, manual_time(self.clock)))
+
+    async def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        return await self._run(ops.create(session, checkpoints))
+
+    async def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        return await self._run(ops.append(session_id, checkpoint, epoch))
+
+    async def apply(self, write: Write) -> Session:
+        return await self._run(ops.apply(write))
+
+    async def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        atomic = len(ops.beat_rounds(beats)) > 1
+        return await self._run(ops.heartbeat(beats, manual_time(self.clock)), atomic)
+
+    async def delete(self, session_id: str) -> None:
+        await self._run(ops.delete(session_id))
+
+    async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        return await self._run(ops.purge(ended_before, states))
+
+    async def erase_user(self, user_id: str) -> int:
+        return await self._run(ops.erase_user(user_id))
+
+    async def migrate(self) -> int:
+        return await self._run(ops.migrate(), atomic=True)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _run(self, operation: Operation[T], atomic: bool = False) -> T:
+        """One pooled connection per call; `atomic` wraps a multi-statement operation in a transaction."""
+        try:
+            async with self._pool.connection() as conn:
+                if not atomic:
+                    return await drive(conn, operation)
+                async with conn.transaction():
+                    return await drive(conn, operation)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc

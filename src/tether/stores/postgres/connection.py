@@ -1,0 +1,86 @@
+"""What the sync and async pools share: settings from the URL, the idle-connection check, and the
+translation of driver errors into Tether errors."""
+
+from __future__ import annotations
+
+import select
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
+
+# URL query parameters the pool consumes; everything else goes to libpq (sslmode, options, …).
+POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
+# Timestamps come back in UTC, as the store contract asks, without converting each one.
+UTC_OPTION = "-c TimeZone=UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    conninfo: str
+    min_size: int
+    max_size: int
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str) -> PoolSettings:
+        """`postgresql://user@host/db?pool_max=20&pool_timeout=5&sslmode=…`."""
+        parts = urlsplit(url)
+        libpq, pool = {"options": UTC_OPTION}, dict(POOL_DEFAULTS)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in POOL_DEFAULTS:
+                pool[key] = _number(key, value)
+            elif key == "options":
+                libpq[key] = f"{value} {UTC_OPTION}"
+            else:
+                libpq[key] = value
+        min_size, max_size = int(pool["pool_min"]), int(pool["pool_max"])
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ConfigurationError(f"need 0 <= pool_min <= pool_max and pool_max >= 1 in {url!r}")
+        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), ""))
+        return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]))
+
+
+def _number(key: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{key} must be a number, got {value!r}") from None
+    if number < 0:
+        raise ConfigurationError(f"{key} must not be negative, got {value!r}")
+    return number
+
+
+def connection_kwargs() -> dict[str, Any]:
+    """Every statement is a single atomic statement, so connections run in autocommit and a write
+    is one round trip; the few multi-statement operations open a transaction explicitly."""
+    from psycopg.rows import dict_row
+
+    return {"autocommit": True, "row_factory": dict_row}
+
+
+def check_idle(conn: psycopg.BaseConnection[Any]) -> None:
+    """Refuse a pooled connection the server has closed while it sat idle.
+
+    An idle connection has nothing to read unless the server sent its goodbye (restart,
+    pg_terminate_backend). Catching that here, with a zero-timeout poll instead of a round trip,
+    lets the pool hand out a fresh connection rather than fail a call that was never in flight.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.pgconn.finish()  # so the pool discards it and opens a replacement
+        raise psycopg.OperationalError("the server closed the connection while it was idle")
+
+
+def translate(exc: psycopg.Error) -> TetherError:
+    """The Tether error for a driver error: no driver exception leaves the store."""
+    if isinstance(exc, psycopg.DataError):
+        return ValidationError("data", f"PostgreSQL cannot store this value: {exc}".strip())
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreUnavailable(f"PostgreSQL is unavailable; the call was not acknowledged: {exc}".strip())
+    return StoreUnavailable(f"PostgreSQL refused the call; nothing was written: {exc}".strip())

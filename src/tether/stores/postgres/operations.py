@@ -1,0 +1,200 @@
+"""Each store operation once, as a generator of queries: the sync and async stores only drive them.
+
+An operation yields a `Query`, receives the rows it returned, and finally returns its result (or
+raises a TetherError). It never touches a connection, so `PostgresStore` runs it with blocking
+calls and `AsyncPostgresStore` with awaits, and every decision about rows (what a missing row
+means, which error a rejected write gets) exists once, here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tether.clock import Clock, SystemClock
+from tether.errors import ConflictError, NotFound, SchemaMismatch, TetherError
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.postgres import mapping
+from tether.stores.postgres.mapping import Row, session_from_row
+from tether.stores.sql_files import Migration, load_migrations, load_queries
+
+T = TypeVar("T")
+
+QUERIES = load_queries(__package__ or "tether.stores.postgres")
+MIGRATIONS = load_migrations(__package__ or "tether.stores.postgres")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One statement and its parameters. `prepare=False` asks for a plan made with the values in
+    place (filters whose unset conditions must fold away); None leaves it to the driver."""
+
+    sql: str  # from queries.sql or a migration file, never built at runtime
+    params: Mapping[str, Any] | None = None
+    prepare: bool | None = None
+
+
+Operation = Generator[Query, list[Row], T]
+
+
+def _query(name: str, params: Mapping[str, Any] | None = None, prepare: bool | None = None) -> Query:
+    return Query(QUERIES[name], params, prepare)
+
+
+def manual_time(clock: Clock) -> datetime | None:
+    """None on the system clock, so SQL uses the database's `now()`; else the injected time."""
+    return None if isinstance(clock, SystemClock) else clock.now()
+
+
+def now(manual: datetime | None) -> Operation[datetime]:
+    if manual is not None:
+        return manual
+    rows = yield _query("clock", {"now": None})
+    value: datetime = rows[0]["now"]
+    return value
+
+
+# -- reads -----------------------------------------------------------------------------------
+def get(session_id: str) -> Operation[Session]:
+    rows = yield _query("get_session", {"session_id": session_id})
+    if not rows:
+        raise NotFound(session_id)
+    return session_from_row(rows[0])
+
+
+def query(where: SessionFilter, limit: int, cursor: str | None) -> Operation[Page[Session]]:
+    rows = yield _query("query_sessions", mapping.filter_params(where, limit, cursor), prepare=False)
+    return page_of((session_from_row(row) for row in rows), limit)
+
+
+def checkpoints(session_id: str, after_seq: int, limit: int, name: str | None) -> Operation[list[Checkpoint]]:
+    params = {"session_id": session_id, "after_seq": after_seq, "limit": limit, "name": name}
+    rows = yield _query("checkpoints" if name is None else "checkpoints_named", params)
+    return _found_checkpoints(session_id, rows)
+
+
+def last_checkpoint(session_id: str, name: str | None) -> Operation[Checkpoint | None]:
+    params = {"session_id": session_id, "name": name}
+    rows = yield _query("last_checkpoint" if name is None else "last_checkpoint_named", params)
+    found = _found_checkpoints(session_id, rows)
+    return found[0] if found else None
+
+
+def claimable(
+    agent_types: frozenset[str] | None, limit: int, manual: datetime | None
+) -> Operation[list[Session]]:
+    types = None if agent_types is None else sorted(agent_types)
+    rows = yield _query("claimable", {"now": manual, "agent_types": types, "limit": limit})
+    return [session_from_row(row) for row in rows]
+
+
+# -- writes ----------------------------------------------------------------------------------
+def create(session: Session, new: Sequence[NewCheckpoint]) -> Operation[Session]:
+    rows = yield _query("create_session", mapping.create_params(session, new))
+    if not rows:
+        raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
+    return session_from_row(rows[0])
+
+
+def append(session_id: str, new: NewCheckpoint, epoch: int | None) -> Operation[Checkpoint]:
+    rows = yield _query("append_checkpoint", mapping.append_params(session_id, new, epoch))
+    if rows:
+        return Checkpoint(
+            session_id, rows[0]["seq"], new.name, rows[0]["created_at"], json.loads(new.data_json)
+        )
+    current = yield from _find(session_id)
+    raise explain_rejected_append(current, session_id, epoch)
+
+
+def apply(write: Write) -> Operation[Session]:
+    rows = yield _query("apply_write", mapping.write_params(write))
+    if rows:
+        return session_from_row(rows[0])
+    current = yield from _find(write.before.session_id)
+    if current is None:
+        raise NotFound(write.before.session_id)
+    raise ConflictError(
+        current.session_id, expected_version=write.before.version, actual_version=current.version
+    )
+
+
+def heartbeat(beats: Sequence[Beat], manual: datetime | None) -> Operation[list[TetherError | None]]:
+    """Beats in rounds where each session appears once (a statement updates a row only once)."""
+    results: list[TetherError | None] = [None] * len(beats)
+    for batch in beat_rounds(beats):
+        rows = yield _query("heartbeat", mapping.beat_params([beat for _, beat in batch], manual))
+        accepted = {row["session_id"] for row in rows}
+        rejected = [(i, beat) for i, beat in batch if beat.session_id not in accepted]
+        if rejected:
+            ids = sorted({beat.session_id for _, beat in rejected})
+            found = yield _query("sessions_by_ids", {"session_ids": ids})
+            current = {row["session_id"]: session_from_row(row) for row in found}
+            at = yield from now(manual)
+            for i, beat in rejected:
+                results[i] = explain_rejected_beat(current.get(beat.session_id), beat, at)
+    return results
+
+
+def beat_rounds(beats: Sequence[Beat]) -> list[list[tuple[int, Beat]]]:
+    """Split a batch so no session repeats within a round, keeping each session's beats in order.
+    More than one round means the batch must run in one transaction to stay all-or-nothing."""
+    rounds: list[list[tuple[int, Beat]]] = []
+    seen: dict[str, int] = {}
+    for i, beat in enumerate(beats):
+        n = seen.get(beat.session_id, -1) + 1
+        seen[beat.session_id] = n
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append((i, beat))
+    return rounds
+
+
+def delete(session_id: str) -> Operation[None]:
+    rows = yield _query("delete_session", {"session_id": session_id})
+    if not rows:
+        raise NotFound(session_id)
+
+
+def purge(ended_before: datetime, states: frozenset[State]) -> Operation[int]:
+    rows = yield _query("purge", {"before": ended_before, "states": sorted(s.value for s in states)})
+    removed: int = rows[0]["removed"]
+    return removed
+
+
+def erase_user(user_id: str) -> Operation[int]:
+    rows = yield _query("erase_user", {"user_id": user_id})
+    removed: int = rows[0]["removed"]
+    return removed
+
+
+# -- the schema ------------------------------------------------------------------------------
+def migrate(migrations: Sequence[Migration] = MIGRATIONS) -> Operation[int]:
+    """Apply the missing migrations; run in one transaction, so a failed one leaves no trace."""
+    yield _query("migration_lock")
+    yield _query("create_version_table", prepare=False)
+    rows = yield _query("schema_version")
+    current: int = rows[0]["version"]
+    if current > len(migrations):
+        raise SchemaMismatch(current, len(migrations))
+    for migration in migrations[current:]:
+        yield Query(migration.sql, None, prepare=False)
+        yield _query("record_migration", {"version": migration.version, "name": migration.name})
+    return len(migrations)
+
+
+# -- internals -------------------------------------------------------------------------------
+def _find(session_id: str) -> Operation[Session | None]:
+    rows = yield _query("get_session", {"session_id": session_id})
+    return session_from_row(rows[0]) if rows else None
+
+
+def _found_checkpoints(session_id: str, rows: list[Row]) -> list[Checkpoint]:
+    """Rows of a LEFT JOIN from the session: none means no session, a NULL seq no checkpoints."""
+    if not rows:
+        raise NotFound(session_id)
+    return [mapping.checkpoint_from_row(session_id, row) for row in rows if row["seq"] is not None]

@@ -1,0 +1,208 @@
+-- Every statement the PostgreSQL store runs, once; the sync and the async store execute the same text.
+-- Writes are single statements (data-modifying CTEs), so each is atomic and one round trip in
+-- autocommit. `%(now)s` is NULL when the store runs on the system clock: lease arithmetic then
+-- uses the database clock, immune to client clock skew; tests inject a manual clock instead.
+
+-- name: clock
+SELECT COALESCE(%(now)s::timestamptz, now()) AS now
+
+-- name: get_session
+SELECT * FROM sessions WHERE session_id = %(session_id)s
+
+-- name: sessions_by_ids
+SELECT * FROM sessions WHERE session_id = ANY(%(session_ids)s::text[])
+
+-- name: query_sessions
+-- Planned per call with the values in place (never a generic plan), so the unset filters fold
+-- away and the index that leads with the set one serves the keyset order.
+SELECT * FROM sessions
+WHERE (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+  AND (%(agent_type)s::text IS NULL OR agent_type = %(agent_type)s)
+  AND (%(agent_types)s::text[] IS NULL OR agent_type = ANY(%(agent_types)s::text[]))
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(parent_session_id)s::text IS NULL OR parent_session_id = %(parent_session_id)s)
+  AND (%(heartbeat_before)s::timestamptz IS NULL
+       OR (state IN ('active', 'paused') AND last_heartbeat < %(heartbeat_before)s))
+  AND (%(paused_before)s::timestamptz IS NULL
+       OR (state = 'paused' AND COALESCE(state_since, created_at) < %(paused_before)s))
+  AND (%(suspect_at_or_before)s::timestamptz IS NULL
+       OR (state = 'active' AND suspect_at <= %(suspect_at_or_before)s))
+  AND (%(lease_expired_at)s::timestamptz IS NULL
+       OR (state = 'active' AND lease_expires_at <= %(lease_expired_at)s))
+  AND (%(after_created_at)s::timestamptz IS NULL
+       OR (created_at, session_id) < (%(after_created_at)s::timestamptz, %(after_session_id)s::text))
+ORDER BY created_at DESC, session_id DESC
+LIMIT %(limit)s
+
+-- name: checkpoints
+-- The outer row says whether the session exists, so "no checkpoints" and "no session" differ.
+SELECT c.seq, c.name, c.created_at, c.data
+FROM sessions s
+LEFT JOIN LATERAL (
+    SELECT seq, name, created_at, data FROM checkpoints
+    WHERE session_id = s.session_id AND seq > %(after_seq)s
+    ORDER BY seq LIMIT %(limit)s
+) c ON true
+WHERE s.session_id = %(session_id)s
+
+-- name: checkpoints_named
+SELECT c.seq, c.name, c.created_at, c.data
+FROM sessions s
+LEFT JOIN LATERAL (
+    SELECT seq, name, created_at, data FROM checkpoints
+    WHERE session_id = s.session_id AND name = %(name)s AND seq > %(after_seq)s
+    ORDER BY seq LIMIT %(limit)s
+) c ON true
+WHERE s.session_id = %(session_id)s
+
+-- name: last_checkpoint
+SELECT c.seq, c.name, c.created_at, c.data
+FROM sessions s
+LEFT JOIN LATERAL (
+    SELECT seq, name, created_at, data FROM checkpoints
+    WHERE session_id = s.session_id ORDER BY seq DESC LIMIT 1
+) c ON true
+WHERE s.session_id = %(session_id)s
+
+-- name: last_checkpoint_named
+SELECT c.seq, c.name, c.created_at, c.data
+FROM sessions s
+LEFT JOIN LATERAL (
+    SELECT seq, name, created_at, data FROM checkpoints
+    WHERE session_id = s.session_id AND name = %(name)s ORDER BY seq DESC LIMIT 1
+) c ON true
+WHERE s.session_id = %(session_id)s
+
+-- name: claimable
+-- Expired leases and recoverable failures, each from its partial index, longest-waiting first.
+SELECT * FROM (
+    (SELECT * FROM sessions
+     WHERE state = 'active' AND lease_expires_at <= COALESCE(%(now)s::timestamptz, now())
+       AND (%(agent_types)s::text[] IS NULL OR agent_type = ANY(%(agent_types)s::text[]))
+     ORDER BY lease_expires_at, session_id LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM sessions
+     WHERE state = 'failed' AND failure_error IS NOT NULL AND NOT failure_final
+       AND (%(agent_types)s::text[] IS NULL OR agent_type = ANY(%(agent_types)s::text[]))
+     ORDER BY COALESCE(lease_expires_at, state_since, created_at), session_id LIMIT %(limit)s)
+) AS candidates
+ORDER BY COALESCE(lease_expires_at, state_since, created_at), session_id
+LIMIT %(limit)s
+
+-- name: create_session
+WITH s AS (
+    INSERT INTO sessions (
+        session_id, agent_type, user_id, state, created_at, last_heartbeat, state_since, context,
+        metadata, parent_session_id, version, owner, epoch, heartbeat_timeout, suspect_after,
+        lease_expires_at, suspect_at, phase, recoveries, ended_at, failure_error, failure_details,
+        failure_final, last_seq)
+    VALUES (
+        %(session_id)s, %(agent_type)s, %(user_id)s, %(state)s, %(created_at)s, %(last_heartbeat)s,
+        %(state_since)s, %(context)s::jsonb, %(metadata)s::jsonb, %(parent_session_id)s, %(version)s,
+        %(owner)s, %(epoch)s, %(heartbeat_timeout)s, %(suspect_after)s, %(lease_expires_at)s,
+        %(suspect_at)s, %(phase)s, %(recoveries)s, %(ended_at)s, %(failure_error)s,
+        %(failure_details)s::jsonb, %(failure_final)s, cardinality(%(cp_names)s::text[]))
+    ON CONFLICT (session_id) DO NOTHING
+    RETURNING *
+), c AS (
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+    SELECT s.session_id, cp.seq, cp.name, cp.created_at, cp.data
+    FROM s, unnest(%(cp_names)s::text[], %(cp_times)s::timestamptz[], %(cp_data)s::jsonb[])
+        WITH ORDINALITY AS cp (name, created_at, data, seq)
+)
+SELECT * FROM s
+
+-- name: append_checkpoint
+-- The row lock taken by the UPDATE serialises appenders of one session across processes, so
+-- seq never repeats or skips; the fence (active, epoch) is re-checked on the locked row.
+-- Appends leave the session's version alone.
+WITH s AS (
+    UPDATE sessions SET last_seq = last_seq + 1
+    WHERE session_id = %(session_id)s AND state = 'active'
+      AND (%(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint)
+    RETURNING session_id, last_seq
+)
+INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+SELECT s.session_id, s.last_seq, %(name)s, %(created_at)s, %(data)s::jsonb FROM s
+RETURNING seq, created_at
+
+-- name: apply_write
+-- Compare-and-set on the version. Liveness columns change only when the write renews the
+-- lease, so a lifecycle write never undoes a heartbeat that landed after it was decided.
+WITH s AS (
+    UPDATE sessions SET
+        agent_type = %(agent_type)s, user_id = %(user_id)s, state = %(state)s,
+        created_at = %(created_at)s, state_since = %(state_since)s, context = %(context)s::jsonb,
+        metadata = %(metadata)s::jsonb, parent_session_id = %(parent_session_id)s,
+        version = %(version)s, owner = %(owner)s, epoch = %(epoch)s, recoveries = %(recoveries)s,
+        ended_at = %(ended_at)s, failure_error = %(failure_error)s,
+        failure_details = %(failure_details)s::jsonb, failure_final = %(failure_final)s,
+        last_heartbeat = CASE WHEN %(renews_lease)s THEN %(last_heartbeat)s ELSE last_heartbeat END,
+        lease_expires_at = CASE WHEN %(renews_lease)s THEN %(lease_expires_at)s ELSE lease_expires_at END,
+        suspect_at = CASE WHEN %(renews_lease)s THEN %(suspect_at)s ELSE suspect_at END,
+        phase = CASE WHEN %(renews_lease)s THEN %(phase)s ELSE phase END,
+        heartbeat_timeout = CASE WHEN %(renews_lease)s THEN %(heartbeat_timeout)s ELSE heartbeat_timeout END,
+        suspect_after = CASE WHEN %(renews_lease)s THEN %(suspect_after)s ELSE suspect_after END,
+        last_seq = last_seq + CASE WHEN %(cp_name)s::text IS NULL THEN 0 ELSE 1 END
+    WHERE session_id = %(session_id)s AND version = %(expected_version)s
+    RETURNING *
+), c AS (
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+    SELECT s.session_id, s.last_seq, %(cp_name)s, %(cp_time)s, %(cp_data)s::jsonb
+    FROM s WHERE %(cp_name)s::text IS NOT NULL
+)
+SELECT * FROM s
+
+-- name: heartbeat
+-- A batch of beats (each session at most once) in one statement. Deadlines follow the
+-- session's own timeouts: suspect after the soft deadline (or the announced silence), lease
+-- expiry a grace period later.
+WITH clock AS (SELECT COALESCE(%(now)s::timestamptz, now()) AS now),
+beat AS (
+    SELECT * FROM unnest(%(session_ids)s::text[], %(epochs)s::bigint[], %(phases)s::text[],
+                         %(silences)s::float8[]) AS b (session_id, epoch, phase, silence)
+)
+UPDATE sessions s SET
+    last_heartbeat = clock.now,
+    phase = beat.phase,
+    suspect_at = clock.now + make_interval(secs => COALESCE(beat.silence, s.suspect_after)),
+    lease_expires_at = clock.now + make_interval(
+        secs => COALESCE(beat.silence, s.suspect_after) + s.heartbeat_timeout - s.suspect_after)
+FROM beat, clock
+WHERE s.session_id = beat.session_id
+  AND (beat.epoch IS NULL OR beat.epoch = s.epoch)
+  AND (s.state = 'paused'
+       OR (s.state = 'active' AND (s.lease_expires_at IS NULL OR clock.now < s.lease_expires_at)))
+RETURNING s.session_id
+
+-- name: delete_session
+DELETE FROM sessions WHERE session_id = %(session_id)s RETURNING session_id
+
+-- name: purge
+WITH gone AS (
+    DELETE FROM sessions
+    WHERE state = ANY(%(states)s::text[]) AND COALESCE(ended_at, last_heartbeat) < %(before)s
+    RETURNING 1
+)
+SELECT count(*) AS removed FROM gone
+
+-- name: erase_user
+WITH gone AS (DELETE FROM sessions WHERE user_id = %(user_id)s RETURNING 1)
+SELECT count(*) AS removed FROM gone
+
+-- name: migration_lock
+-- One migrator per schema at a time; the others wait, then find nothing left to do.
+SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.tether_schema'))
+
+-- name: create_version_table
+CREATE TABLE IF NOT EXISTS tether_schema (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: schema_version
+SELECT COALESCE(max(version), 0) AS version FROM tether_schema
+
+-- name: record_migration
+INSERT INTO tether_schema (version, name) VALUES (%(version)s, %(name)s)

@@ -1,0 +1,124 @@
+"""`postgresql://…`: many Tether processes on one shared PostgreSQL, through a psycopg pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from tether.clock import Clock
+from tether.errors import TetherError
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.stores.base import Beat, Store
+from tether.stores.postgres import operations as ops
+from tether.stores.postgres.connection import PoolSettings, check_idle, connection_kwargs, translate
+from tether.stores.postgres.operations import Operation, manual_time
+
+T = TypeVar("T")
+Connection = psycopg.Connection[Any]
+
+
+def drive(conn: Connection, operation: Operation[T]) -> T:
+    """Run an operation's queries on one connection, feeding each its rows."""
+    try:
+        query = next(operation)
+        while True:
+            cursor = conn.execute(query.sql, query.params, prepare=query.prepare)
+            query = operation.send(cursor.fetchall() if cursor.description is not None else [])
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
+class PostgresStore(Store):
+    """The Store contract on PostgreSQL; see `operations` for what each method runs."""
+
+    def __init__(self, pool: ConnectionPool[Connection], url: str, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self.url = url
+        self._pool = pool
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
+        """Open a pool on the URL (pool_min, pool_max, pool_timeout in its query) and migrate."""
+        settings = PoolSettings.from_url(url)
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            settings.conninfo,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            timeout=settings.timeout,
+            kwargs=connection_kwargs(),
+            check=check_idle,
+            name="tether",
+            open=True,
+        )
+        store = cls(pool, url, clock)
+        if migrate:
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def now(self) -> datetime:
+        return self._run(ops.now(manual_time(self.clock)))
+
+    def get(self, session_id: str) -> Session:
+        return self._run(ops.get(session_id))
+
+    def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        return self._run(ops.query(where, limit, cursor))
+
+    def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        return self._run(ops.checkpoints(session_id, after_seq, limit, name))
+
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        return self._run(ops.last_checkpoint(session_id, name))
+
+    def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        return self._run(ops.claimable(agent_types, limit, manual_time(self.clock)))
+
+    def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        return self._run(ops.create(session, checkpoints))
+
+    def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        return self._run(ops.append(session_id, checkpoint, epoch))
+
+    def apply(self, write: Write) -> Session:
+        return self._run(ops.apply(write))
+
+    def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        atomic = len(ops.beat_rounds(beats)) > 1
+        return self._run(ops.heartbeat(beats, manual_time(self.clock)), atomic)
+
+    def delete(self, session_id: str) -> None:
+        self._run(ops.delete(session_id))
+
+    def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        return self._run(ops.purge(ended_before, states))
+
+    def erase_user(self, user_id: str) -> int:
+        return self._run(ops.erase_user(user_id))
+
+    def migrate(self) -> int:
+        return self._run(ops.migrate(), atomic=True)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _run(self, operation: Operation[T], atomic: bool = False) -> T:
+        """One pooled connection per call; `atomic` wraps a multi-statement operation in a transaction."""
+        try:
+            with self._pool.connection() as conn:
+                if not atomic:
+                    return drive(conn, operation)
+                with conn.transaction():
+                    return drive(conn, operation)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
