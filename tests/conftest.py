@@ -7,7 +7,10 @@ TETHER_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from functools import cache
+from typing import Any
 
 import pytest
 
@@ -27,7 +30,10 @@ def service_missing(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "postgres"]
+
+# Schemas made by fresh_postgres_url in this process, dropped when the run ends.
+_POSTGRES_SCHEMAS: list[str] = []
 
 
 def make_store_url(kind: str, tmp_path: object) -> str:
@@ -35,7 +41,52 @@ def make_store_url(kind: str, tmp_path: object) -> str:
         return "memory://"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path}/tether.db"
+    if kind == "postgres":
+        return fresh_postgres_url()
     raise ValueError(kind)
+
+
+@cache
+def _postgres_unreachable() -> str | None:
+    """Why the test server cannot be used, or None; asked once per run."""
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return None
+    except ImportError:
+        return "psycopg is not installed: pip install 'tether[postgres]'"
+    except Exception as exc:
+        return f"{POSTGRES_URL}: {exc}".strip()
+
+
+def postgres_admin() -> Any:
+    """An autocommit connection to the test database (skips or fails if there is none)."""
+    reason = _postgres_unreachable()
+    if reason is not None:
+        service_missing("PostgreSQL", reason)
+    import psycopg
+
+    return psycopg.connect(POSTGRES_URL, autocommit=True)
+
+
+def fresh_postgres_url(**query: str) -> str:
+    """A store URL on a new, empty schema of the test database, so no run sees another's data."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with postgres_admin() as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    _POSTGRES_SCHEMAS.append(schema)
+    options = "&".join([f"options=-csearch_path%3D{schema}", *(f"{k}={v}" for k, v in query.items())])
+    return f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}{options}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    yield
+    if _POSTGRES_SCHEMAS:
+        with postgres_admin() as conn:
+            for schema in _POSTGRES_SCHEMAS:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -12,11 +12,26 @@ from tether.stores.base import Beat, decode_cursor, from_micros
 
 Row = dict[str, Any]
 
+# JSON encoders always write the NUL character as this escape; jsonb refuses it (text cannot
+# hold NUL), so such values keep their exact text in a `json` column (see 0001_initial.sql).
+NUL_ESCAPE = "\\u0000"
+EXACT_FIELDS = ("context", "metadata", "failure_details")
+
+
+def jsonb_text(text: str) -> tuple[str, str | None]:
+    """(text for the jsonb column, the exact text if jsonb cannot hold it). The jsonb copy of a
+    value with NUL gets U+FFFD instead, so it stays valid and queryable; reads use the exact one."""
+    if NUL_ESCAPE not in text:
+        return text, None
+    return text.replace(NUL_ESCAPE, "\\ufffd"), text
+
 
 def session_from_row(row: Mapping[str, Any]) -> Session:
+    exact = row["json_exact"] or {}
     failure = None
     if row["failure_error"] is not None:
-        failure = Failure(row["failure_error"], row["failure_details"] or {}, bool(row["failure_final"]))
+        details = exact.get("failure_details", row["failure_details"])
+        failure = Failure(row["failure_error"], details or {}, bool(row["failure_final"]))
     return Session(
         session_id=row["session_id"],
         agent_type=row["agent_type"],
@@ -25,8 +40,8 @@ def session_from_row(row: Mapping[str, Any]) -> Session:
         created_at=row["created_at"],
         last_heartbeat=row["last_heartbeat"],
         state_since=row["state_since"],
-        context=row["context"],
-        metadata=row["metadata"],
+        context=exact.get("context", row["context"]),
+        metadata=exact.get("metadata", row["metadata"]),
         parent_session_id=row["parent_session_id"],
         version=row["version"],
         owner=row["owner"],
@@ -44,12 +59,24 @@ def session_from_row(row: Mapping[str, Any]) -> Session:
 
 
 def checkpoint_from_row(session_id: str, row: Mapping[str, Any]) -> Checkpoint:
-    return Checkpoint(session_id, row["seq"], row["name"], row["created_at"], row["data"])
+    data = row["data"] if row["data_exact"] is None else row["data_exact"]
+    return Checkpoint(session_id, row["seq"], row["name"], row["created_at"], data)
 
 
 def session_params(session: Session) -> Row:
     """Every column of the session (JSON columns as text the statement casts to jsonb)."""
     failure = session.failure
+    texts = {
+        "context": _json(session.context),
+        "metadata": _json(session.metadata),
+        "failure_details": None if failure is None else _json(failure.details),
+    }
+    exact: dict[str, str] = {}
+    for field, text in texts.items():
+        if text is not None:
+            texts[field], original = jsonb_text(text)
+            if original is not None:
+                exact[field] = original
     return {
         "session_id": session.session_id,
         "agent_type": session.agent_type,
@@ -58,8 +85,8 @@ def session_params(session: Session) -> Row:
         "created_at": session.created_at,
         "last_heartbeat": session.last_heartbeat,
         "state_since": session.state_since,
-        "context": _json(session.context),
-        "metadata": _json(session.metadata),
+        "context": texts["context"],
+        "metadata": texts["metadata"],
         "parent_session_id": session.parent_session_id,
         "version": session.version,
         "owner": session.owner,
@@ -72,8 +99,9 @@ def session_params(session: Session) -> Row:
         "recoveries": session.recoveries,
         "ended_at": session.ended_at,
         "failure_error": None if failure is None else failure.error,
-        "failure_details": None if failure is None else _json(failure.details),
+        "failure_details": texts["failure_details"],
         "failure_final": None if failure is None else failure.final,
+        "json_exact": _json_object(exact) if exact else None,
     }
 
 
@@ -82,29 +110,34 @@ def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Row
         **session_params(session),
         "cp_names": [cp.name for cp in checkpoints],
         "cp_times": [cp.timestamp for cp in checkpoints],
-        "cp_data": [cp.data_json for cp in checkpoints],
+        "cp_data": [jsonb_text(cp.data_json)[0] for cp in checkpoints],
+        "cp_data_exact": [jsonb_text(cp.data_json)[1] for cp in checkpoints],
     }
 
 
 def write_params(write: Write) -> Row:
     cp = write.checkpoint
+    data, exact = (None, None) if cp is None else jsonb_text(cp.data_json)
     return {
         **session_params(write.after),
         "expected_version": write.before.version,
         "renews_lease": write.renews_lease,
         "cp_name": None if cp is None else cp.name,
         "cp_time": None if cp is None else cp.timestamp,
-        "cp_data": None if cp is None else cp.data_json,
+        "cp_data": data,
+        "cp_data_exact": exact,
     }
 
 
 def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Row:
+    data, exact = jsonb_text(checkpoint.data_json)
     return {
         "session_id": session_id,
         "epoch": epoch,
         "name": checkpoint.name,
         "created_at": checkpoint.timestamp,
-        "data": checkpoint.data_json,
+        "data": data,
+        "data_exact": exact,
     }
 
 
@@ -138,6 +171,11 @@ def filter_params(where: SessionFilter, limit: int, cursor: str | None) -> Row:
         "after_session_id": after_id,
         "limit": limit + 1,
     }
+
+
+def _json_object(texts: Mapping[str, str]) -> str:
+    """A JSON object from members that are JSON text already (no second encoding)."""
+    return "{" + ",".join(f"{_json(name)}:{text}" for name, text in texts.items()) + "}"
 
 
 def _json(value: Any) -> str:

@@ -36,39 +36,39 @@ LIMIT %(limit)s
 
 -- name: checkpoints
 -- The outer row says whether the session exists, so "no checkpoints" and "no session" differ.
-SELECT c.seq, c.name, c.created_at, c.data
+SELECT c.seq, c.name, c.created_at, c.data, c.data_exact
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
+    SELECT seq, name, created_at, data, data_exact FROM checkpoints
     WHERE session_id = s.session_id AND seq > %(after_seq)s
     ORDER BY seq LIMIT %(limit)s
 ) c ON true
 WHERE s.session_id = %(session_id)s
 
 -- name: checkpoints_named
-SELECT c.seq, c.name, c.created_at, c.data
+SELECT c.seq, c.name, c.created_at, c.data, c.data_exact
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
+    SELECT seq, name, created_at, data, data_exact FROM checkpoints
     WHERE session_id = s.session_id AND name = %(name)s AND seq > %(after_seq)s
     ORDER BY seq LIMIT %(limit)s
 ) c ON true
 WHERE s.session_id = %(session_id)s
 
 -- name: last_checkpoint
-SELECT c.seq, c.name, c.created_at, c.data
+SELECT c.seq, c.name, c.created_at, c.data, c.data_exact
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
+    SELECT seq, name, created_at, data, data_exact FROM checkpoints
     WHERE session_id = s.session_id ORDER BY seq DESC LIMIT 1
 ) c ON true
 WHERE s.session_id = %(session_id)s
 
 -- name: last_checkpoint_named
-SELECT c.seq, c.name, c.created_at, c.data
+SELECT c.seq, c.name, c.created_at, c.data, c.data_exact
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
+    SELECT seq, name, created_at, data, data_exact FROM checkpoints
     WHERE session_id = s.session_id AND name = %(name)s ORDER BY seq DESC LIMIT 1
 ) c ON true
 WHERE s.session_id = %(session_id)s
@@ -95,20 +95,22 @@ WITH s AS (
         session_id, agent_type, user_id, state, created_at, last_heartbeat, state_since, context,
         metadata, parent_session_id, version, owner, epoch, heartbeat_timeout, suspect_after,
         lease_expires_at, suspect_at, phase, recoveries, ended_at, failure_error, failure_details,
-        failure_final, last_seq)
+        failure_final, json_exact, last_seq)
     VALUES (
         %(session_id)s, %(agent_type)s, %(user_id)s, %(state)s, %(created_at)s, %(last_heartbeat)s,
         %(state_since)s, %(context)s::jsonb, %(metadata)s::jsonb, %(parent_session_id)s, %(version)s,
         %(owner)s, %(epoch)s, %(heartbeat_timeout)s, %(suspect_after)s, %(lease_expires_at)s,
         %(suspect_at)s, %(phase)s, %(recoveries)s, %(ended_at)s, %(failure_error)s,
-        %(failure_details)s::jsonb, %(failure_final)s, cardinality(%(cp_names)s::text[]))
+        %(failure_details)s::jsonb, %(failure_final)s, %(json_exact)s::json,
+        cardinality(%(cp_names)s::text[]))
     ON CONFLICT (session_id) DO NOTHING
     RETURNING *
 ), c AS (
-    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
-    SELECT s.session_id, cp.seq, cp.name, cp.created_at, cp.data
-    FROM s, unnest(%(cp_names)s::text[], %(cp_times)s::timestamptz[], %(cp_data)s::jsonb[])
-        WITH ORDINALITY AS cp (name, created_at, data, seq)
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact)
+    SELECT s.session_id, cp.seq, cp.name, cp.created_at, cp.data, cp.data_exact
+    FROM s, unnest(%(cp_names)s::text[], %(cp_times)s::timestamptz[], %(cp_data)s::jsonb[],
+                   %(cp_data_exact)s::json[])
+        WITH ORDINALITY AS cp (name, created_at, data, data_exact, seq)
 )
 SELECT * FROM s
 
@@ -122,8 +124,8 @@ WITH s AS (
       AND (%(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint)
     RETURNING session_id, last_seq
 )
-INSERT INTO checkpoints (session_id, seq, name, created_at, data)
-SELECT s.session_id, s.last_seq, %(name)s, %(created_at)s, %(data)s::jsonb FROM s
+INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact)
+SELECT s.session_id, s.last_seq, %(name)s, %(created_at)s, %(data)s::jsonb, %(data_exact)s::json FROM s
 RETURNING seq, created_at
 
 -- name: apply_write
@@ -137,6 +139,7 @@ WITH s AS (
         version = %(version)s, owner = %(owner)s, epoch = %(epoch)s, recoveries = %(recoveries)s,
         ended_at = %(ended_at)s, failure_error = %(failure_error)s,
         failure_details = %(failure_details)s::jsonb, failure_final = %(failure_final)s,
+        json_exact = %(json_exact)s::json,
         last_heartbeat = CASE WHEN %(renews_lease)s THEN %(last_heartbeat)s ELSE last_heartbeat END,
         lease_expires_at = CASE WHEN %(renews_lease)s THEN %(lease_expires_at)s ELSE lease_expires_at END,
         suspect_at = CASE WHEN %(renews_lease)s THEN %(suspect_at)s ELSE suspect_at END,
@@ -147,8 +150,8 @@ WITH s AS (
     WHERE session_id = %(session_id)s AND version = %(expected_version)s
     RETURNING *
 ), c AS (
-    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
-    SELECT s.session_id, s.last_seq, %(cp_name)s, %(cp_time)s, %(cp_data)s::jsonb
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact)
+    SELECT s.session_id, s.last_seq, %(cp_name)s, %(cp_time)s, %(cp_data)s::jsonb, %(cp_data_exact)s::json
     FROM s WHERE %(cp_name)s::text IS NOT NULL
 )
 SELECT * FROM s

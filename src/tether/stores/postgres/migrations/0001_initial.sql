@@ -25,6 +25,9 @@ CREATE TABLE sessions (
     failure_error     text,
     failure_details   jsonb,
     failure_final     boolean,
+    -- jsonb cannot hold the NUL character, which JSON (and the seed format) allow. A JSON column
+    -- whose text has one is stored here exactly, by column name, and as a lookalike in jsonb.
+    json_exact        json,
     -- Seq allocation: an append increments this under the row lock, so concurrent appenders
     -- (in any process) serialise on the session and never duplicate or skip a seq.
     last_seq          bigint NOT NULL DEFAULT 0
@@ -36,6 +39,7 @@ CREATE TABLE checkpoints (
     name       text COLLATE "C" NOT NULL,
     created_at timestamptz NOT NULL,
     data       jsonb NOT NULL,
+    data_exact json,  -- the exact text when `data` has a NUL character (see sessions.json_exact)
     PRIMARY KEY (session_id, seq)
 );
 
