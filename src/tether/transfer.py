@@ -1,4 +1,4 @@
-"""Export and import of the seed format (JSONL), streaming: one session in memory at a time."""
+"""Export and import of the seed format (JSONL) as flows (`tether.flow`): one session in memory at a time."""
 
 from __future__ import annotations
 
@@ -10,24 +10,24 @@ from typing import IO
 
 from tether import lifecycle
 from tether.errors import ConflictError, ValidationError
-from tether.model import Checkpoint, Session, SessionFilter, State
+from tether.flow import Flow, store
+from tether.model import Checkpoint, Page, Session, SessionFilter, State
 from tether.policy import Policies
 from tether.seed import new_checkpoints, read_jsonl, write_jsonl
-from tether.stores.base import Store
 
 PAGE = 500
 CHECKPOINT_PAGE = 1000
 
 
-def export_jsonl(store: Store, destination: str | Path | IO[str], user_id: str | None) -> int:
+def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow[int]:
     """Write every session (of one user, if given) with all its checkpoints; returns the count."""
     count = 0
+    cursor: str | None = None
     with _opened(destination, "w") as out:
-        cursor: str | None = None
         while True:
-            page = store.query(SessionFilter(user_id=user_id), PAGE, cursor)
+            page: Page[Session] = yield store.query(SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
-                write_jsonl(out, session, _all_checkpoints(store, session.session_id))
+                write_jsonl(out, session, (yield from _all_checkpoints(session.session_id)))
                 count += 1
             if page.next_cursor is None:
                 return count
@@ -35,12 +35,11 @@ def export_jsonl(store: Store, destination: str | Path | IO[str], user_id: str |
 
 
 def import_jsonl(
-    store: Store,
     policies: Policies,
     source: str | Path | IO[str],
     on_conflict: str,
     progress: Callable[[int], None] | None,
-) -> int:
+) -> Flow[int]:
     """Create each session of a seed JSONL file; returns how many were imported.
 
     Active and paused sessions get a lease measured from their last heartbeat, so an import of a
@@ -52,7 +51,7 @@ def import_jsonl(
     with _opened(source, "r") as stream:
         for session, checkpoints in read_jsonl(stream):
             try:
-                store.create(_with_lease(session, policies), new_checkpoints(checkpoints))
+                yield store.create(_with_lease(session, policies), new_checkpoints(checkpoints))
                 imported += 1
             except ConflictError:
                 if on_conflict == "error":
@@ -69,14 +68,15 @@ def _with_lease(session: Session, policies: Policies) -> Session:
     return replace(session, **fields)
 
 
-def _all_checkpoints(store: Store, session_id: str) -> Iterator[Checkpoint]:
-    after = 0
+def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
+    """One session's whole history: it is written as one JSON line, so it is in memory anyway."""
+    history: list[Checkpoint] = []
     while True:
-        batch = store.checkpoints(session_id, after, CHECKPOINT_PAGE)
-        yield from batch
+        after = history[-1].seq if history else 0
+        batch: list[Checkpoint] = yield store.checkpoints(session_id, after, CHECKPOINT_PAGE)
+        history.extend(batch)
         if len(batch) < CHECKPOINT_PAGE:
-            return
-        after = batch[-1].seq
+            return history
 
 
 @contextlib.contextmanager

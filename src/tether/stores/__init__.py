@@ -6,7 +6,9 @@ from tether.clock import Clock
 from tether.errors import ConfigurationError
 from tether.stores.base import AsyncStore, Beat, Store
 
-__all__ = ["AsyncStore", "Beat", "Store", "open_store"]
+__all__ = ["AsyncStore", "Beat", "Store", "open_async_store", "open_store"]
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def open_store(url: str, clock: Clock | None = None) -> Store:
@@ -31,3 +33,19 @@ def open_store(url: str, clock: Clock | None = None) -> Store:
     raise ConfigurationError(
         f"unknown store URL {url!r}: use memory://, sqlite:///path/to/tether.db or postgresql://…"
     )
+
+
+async def open_async_store(url: str, clock: Clock | None = None) -> AsyncStore:
+    """The async face of the store a URL names: psycopg async on PostgreSQL; memory and SQLite run
+    on a worker thread of their own (`ThreadedStore`), built on that thread."""
+    if url.split(":", 1)[0].lower() in POSTGRES_SCHEMES:
+        try:
+            from tether.stores.postgres import AsyncPostgresStore
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigurationError(
+                "PostgreSQL support is not installed: pip install 'tether[postgres]'"
+            ) from exc
+        return await AsyncPostgresStore.open(url, clock)
+    from tether.stores._threaded import ThreadedStore
+
+    return await ThreadedStore.open(lambda: open_store(url, clock))

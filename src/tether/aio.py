@@ -1,0 +1,232 @@
+"""AsyncSessionManager: `SessionManager`'s API for asyncio agent frameworks, every method awaited.
+
+Both managers run the same flows (`tether.operations`): this one awaits each store call on an
+`AsyncStore` (psycopg async on PostgreSQL; memory and SQLite on a worker thread of their own), so
+validation, decisions, retries and events are shared, not copied. Docstrings are `SessionManager`'s.
+
+    async with AsyncSessionManager("sqlite:///tether.db") as manager:
+        session = await manager.create("tutor", "user-1")
+        await manager.checkpoint(session.session_id, "task_received", {"task": 42})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from tether.clock import Clock
+from tether.config import Settings
+from tether.errors import TetherError
+from tether.flow import Flow, run_async
+from tether.manager import SessionManager
+from tether.model import ENDED_STATES, Checkpoint, Page, Session, State
+from tether.operations import ManagerBase, Operations
+from tether.policy import Policies
+from tether.stores import AsyncStore, Beat, Store, open_async_store
+from tether.stores._threaded import ThreadedStore
+
+T = TypeVar("T")
+
+
+class AsyncSessionManager(ManagerBase):
+    """Sessions, checkpoints and takeovers over one store, for asyncio.
+
+    Takes an `AsyncStore`, a sync `Store` (run on a worker thread), a URL, or nothing (the
+    TETHER_STORE_URL / ./tether.db default). A URL is opened by `async with` or the first call.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore | Store | str | None = None,
+        *,
+        policies: Policies | None = None,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+        max_payload_bytes: int | None = None,
+    ) -> None:
+        settings = Settings.from_env(store if isinstance(store, str) else None)
+        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
+        self._store = ThreadedStore(store) if isinstance(store, Store) else store
+        self._url, self._clock = settings.store_url, clock
+        self._opening = asyncio.Lock()
+
+    @property
+    def store(self) -> AsyncStore:
+        """The async store; a URL's store exists once `async with` or a first call opened it."""
+        if isinstance(self._store, AsyncStore):
+            return self._store
+        raise RuntimeError("the store is not open yet: use `async with` or await a call first")
+
+    async def _open(self) -> AsyncStore:
+        async with self._opening:
+            if not isinstance(self._store, AsyncStore):
+                self._store = await open_async_store(self._url, self._clock)
+            return self._store
+
+    async def _run(self, flow: Flow[T]) -> T:
+        target = self._store if isinstance(self._store, AsyncStore) else await self._open()
+        return await run_async(flow, target)
+
+    # -- creating and reading ----------------------------------------------------------------
+    async def create(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> Session:
+        return await self._run(
+            self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
+        )
+
+    async def get(self, session_id: str) -> Session:
+        return await self._run(self.ops.get(session_id))
+
+    async def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_type: str | None = None,
+        state: State | str | None = None,
+        parent_session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        return await self._run(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
+
+    async def checkpoints(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> builtins.list[Checkpoint]:
+        return await self._run(self.ops.checkpoints(session_id, after_seq, limit, name))
+
+    async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        return await self._run(self.ops.last_checkpoint(session_id, name))
+
+    async def duration(self, session_id: str) -> timedelta:
+        return await self._run(self.ops.duration(session_id))
+
+    # -- the owner's writes ------------------------------------------------------------------
+    async def checkpoint(
+        self,
+        session_id: str,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        epoch: int | None = None,
+    ) -> Checkpoint:
+        return await self._run(self.ops.checkpoint(session_id, name, data, epoch))
+
+    async def heartbeat(
+        self,
+        session_id: str,
+        *,
+        epoch: int | None = None,
+        phase: str | None = None,
+        expect_silence: float | None = None,
+    ) -> None:
+        return await self._run(self.ops.heartbeat(session_id, epoch, phase, expect_silence))
+
+    async def heartbeats(self, beats: Sequence[Beat]) -> builtins.list[TetherError | None]:
+        return await self._run(self.ops.heartbeats(beats))
+
+    async def pause(
+        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
+    ) -> Session:
+        return await self._run(self.ops.pause(session_id, epoch, expected_version))
+
+    async def resume(
+        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
+    ) -> Session:
+        return await self._run(self.ops.resume(session_id, epoch, expected_version))
+
+    async def complete(
+        self,
+        session_id: str,
+        result: dict[str, Any] | None = None,
+        *,
+        epoch: int | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        return await self._run(self.ops.complete(session_id, result, epoch, expected_version))
+
+    async def fail(
+        self,
+        session_id: str,
+        error: str,
+        details: dict[str, Any] | None = None,
+        *,
+        final: bool = False,
+        epoch: int | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        return await self._run(self.ops.fail(session_id, error, details, final, epoch, expected_version))
+
+    async def update(
+        self,
+        session_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        epoch: int | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        return await self._run(self.ops.update(session_id, context, metadata, epoch, expected_version))
+
+    # -- takeover ----------------------------------------------------------------------------
+    async def claim(self, session_id: str, worker_id: str | None = None) -> Session:
+        return await self._run(self.ops.claim(session_id, worker_id))
+
+    async def claim_next(
+        self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
+    ) -> Session | None:
+        return await self._run(self.ops.claim_next(agent_types, worker_id))
+
+    # -- housekeeping ------------------------------------------------------------------------
+    async def delete(self, session_id: str) -> None:
+        return await self._run(self.ops.delete(session_id))
+
+    async def purge(
+        self,
+        older_than: timedelta | datetime,
+        states: Iterable[State | str] = tuple(ENDED_STATES),
+    ) -> int:
+        return await self._run(self.ops.purge(older_than, states))
+
+    async def erase_user(self, user_id: str) -> int:
+        return await self._run(self.ops.erase_user(user_id))
+
+    async def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
+        return await self._run(self.ops.export(destination, user_id))
+
+    async def import_sessions(
+        self,
+        source: str | Path | IO[str],
+        *,
+        on_conflict: str = "error",
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        return await self._run(self.ops.import_sessions(source, on_conflict, progress))
+
+    async def close(self) -> None:
+        if isinstance(self._store, AsyncStore):
+            await self._store.close()
+
+    async def __aenter__(self) -> AsyncSessionManager:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# One set of docstrings: each coroutine documents itself with its sync twin's words.
+for _name, _method in vars(AsyncSessionManager).items():
+    if not _name.startswith("_") and callable(_method) and _method.__doc__ is None:
+        _method.__doc__ = getattr(SessionManager, _name).__doc__

@@ -1,0 +1,373 @@
+"""Every manager operation, once: validate, load, decide, apply, emit.
+
+Each method returns a flow (see `tether.flow`): the arguments are checked before any I/O, the
+decisions come from `tether.lifecycle`, and the store calls are yielded for the manager to make.
+`SessionManager` runs these flows on a `Store` and `AsyncSessionManager` awaits them on an
+`AsyncStore`, so the two managers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from tether import lifecycle, transfer
+from tether.config import Settings
+from tether.errors import ConflictError, TetherError, ValidationError
+from tether.events import Event, EventBus, Subscriber
+from tether.flow import Flow, store
+from tether.lifecycle import Write
+from tether.model import Checkpoint, Liveness, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.policy import Policies
+from tether.stores.base import Beat
+from tether.supervisor import stale_filter
+from tether.validation import (
+    MAX_NAME_LENGTH,
+    check_limit,
+    check_optional_text,
+    check_positive,
+    check_text,
+    encode_json,
+)
+
+# A write decided on a stale read is re-decided on a fresh one this many times before giving up.
+MAX_DECIDE_ATTEMPTS = 8
+# How many takeover candidates claim_next reads at once; losing races to other workers eats some.
+CLAIM_CANDIDATES = 16
+
+Decide = Callable[[Session, datetime], Write]
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Operations:
+    """The manager's settings and its operations as flows; shared by the sync and async managers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policies: Policies | None = None,
+        worker_id: str | None = None,
+        max_payload_bytes: int | None = None,
+    ) -> None:
+        self.policies = policies or settings.policies
+        self.worker_id = check_text("worker_id", default_worker_id() if worker_id is None else worker_id)
+        self.max_payload_bytes = max_payload_bytes or settings.max_payload_bytes
+        self.events = EventBus()
+
+    # -- creating and reading ----------------------------------------------------------------
+    def create(
+        self,
+        agent_type: str,
+        user_id: str,
+        context: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        session_id: str | None,
+        parent_session_id: str | None,
+    ) -> Flow[Session]:
+        context = {} if context is None else context
+        metadata = {} if metadata is None else metadata
+        encode_json("context", context, self.max_payload_bytes)
+        encode_json("metadata", metadata, self.max_payload_bytes)
+        session_id = check_text("session_id", str(uuid.uuid4()) if session_id is None else session_id)
+        agent_type, user_id = check_text("agent_type", agent_type), check_text("user_id", user_id)
+        parent_session_id = check_optional_text("parent_session_id", parent_session_id)
+        now: datetime = yield store.now()
+        session = lifecycle.new_session(
+            session_id=session_id,
+            agent_type=agent_type,
+            user_id=user_id,
+            owner=self.worker_id,
+            policy=self.policies.for_type(agent_type),
+            now=now,
+            context=context,
+            metadata=metadata,
+            parent_session_id=parent_session_id,
+        )
+        created: Session = yield store.create(session)
+        self._emit(created.session_id, "created", created.created_at, None, {"owner": created.owner})
+        return created
+
+    def get(self, session_id: str) -> Flow[Session]:
+        session: Session = yield store.get(check_text("session_id", session_id))
+        return session
+
+    def list(
+        self,
+        user_id: str | None,
+        agent_type: str | None,
+        state: State | str | None,
+        parent_session_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Flow[Page[Session]]:
+        where = SessionFilter(
+            user_id=check_optional_text("user_id", user_id),
+            agent_type=check_optional_text("agent_type", agent_type),
+            state=parse_state(state),
+            parent_session_id=check_optional_text("parent_session_id", parent_session_id),
+        )
+        page: Page[Session] = yield store.query(where, check_limit("limit", limit), cursor)
+        return page
+
+    def stale(
+        self,
+        no_heartbeat_for: float | timedelta | None,
+        paused_for: float | timedelta | None,
+        liveness: Liveness | str | None,
+        agent_type: str | None,
+        user_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Flow[Page[Session]]:
+        limit = check_limit("limit", limit)
+        now: datetime = yield store.now()
+        where = stale_filter(
+            now, no_heartbeat_for, paused_for, liveness, agent_type=agent_type, user_id=user_id
+        )
+        page: Page[Session] = yield store.query(where, limit, cursor)
+        return page
+
+    def checkpoints(
+        self, session_id: str, after_seq: int, limit: int, name: str | None
+    ) -> Flow[builtins.list[Checkpoint]]:
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValidationError("after_seq", f"must be a non-negative integer, got {after_seq!r}")
+        found: builtins.list[Checkpoint] = yield store.checkpoints(
+            check_text("session_id", session_id),
+            after_seq,
+            check_limit("limit", limit),
+            check_optional_text("name", name, MAX_NAME_LENGTH),
+        )
+        return found
+
+    def last_checkpoint(self, session_id: str, name: str | None) -> Flow[Checkpoint | None]:
+        found: Checkpoint | None = yield store.last_checkpoint(
+            check_text("session_id", session_id), check_optional_text("name", name, MAX_NAME_LENGTH)
+        )
+        return found
+
+    def duration(self, session_id: str) -> Flow[timedelta]:
+        session = yield from self.get(session_id)
+        return session.duration((yield store.now()))
+
+    # -- the owner's writes ------------------------------------------------------------------
+    def checkpoint(
+        self, session_id: str, name: str, data: dict[str, Any] | None, epoch: int | None
+    ) -> Flow[Checkpoint]:
+        session_id, name = check_text("session_id", session_id), check_text("name", name, MAX_NAME_LENGTH)
+        payload = encode_json("data", {} if data is None else data, self.max_payload_bytes)
+        new = NewCheckpoint(name, (yield store.now()), payload)
+        cp: Checkpoint = yield store.append(session_id, new, epoch)
+        if self.events.active:  # the hot path: build no event nobody reads
+            self._emit(session_id, "checkpoint", cp.timestamp, cp.seq, {"name": cp.name})
+        return cp
+
+    def heartbeat(
+        self, session_id: str, epoch: int | None, phase: str | None, expect_silence: float | None
+    ) -> Flow[None]:
+        beat = Beat(
+            check_text("session_id", session_id),
+            epoch,
+            check_optional_text("phase", phase, MAX_NAME_LENGTH),
+            check_positive("expect_silence", expect_silence),
+        )
+        error = (yield from self.heartbeats([beat]))[0]
+        if error is not None:
+            raise error
+        if self.events.active:
+            self._emit(session_id, "heartbeat", (yield store.now()), None, {"phase": phase})
+
+    def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
+        results: builtins.list[TetherError | None] = yield store.heartbeat(builtins.list(beats))
+        return results
+
+    def pause(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
+        return self._transition(session_id, expected_version, lambda s, now: lifecycle.pause(s, now, epoch))
+
+    def resume(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
+        return self._transition(
+            session_id,
+            expected_version,
+            lambda s, now: lifecycle.resume(s, self.policies.for_type(s.agent_type), now, epoch),
+        )
+
+    def complete(
+        self,
+        session_id: str,
+        result: dict[str, Any] | None,
+        epoch: int | None,
+        expected_version: int | None,
+    ) -> Flow[Session]:
+        if result is not None:
+            encode_json("result", result, self.max_payload_bytes)
+        return self._transition(
+            session_id, expected_version, lambda s, now: lifecycle.complete(s, now, result, epoch)
+        )
+
+    def fail(
+        self,
+        session_id: str,
+        error: str,
+        details: dict[str, Any] | None,
+        final: bool,
+        epoch: int | None,
+        expected_version: int | None,
+    ) -> Flow[Session]:
+        if details is not None:
+            encode_json("details", details, self.max_payload_bytes)
+        return self._transition(
+            session_id,
+            expected_version,
+            lambda s, now: lifecycle.fail(
+                s, self.policies.for_type(s.agent_type), now, error, details, final=final, epoch=epoch
+            ),
+        )
+
+    def update(
+        self,
+        session_id: str,
+        context: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        epoch: int | None,
+        expected_version: int | None,
+    ) -> Flow[Session]:
+        for field, value in (("context", context), ("metadata", metadata)):
+            if value is not None:
+                encode_json(field, value, self.max_payload_bytes)
+        return self._transition(
+            session_id,
+            expected_version,
+            lambda s, now: lifecycle.update(s, now, context=context, metadata=metadata, epoch=epoch),
+        )
+
+    # -- takeover ----------------------------------------------------------------------------
+    def claim(self, session_id: str, worker_id: str | None) -> Flow[Session]:
+        worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
+        return self._transition(
+            session_id,
+            None,
+            lambda s, now: lifecycle.claim(s, self.policies.for_type(s.agent_type), now, worker),
+        )
+
+    def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Flow[Session | None]:
+        if isinstance(agent_types, str):
+            raise ValidationError("agent_types", "must be a collection of agent types, not one string")
+        types = None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
+        worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
+        candidates: builtins.list[Session] = yield store.claimable(types, CLAIM_CANDIDATES)
+        for candidate in candidates:
+            try:
+                return (yield from self.claim(candidate.session_id, worker))
+            except ConflictError:  # another worker won it, or it is not claimable any more
+                continue
+        return None
+
+    def time_out(self, session_id: str) -> Flow[Session]:
+        return self._transition(
+            session_id,
+            None,
+            lambda s, now: lifecycle.time_out(s, self.policies.for_type(s.agent_type), now),
+        )
+
+    # -- housekeeping ------------------------------------------------------------------------
+    def delete(self, session_id: str) -> Flow[None]:
+        yield store.delete(check_text("session_id", session_id))
+        if self.events.active:
+            self._emit(session_id, "deleted", (yield store.now()), None, {})
+
+    def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Flow[int]:
+        chosen = frozenset(parse_state(s) or State.COMPLETED for s in states)
+        cutoff = older_than if isinstance(older_than, datetime) else (yield store.now()) - older_than
+        purged: int = yield store.purge(cutoff, chosen)
+        return purged
+
+    def erase_user(self, user_id: str) -> Flow[int]:
+        erased: int = yield store.erase_user(check_text("user_id", user_id))
+        return erased
+
+    def export(self, destination: str | Path | IO[str], user_id: str | None) -> Flow[int]:
+        return transfer.export_jsonl(destination, check_optional_text("user_id", user_id))
+
+    def import_sessions(
+        self, source: str | Path | IO[str], on_conflict: str, progress: Callable[[int], None] | None
+    ) -> Flow[int]:
+        return transfer.import_jsonl(self.policies, source, on_conflict, progress)
+
+    # -- the path every transition takes -----------------------------------------------------
+    def _transition(self, session_id: str, expected_version: int | None, decide: Decide) -> Flow[Session]:
+        """Load, decide, apply; re-decide on a fresh read if someone wrote in between, unless the
+        caller pinned `expected_version` (then the conflict is theirs to see)."""
+        check_text("session_id", session_id)
+        attempt = 1
+        while True:
+            session: Session = yield store.get(session_id)
+            lifecycle.check_version(session, expected_version)
+            now: datetime = yield store.now()
+            write = decide(session, now)
+            try:
+                after: Session = yield store.apply(write)
+            except ConflictError:
+                if expected_version is not None or attempt == MAX_DECIDE_ATTEMPTS:
+                    raise
+                attempt += 1
+                continue
+            self._emit_write(write, after, now)
+            return after
+
+    def _emit_write(self, write: Write, after: Session, at: datetime) -> None:
+        seq = after.last_seq if write.checkpoint is not None else None
+        data: dict[str, Any] = {"state": after.state.value, "epoch": after.epoch, "owner": after.owner}
+        if after.failure is not None:
+            data.update(error=after.failure.error, final=after.failure.final)
+        self._emit(after.session_id, lifecycle.EVENT_KINDS[write.action], at, seq, data)
+
+    def _emit(self, session_id: str, kind: str, at: datetime, seq: int | None, data: dict[str, Any]) -> None:
+        if self.events.active:
+            self.events.publish(Event(session_id, kind, at, seq, data))
+
+
+def parse_state(value: State | str | None) -> State | None:
+    if value is None or isinstance(value, State):
+        return value
+    try:
+        return State(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in State)
+        raise ValidationError("state", f"{value!r} is not one of {allowed}") from None
+
+
+class ManagerBase:
+    """What both managers share besides the flows: settings as attributes, and subscriptions."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+
+    @property
+    def policies(self) -> Policies:
+        return self.ops.policies
+
+    @property
+    def worker_id(self) -> str:
+        return self.ops.worker_id
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.ops.max_payload_bytes
+
+    @property
+    def events(self) -> EventBus:
+        return self.ops.events
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call `callback(event)` on every change made through this manager (in the caller's thread,
+        after the write; with the async manager, in the event loop)."""
+        return self.ops.events.subscribe(callback)
