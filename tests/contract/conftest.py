@@ -1,24 +1,51 @@
 """Fixtures of the store contract suite: sessions in a given state, and a check that nothing changed.
 
-Every test here runs once per store kind (tests/conftest.py: STORE_KINDS) through the `manager`
-fixture, so a new store, or the async manager, passes the same specification unchanged.
+Every test here runs once per store kind (tests/conftest.py: STORE_KINDS) and once per manager
+(sync, async) through the `manager` fixture, so a new store, or the async manager, passes the same
+specification unchanged.
+
+How the async run works without a second copy of the tests: for "async", `manager` is a
+`BlockingAsyncManager` (tests/async_facade.py) wrapping an `AsyncSessionManager`. It has the
+SessionManager's methods; each call runs the async manager's coroutine on a private event loop
+thread and blocks for its result or exception, so the same sync test bodies drive the async
+manager. The async manager gets the store's native async face where there is one (PostgreSQL, from
+the same URL), else the very `store` fixture on a worker thread (`ThreadedStore`), so tests that
+also use `store` see the same data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from tether import SessionManager, State
+from tests.async_facade import BlockingAsyncManager
+from tether import Policies, SessionManager, State
+from tether.aio import AsyncSessionManager
 from tether.model import Session
+from tether.stores import POSTGRES_SCHEMES, Store
 
 ALL_CHECKPOINTS = 10_000
 
 MakeSession = Callable[..., Session]
 Unchanged = Callable[[str], AbstractContextManager[None]]
+
+
+@pytest.fixture(params=["sync", "async"])
+def manager(
+    request: pytest.FixtureRequest, store: Store, store_url: str, policies: Policies
+) -> Iterator[SessionManager]:
+    if request.param == "sync":
+        yield SessionManager(store, policies=policies, worker_id="worker-a")
+        return
+    native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES
+    facade = BlockingAsyncManager(
+        AsyncSessionManager(store_url if native else store, policies=policies, worker_id="worker-a")
+    )
+    yield cast(SessionManager, facade)
+    facade.close()
 
 
 @pytest.fixture
