@@ -45,7 +45,8 @@ async def open_async_store(url: str, clock: Clock | None = None) -> AsyncStore:
             raise ConfigurationError(
                 "PostgreSQL support is not installed: pip install 'tether[postgres]'"
             ) from exc
-        return await AsyncPostgresStore.open(url, clock)
+        native: AsyncStore = await AsyncPostgresStore.open(url, clock)
+        return native
     from tether.stores._threaded import ThreadedStore
 
     return await ThreadedStore.open(lambda: open_store(url, clock))
