@@ -23,7 +23,7 @@ from tether.config import Settings
 from tether.errors import TetherError
 from tether.flow import Flow, run_async
 from tether.manager import SessionManager
-from tether.model import ENDED_STATES, Checkpoint, Page, Session, State
+from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.operations import ManagerBase, Operations
 from tether.policy import Policies
 from tether.stores import AsyncStore, Beat, Store, open_async_store
@@ -100,6 +100,21 @@ class AsyncSessionManager(ManagerBase):
         cursor: str | None = None,
     ) -> Page[Session]:
         return await self._run(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
+
+    async def stale(
+        self,
+        *,
+        no_heartbeat_for: float | timedelta | None = None,
+        paused_for: float | timedelta | None = None,
+        liveness: Liveness | str | None = None,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        return await self._run(
+            self.ops.stale(no_heartbeat_for, paused_for, liveness, agent_type, user_id, limit, cursor)
+        )
 
     async def checkpoints(
         self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
@@ -187,6 +202,9 @@ class AsyncSessionManager(ManagerBase):
         self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
     ) -> Session | None:
         return await self._run(self.ops.claim_next(agent_types, worker_id))
+
+    async def time_out(self, session_id: str) -> Session:
+        return await self._run(self.ops.time_out(session_id))
 
     # -- housekeeping ------------------------------------------------------------------------
     async def delete(self, session_id: str) -> None:
