@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -25,14 +26,27 @@ class Policy:
     max_recoveries: int = 3  # takeovers allowed before a failure is final
 
     def __post_init__(self) -> None:
-        if not self.timeout > 0:
-            raise ConfigurationError(f"policy timeout must be positive, got {self.timeout!r}")
-        if self.suspect_after is not None and not 0 < self.suspect_after <= self.timeout:
+        """Refuse values that would silently misbehave (a bool timeout, a string on_timeout that
+        never equals the enum, an infinite lease), naming the field."""
+        _check_seconds("timeout", self.timeout)
+        if self.suspect_after is not None:
+            _check_seconds("suspect_after", self.suspect_after)
+            if self.suspect_after > self.timeout:
+                raise ConfigurationError(
+                    f"suspect_after must be in (0, timeout={self.timeout}], got {self.suspect_after!r}"
+                )
+        if (
+            isinstance(self.max_recoveries, bool)
+            or not isinstance(self.max_recoveries, int)
+            or self.max_recoveries < 0
+        ):
+            raise ConfigurationError(f"max_recoveries must be an integer >= 0, got {self.max_recoveries!r}")
+        try:
+            object.__setattr__(self, "on_timeout", OnTimeout(self.on_timeout))
+        except ValueError:
             raise ConfigurationError(
-                f"policy suspect_after must be in (0, timeout], got {self.suspect_after!r}"
-            )
-        if self.max_recoveries < 0:
-            raise ConfigurationError("policy max_recoveries must be >= 0")
+                f"on_timeout must be 'fail' or 'recover', got {self.on_timeout!r}"
+            ) from None
 
     @property
     def soft_deadline(self) -> float:
@@ -81,13 +95,12 @@ def _policy(name: str, values: Any, base: Policy) -> Policy:
     unknown = set(values) - _KNOWN_KEYS
     if unknown:
         raise ConfigurationError(f"policies.{name}: unknown keys {sorted(unknown)}")
-    changes = dict(values)
-    if "on_timeout" in changes:
-        try:
-            changes["on_timeout"] = OnTimeout(changes["on_timeout"])
-        except ValueError:
-            raise ConfigurationError(f"policies.{name}.on_timeout must be 'fail' or 'recover'") from None
     try:
-        return replace(base, **changes)
-    except TypeError as exc:
-        raise ConfigurationError(f"policies.{name}: {exc}") from exc
+        return replace(base, **values)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"policies.{name}.{exc}") from None
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, got {value!r}")
