@@ -302,6 +302,7 @@ def test_an_unknown_session_is_one_line_and_exit_status_3(tmp_path: Path, url: s
     ("args", "status", "mentions"),
     [
         (["ls", "--store", "bogus://nowhere"], 6, "unknown store URL"),
+        (["ls", "--store", "postgresql://postgres@127.0.0.1:1/none?pool_timeout=1"], 5, "unavailable"),
         (["purge", "--older-than", "30x", "--yes"], 2, "--older-than"),
         (["purge", "--yes"], 2, "--older-than"),
         (["ls", "--state", "sleeping"], 2, "--state"),

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,11 @@ def exit_code(error: TetherError) -> int:
 
 def run(command: Any, argv: Sequence[str] | None) -> int:
     """Run a Click command without its standalone handling, so every error ends here."""
+    debug = setting("TETHER_DEBUG") == "1"
+    if not debug and logging.lastResort is not None:
+        # Unless a command configures logging, library warnings (a pool retrying a connection)
+        # would print around the one error line.
+        logging.lastResort.setLevel(logging.CRITICAL)
     try:
         result = command.main(args=argv, prog_name="tether", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors: bad options, missing arguments
@@ -76,7 +82,7 @@ def run(command: Any, argv: Sequence[str] | None) -> int:
     except OSError as exc:  # a file named on the command line; stores wrap their own I/O errors
         return report(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), GENERIC)
     except Exception as exc:
-        if setting("TETHER_DEBUG") == "1":
+        if debug:
             raise
         return report(f"unexpected {type(exc).__name__}: {exc} (TETHER_DEBUG=1 shows the traceback)", GENERIC)
     return result if isinstance(result, int) else 0
