@@ -46,6 +46,7 @@ class GroupCommit:
         self._cv = threading.Condition(threading.Lock())
         self._queue: list[_Job[Any]] = []
         self._leading = False
+        self._waiting = 0  # followers asleep on the condition: wake them only if there are any
         self._closed = False
 
     def run(self, work: Work[T]) -> T:
@@ -56,7 +57,9 @@ class GroupCommit:
                 raise self._describe(sqlite3.ProgrammingError("the store is closed"))
             self._queue.append(job)
             while self._leading and not job.done:
+                self._waiting += 1
                 self._cv.wait()
+                self._waiting -= 1
             if job.done:
                 return job.outcome()
             self._leading = True
@@ -66,7 +69,8 @@ class GroupCommit:
         finally:
             with self._cv:
                 self._leading = False
-                self._cv.notify_all()
+                if self._waiting:
+                    self._cv.notify_all()
         return job.outcome()
 
     def close(self) -> None:

@@ -25,15 +25,14 @@ INSERT INTO sessions (
 -- name: insert_checkpoint
 INSERT INTO checkpoints (session_id, seq, name, ts_us, data) VALUES (?, ?, ?, ?, ?);
 
--- name: append_checkpoint
--- One statement: the fence (active, epoch) and the next seq are read and written atomically.
-INSERT INTO checkpoints (session_id, seq, name, ts_us, data)
-SELECT s.session_id,
-       COALESCE((SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id), 0) + 1,
-       ?1, ?2, ?3
+-- name: append_fence
+-- What a fenced append checks (state, epoch) and the next seq's predecessor, read under the
+-- write lock the append's BEGIN IMMEDIATE holds; the plain insert_checkpoint follows. Two cached
+-- statements cost less CPU than one INSERT … SELECT … RETURNING (which materialises its result).
+SELECT s.state, s.epoch,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
 FROM sessions AS s
-WHERE s.session_id = ?4 AND s.state = 'active' AND (?5 IS NULL OR s.epoch = ?5)
-RETURNING seq;
+WHERE s.session_id = ?;
 
 -- name: append_unfenced
 -- A lifecycle checkpoint, written in the same transaction as the version-checked update.

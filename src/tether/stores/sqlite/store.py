@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tether.clock import Clock
@@ -46,7 +46,8 @@ Q = load_queries(PACKAGE)
 MIGRATIONS = load_migrations(PACKAGE)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _NEWEST = (2**63 - 1, "")  # keyset position before the first page
-_APPEND = Q["append_checkpoint"]
+_FENCE = Q["append_fence"]
+_INSERT_CHECKPOINT = Q["insert_checkpoint"]
 _GET = Q["get_session"]
 _LAST = Q["last_checkpoint"]
 _LAST_BY_NAME = Q["last_checkpoint_by_name"]
@@ -142,18 +143,20 @@ class SQLiteStore(Store):
         return session_from_row(self._writes.run(work))
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        ts_us = to_micros(checkpoint.timestamp)
-        params = (checkpoint.name, ts_us, checkpoint.data_json, session_id, epoch)
+        name, data = checkpoint.name, checkpoint.data_json
+        ts = checkpoint.timestamp
+        ts_us = to_micros(ts)
 
         def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(_APPEND, params).fetchone()
-            if row is None:
+            row = conn.execute(_FENCE, (session_id,)).fetchone()
+            if row is None or row[0] != "active" or (epoch is not None and epoch != row[1]):
                 raise explain_rejected_append(_session_in(conn, session_id), session_id, epoch)
-            seq: int = row[0]
+            seq: int = (row[2] or 0) + 1
+            conn.execute(_INSERT_CHECKPOINT, (session_id, seq, name, ts_us, data))
             return seq
 
         seq = self._writes.run(work)
-        return Checkpoint(session_id, seq, checkpoint.name, from_micros(ts_us), _loads(checkpoint.data_json))
+        return Checkpoint(session_id, seq, name, ts if ts.tzinfo is UTC else from_micros(ts_us), _loads(data))
 
     def apply(self, write: Write) -> Session:
         sid = write.before.session_id

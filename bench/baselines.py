@@ -1,0 +1,103 @@
+"""What Tether is measured against, in the same run: raw sqlite3 loops with the same settings, the
+seed's persist-the-whole-session design, and LangGraph's SqliteSaver (when installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SEED_MODULE = Path("/work/shared/seed/session_models.py")
+
+# The same table and indexes as Tether's checkpoints (migrations/0001_initial.sql), so the floor
+# writes the same pages per commit; BARE_DDL is a table without any index, the absolute floor.
+SAME_SCHEMA_DDL = (
+    "CREATE TABLE checkpoints (session_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,"
+    " ts_us INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session_id, seq))",
+    "CREATE INDEX checkpoints_by_name ON checkpoints (session_id, name, seq)",
+)
+BARE_DDL = ("CREATE TABLE checkpoints (session_id TEXT, seq INTEGER, name TEXT, ts_us INTEGER, data TEXT)",)
+INSERT = "INSERT INTO checkpoints (session_id, seq, name, ts_us, data) VALUES (?, ?, ?, ?, ?)"
+LAST = "SELECT seq, name, ts_us, data FROM checkpoints WHERE session_id = ? ORDER BY seq DESC LIMIT 1"
+LAST_BY_NAME = (
+    "SELECT seq, name, ts_us, data FROM checkpoints WHERE session_id = ? AND name = ?"
+    " ORDER BY seq DESC LIMIT 1"
+)
+USER_SESSIONS = "SELECT * FROM sessions WHERE user_id = ? ORDER BY created_us DESC, session_id DESC LIMIT ?"
+
+Append = Callable[[], None]
+
+
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Autocommit, WAL, the given synchronous level: each statement is its own durable commit."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def raw_appender(path: Path, synchronous: str, payload: dict[str, Any], ddl: tuple[str, ...]) -> Append:
+    """The floor: json.dumps + one INSERT (its own transaction and commit) per append."""
+    conn = connect(path, synchronous)
+    for statement in ddl:
+        conn.execute(statement)
+    seq = 0
+
+    def append() -> None:
+        nonlocal seq
+        seq += 1
+        conn.execute(INSERT, ("raw", seq, "step", time.time_ns() // 1000, json.dumps(payload)))
+
+    return append
+
+
+def seed_saver(path: Path, payload: dict[str, Any], existing: int) -> Append | str:
+    """The seed's design persisted naively: `AgentSession.checkpoint` then the whole `to_dict()`
+    re-serialised and written as one row per save. Returns a reason string if the seed is absent."""
+    if not SEED_MODULE.exists():
+        return f"seed module not found at {SEED_MODULE}"
+    spec = importlib.util.spec_from_file_location("seed_session_models", SEED_MODULE)
+    assert spec is not None and spec.loader is not None
+    seed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed)
+    conn = connect(path, "FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS seed_sessions (session_id TEXT PRIMARY KEY, doc TEXT)")
+    session = seed.AgentSession(agent_type="bench", user_id="u")
+    for _ in range(existing):
+        session.checkpoint("step", payload)
+
+    def save() -> None:
+        session.checkpoint("step", payload)
+        doc = json.dumps(session.to_dict())
+        conn.execute("INSERT OR REPLACE INTO seed_sessions VALUES (?, ?)", (session.session_id, doc))
+
+    save()
+    return save
+
+
+def langgraph_putter(path: Path, payload: dict[str, Any]) -> Append | str:
+    """LangGraph's SqliteSaver.put of a checkpoint carrying the payload, WAL + synchronous=FULL.
+    Returns a reason string if langgraph-checkpoint-sqlite is not installed."""
+    try:
+        from langgraph.checkpoint.base import empty_checkpoint
+        from langgraph.checkpoint.sqlite import SqliteSaver
+    except ImportError as exc:
+        return f"langgraph-checkpoint-sqlite not installed ({exc}); pip install 'tether[bench]'"
+    conn = sqlite3.connect(path, check_same_thread=False)
+    saver = SqliteSaver(conn)
+    saver.setup()
+    conn.execute("PRAGMA synchronous = FULL")
+    config: dict[str, Any] = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+
+    def put() -> None:
+        nonlocal config
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"data": payload}
+        config = saver.put(config, checkpoint, {"source": "loop", "step": 1}, {})  # type: ignore[arg-type]
+
+    return put
