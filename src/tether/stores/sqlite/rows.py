@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,28 @@ from tether.stores.base import from_micros, to_micros
 from tether.validation import encode_json
 
 _STATES = {state.value: state for state in State}
-_loads = json.loads
+
+
+def _fastest_loads() -> Callable[[str], Any]:
+    """JSON decoding dominates reads of large payloads: orjson (pip install 'tether[fast]') is
+    3-6x faster than the standard library, when installed."""
+    try:
+        from orjson import loads as fast
+    except ImportError:  # pragma: no cover - depends on the environment
+        return json.loads
+    return fast
+
+
+_fast_loads = _fastest_loads()
+
+
+def loads(text: str) -> Any:
+    """Decode JSON this store wrote; falls back to the standard library for what orjson refuses
+    (integers beyond 64 bits)."""
+    try:
+        return _fast_loads(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def micros_or_none(value: datetime | None) -> int | None:
@@ -27,36 +49,37 @@ def _document(text: str) -> dict[str, Any]:
     """Most contexts and metadata are empty: skip the parser for them."""
     if text == "{}":
         return {}
-    value: dict[str, Any] = _loads(text)
+    value: dict[str, Any] = loads(text)
     return value
 
 
 def session_from_row(row: tuple[Any, ...]) -> Session:
-    """A row of any `SELECT` in queries.sql that starts with the session columns."""
+    """A row of any `SELECT` in queries.sql that starts with the session columns. Positional
+    arguments in Session's field order: listings build one per row, so this is a hot path."""
     failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
     return Session(
-        session_id=row[0],
-        agent_type=row[1],
-        user_id=row[2],
-        state=_STATES[row[3]],
-        created_at=from_micros(row[4]),
-        last_heartbeat=from_micros(row[5]),
-        state_since=_time_or_none(row[6]),
-        context=_document(row[7]),
-        metadata=_document(row[8]),
-        parent_session_id=row[9],
-        version=row[10],
-        owner=row[11],
-        epoch=row[12],
-        heartbeat_timeout=row[13],
-        suspect_after=row[14],
-        lease_expires_at=_time_or_none(row[15]),
-        suspect_at=_time_or_none(row[16]),
-        phase=row[17],
-        recoveries=row[18],
-        ended_at=_time_or_none(row[19]),
-        failure=failure,
-        last_seq=row[23] or 0,
+        row[0],  # session_id
+        row[1],  # agent_type
+        row[2],  # user_id
+        _STATES[row[3]],
+        from_micros(row[4]),  # created_at
+        from_micros(row[5]),  # last_heartbeat
+        _time_or_none(row[6]),  # state_since
+        _document(row[7]),  # context
+        _document(row[8]),  # metadata
+        row[9],  # parent_session_id
+        row[10],  # version
+        row[11],  # owner
+        row[12],  # epoch
+        row[13],  # heartbeat_timeout
+        row[14],  # suspect_after
+        _time_or_none(row[15]),  # lease_expires_at
+        _time_or_none(row[16]),  # suspect_at
+        row[17],  # phase
+        row[18],  # recoveries
+        _time_or_none(row[19]),  # ended_at
+        failure,
+        row[23] or 0,  # last_seq
     )
 
 
@@ -127,4 +150,4 @@ def write_params(write: Write) -> dict[str, Any]:
 
 def checkpoint_from_row(session_id: str, row: tuple[Any, ...]) -> Checkpoint:
     """A row of (seq, name, ts_us, data)."""
-    return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), _loads(row[3]))
+    return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), loads(row[3]))

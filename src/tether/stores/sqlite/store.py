@@ -23,10 +23,10 @@ from tether.stores.base import (
     Beat,
     Store,
     decode_cursor,
+    encode_cursor,
     explain_rejected_append,
     explain_rejected_beat,
     from_micros,
-    page_of,
     to_micros,
 )
 from tether.stores.sql_files import load_migrations, load_queries
@@ -34,6 +34,7 @@ from tether.stores.sqlite.connections import Readers, SQLiteSettings, connect, u
 from tether.stores.sqlite.group_commit import GroupCommit
 from tether.stores.sqlite.rows import (
     checkpoint_from_row,
+    loads,
     micros_or_none,
     session_from_row,
     session_to_row,
@@ -52,7 +53,6 @@ _GET = Q["get_session"]
 _LAST = Q["last_checkpoint"]
 _LAST_BY_NAME = Q["last_checkpoint_by_name"]
 _PRAGMAS = ("journal_mode", "synchronous", "busy_timeout")
-_loads = json.loads
 
 
 class SQLiteStore(Store):
@@ -96,7 +96,8 @@ class SQLiteStore(Store):
             "limit": limit + 1,
         }
         rows = self._fetchall(Q[_listing(where)], params)
-        return page_of(map(session_from_row, rows), limit)
+        sessions = [session_from_row(row) for row in rows[:limit]]
+        return Page(sessions, encode_cursor(sessions[-1]) if len(rows) > limit else None)
 
     def checkpoints(
         self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
@@ -117,7 +118,7 @@ class SQLiteStore(Store):
         if row is None:
             self._require(session_id)
             return None
-        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), _loads(row[3]))
+        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), loads(row[3]))
 
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         params = {"now_us": to_micros(self.now()), "agent_types": _json_list(agent_types), "limit": limit}
@@ -156,7 +157,7 @@ class SQLiteStore(Store):
             return seq
 
         seq = self._writes.run(work)
-        return Checkpoint(session_id, seq, name, ts if ts.tzinfo is UTC else from_micros(ts_us), _loads(data))
+        return Checkpoint(session_id, seq, name, ts if ts.tzinfo is UTC else from_micros(ts_us), loads(data))
 
     def apply(self, write: Write) -> Session:
         sid = write.before.session_id
