@@ -42,7 +42,9 @@ def manager(
         return
     native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES
     facade = BlockingAsyncManager(
-        AsyncSessionManager(store_url if native else store, policies=policies, worker_id="worker-a")
+        AsyncSessionManager(
+            store_url if native else store, policies=policies, clock=store.clock, worker_id="worker-a"
+        )
     )
     yield cast(SessionManager, facade)
     facade.close()

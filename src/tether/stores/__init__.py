@@ -45,7 +45,7 @@ async def open_async_store(url: str, clock: Clock | None = None) -> AsyncStore:
             raise ConfigurationError(
                 "PostgreSQL support is not installed: pip install 'tether[postgres]'"
             ) from exc
-        native: AsyncStore = await AsyncPostgresStore.open(url, clock)
+        native: AsyncStore = await AsyncPostgresStore.from_url(url, clock)
         return native
     from tether.stores._threaded import ThreadedStore
 
