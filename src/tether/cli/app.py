@@ -38,4 +38,4 @@ def root(ctx: typer.Context) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the command, exit with its status."""
-    sys.exit(run(typer.main.get_command(app), argv))
+    sys.exit(run(app, argv))

@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import typer
 
@@ -59,14 +58,15 @@ def exit_code(error: TetherError) -> int:
     return GENERIC
 
 
-def run(command: Any, argv: Sequence[str] | None) -> int:
-    """Run a Click command without its standalone handling, so every error ends here."""
+def run(app: typer.Typer, argv: Sequence[str] | None) -> int:
+    """Run the app without Click's standalone handling, so every error ends here."""
     debug = setting("TETHER_DEBUG") == "1"
     if not debug and logging.lastResort is not None:
         # Unless a command configures logging, library warnings (a pool retrying a connection)
         # would print around the one error line.
         logging.lastResort.setLevel(logging.CRITICAL)
     try:
+        command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="tether", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors: bad options, missing arguments
         return report(exc.format_message(), exc.exit_code)
