@@ -14,6 +14,8 @@ from tests.reliability.workers import sweep_process
 from tether import ManualClock, Policies, Policy, SessionManager, SystemClock
 from tether.stores import open_store
 
+pytestmark = pytest.mark.slow
+
 SUPERVISORS = 4
 SESSIONS = 400
 SHARED_STORE_KINDS = [k for k in STORE_KINDS if k != "memory"]

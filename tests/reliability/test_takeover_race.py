@@ -21,6 +21,8 @@ from tests.reliability.workers import RACE_POLICIES, Outcome, race_in_threads, r
 from tether import LeaseLost, ManualClock, SessionManager, State, SystemClock
 from tether.stores import Store, open_store
 
+pytestmark = pytest.mark.slow  # minutes on a loaded 2-core machine: `-m "not slow"` skips them
+
 WORKERS = 8
 TRIALS = 1_000
 SHARED_STORE_KINDS = [k for k in STORE_KINDS if k != "memory"]  # memory is private to a process
