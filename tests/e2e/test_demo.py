@@ -1,0 +1,35 @@
+"""`tether demo` end to end: real worker processes, SIGKILLed at random, lose nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import run_tether
+
+
+def test_demo_crashes_workers_and_loses_no_acknowledged_checkpoint(tmp_path: Path) -> None:
+    result = run_tether(
+        "demo",
+        *("--sessions", "10", "--workers", "4", "--kill-rate", "4", "--seed", "3"),
+        *("--timeout", "0.5", "--step", "0.05", "--json"),
+        *("--store", f"sqlite:///{tmp_path}/demo.db"),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["sessions"] == 10 + 2 * 2  # two orchestrators, two children each
+    assert report["completed"] == report["sessions"]
+    assert report["checkpoints_acknowledged"] > 0
+    assert report["checkpoints_lost"] == 0
+    assert report["resumed_behind_last_ack"] == 0
+    assert report["crashes"] + report["freezes"] >= 1
+    assert report["takeovers"] >= 1
+
+
+def test_demo_refuses_a_store_its_worker_processes_cannot_share(tmp_path: Path) -> None:
+    result = run_tether("demo", "--store", "memory://", cwd=tmp_path)
+    assert result.returncode == 6
+    assert "separate processes" in result.stderr
