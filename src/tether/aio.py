@@ -18,15 +18,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tether import config
 from tether.clock import Clock
 from tether.config import Settings
-from tether.errors import TetherError
+from tether.errors import ConfigurationError, TetherError
 from tether.flow import Flow, run_async
 from tether.manager import SessionManager
 from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.operations import ManagerBase, Operations
 from tether.policy import Policies
-from tether.stores import AsyncStore, Beat, Store, open_async_store
+from tether.stores import AsyncStore, Beat, Store, open_async_store, with_liveness
 from tether.stores._threaded import ThreadedStore
 
 T = TypeVar("T")
@@ -47,10 +48,16 @@ class AsyncSessionManager(ManagerBase):
         clock: Clock | None = None,
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
+        redis_url: str | None = None,
     ) -> None:
         settings = Settings.from_env(store if isinstance(store, str) else None)
         super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
-        self._store = ThreadedStore(store) if isinstance(store, Store) else store
+        self._redis_url = config.redis_url(redis_url)
+        if isinstance(store, AsyncStore) and self._redis_url:
+            raise ConfigurationError("Redis liveness wraps a sync store: pass a URL or a sync Store")
+        self._store = (
+            ThreadedStore(with_liveness(store, self._redis_url)) if isinstance(store, Store) else store
+        )
         self._url, self._clock = settings.store_url, clock
         self._opening = asyncio.Lock()
 
@@ -64,7 +71,7 @@ class AsyncSessionManager(ManagerBase):
     async def _open(self) -> AsyncStore:
         async with self._opening:
             if not isinstance(self._store, AsyncStore):
-                self._store = await open_async_store(self._url, self._clock)
+                self._store = await open_async_store(self._url, self._clock, self._redis_url)
             return self._store
 
     async def _run(self, flow: Flow[T]) -> T:

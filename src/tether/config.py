@@ -17,6 +17,7 @@ DEFAULTS = {
     # full: an acknowledged write survives power loss; normal: survives a process crash only.
     "TETHER_SQLITE_SYNCHRONOUS": "full",
     "TETHER_DEBUG": "0",  # 1: the CLI shows the traceback of an unexpected error
+    "TETHER_REDIS_URL": "",  # set: heartbeats and leases live in Redis (tether[redis])
 }
 
 
@@ -27,6 +28,11 @@ def setting(name: str) -> str:
 def store_url(explicit: str | None = None) -> str:
     """The store to open: an explicit URL, else TETHER_STORE_URL, else ./tether.db."""
     return explicit or setting("TETHER_STORE_URL")
+
+
+def redis_url(explicit: str | None = None) -> str | None:
+    """Where leases live if not in the store: an explicit URL, else TETHER_REDIS_URL, else nowhere."""
+    return explicit or setting("TETHER_REDIS_URL") or None
 
 
 def max_payload_bytes() -> int:

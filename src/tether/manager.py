@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tether import handle
+from tether import config, handle
 from tether.clock import Clock
 from tether.config import Settings
 from tether.errors import TetherError
@@ -18,7 +18,7 @@ from tether.handle import Handler, SessionHandle
 from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.operations import ManagerBase, Operations
 from tether.policy import Policies
-from tether.stores import Beat, Store, open_store
+from tether.stores import Beat, Store, open_store, with_liveness
 from tether.supervisor import RunningSupervisor, Supervisor
 
 T = TypeVar("T")
@@ -29,6 +29,7 @@ class SessionManager(ManagerBase):
 
     `SessionManager()` opens the embedded SQLite default (`./tether.db`, or TETHER_STORE_URL);
     pass a URL or a Store to choose another. `tether.aio.AsyncSessionManager` is the same API, awaited.
+    With `redis_url` (or TETHER_REDIS_URL) heartbeats and leases live in Redis, flushed to the store.
     """
 
     def __init__(
@@ -39,10 +40,12 @@ class SessionManager(ManagerBase):
         clock: Clock | None = None,
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
+        redis_url: str | None = None,
     ) -> None:
         settings = Settings.from_env(store if isinstance(store, str) else None)
         super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
-        self.store = store if isinstance(store, Store) else open_store(settings.store_url, clock)
+        durable = store if isinstance(store, Store) else open_store(settings.store_url, clock)
+        self.store = with_liveness(durable, config.redis_url(redis_url))
 
     def _run(self, flow: Flow[T]) -> T:
         return run(flow, self.store)

@@ -6,7 +6,7 @@ from tether.clock import Clock
 from tether.errors import ConfigurationError
 from tether.stores.base import AsyncStore, Beat, Store
 
-__all__ = ["AsyncStore", "Beat", "Store", "open_async_store", "open_store"]
+__all__ = ["AsyncStore", "Beat", "Store", "open_async_store", "open_store", "with_liveness"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -35,10 +35,11 @@ def open_store(url: str, clock: Clock | None = None) -> Store:
     )
 
 
-async def open_async_store(url: str, clock: Clock | None = None) -> AsyncStore:
+async def open_async_store(url: str, clock: Clock | None = None, redis_url: str | None = None) -> AsyncStore:
     """The async face of the store a URL names: psycopg async on PostgreSQL; memory and SQLite run
-    on a worker thread of their own (`ThreadedStore`), built on that thread."""
-    if url.split(":", 1)[0].lower() in POSTGRES_SCHEMES:
+    on a worker thread of their own (`ThreadedStore`), built on that thread. With Redis liveness
+    (sync, like redis-py's client) the sync store and its Redis decorator run on that thread."""
+    if redis_url is None and url.split(":", 1)[0].lower() in POSTGRES_SCHEMES:
         try:
             from tether.stores.postgres import AsyncPostgresStore
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -49,4 +50,14 @@ async def open_async_store(url: str, clock: Clock | None = None) -> AsyncStore:
         return native
     from tether.stores._threaded import ThreadedStore
 
-    return await ThreadedStore.open(lambda: open_store(url, clock))
+    return await ThreadedStore.open(lambda: with_liveness(open_store(url, clock), redis_url))
+
+
+def with_liveness(store: Store, redis_url: str | None) -> Store:
+    """The store itself keeps leases, unless a Redis URL is given: then heartbeats go to Redis and the
+    store gets leases flushed periodically (see `tether.stores.redis_liveness`)."""
+    if not redis_url:
+        return store
+    from tether.stores.redis_liveness import RedisLivenessStore
+
+    return RedisLivenessStore(store, redis_url)

@@ -1,0 +1,174 @@
+"""Leases in Redis: one small hash per session plus two sorted sets (by lease expiry, by soft deadline).
+
+    {prefix}:s:{session_id}   hash: version epoch state agent_type timeout suspect_after
+                                    phase last_heartbeat suspect_at lease   (times in microseconds)
+    {prefix}:expiry           zset: active session -> lease expiry
+    {prefix}:suspect          zset: active session -> soft deadline
+
+Every change is a Lua script (`redis_scripts/*.lua`), so a heartbeat's fencing check and its write are
+one atomic step, timed by the Redis server's clock: clients' clocks never matter. This module only
+moves values in and out of Redis; `redis_liveness` decides what they mean for the store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from tether.errors import ConfigurationError, StoreUnavailable
+from tether.model import Session, State
+from tether.stores.base import Beat, from_micros, to_micros
+
+BATCH = 2000  # beats per script call: big enough to amortise the round trip, short enough not to stall Redis
+ENDED_TTL = 3600  # seconds an ended session's hash stays, answering late heartbeats precisely
+
+
+class Code:
+    """What the heartbeat script says about one beat."""
+
+    APPLIED, UNKNOWN, WRONG_EPOCH, EXPIRED, NOT_LIVE = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class BeatResult:
+    code: int
+    epoch: int
+    state: str
+
+
+APPLIED = BeatResult(Code.APPLIED, 0, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A session's liveness as Redis has it, at the session version it was mirrored from."""
+
+    version: int
+    epoch: int
+    state: str
+    phase: str | None
+    last_heartbeat: datetime
+    suspect_at: datetime
+    lease_expires_at: datetime
+
+
+def _script(name: str) -> str:
+    return resources.files("tether.stores").joinpath("redis_scripts", name).read_text()
+
+
+class RedisLeases:
+    def __init__(self, url: str, prefix: str = "tether", timeout: float = 2.0) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigurationError("Redis support is not installed: pip install 'tether[redis]'") from exc
+        self.url, self.prefix = url, prefix
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        try:
+            self.client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from exc
+        self._beat = self.client.register_script(_script("heartbeat.lua"))
+        self._mirror = self.client.register_script(_script("mirror.lua"))
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        """Redis errors leave as StoreUnavailable: the heartbeat (or read) did not happen."""
+        try:
+            yield
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis at {self.url} failed during {what}: {exc}") from exc
+
+    def key(self, session_id: str) -> str:
+        return f"{self.prefix}:s:{session_id}"
+
+    def now(self) -> datetime:
+        with self._calling("TIME"):
+            seconds, micros = self.client.time()
+        return from_micros(int(seconds) * 1_000_000 + int(micros))
+
+    def beat(self, beats: Sequence[Beat]) -> list[BeatResult]:
+        """One Lua call per BATCH beats; JSON both ways (packing thousands of arguments costs more)."""
+        out: list[BeatResult] = []
+        for start in range(0, len(beats), BATCH):
+            batch = [[b.session_id, b.epoch, b.phase, b.expect_silence] for b in beats[start : start + BATCH]]
+            with self._calling("heartbeat"):
+                answer = self._beat(args=[self.prefix, json.dumps(batch)])
+            out += [APPLIED if r == 0 else BeatResult(*r) for r in json.loads(answer)]
+        return out
+
+    def mirror(self, session: Session, renews: bool) -> None:
+        """Copy owner, epoch and state (and the lease if `renews`) of a session just written."""
+        lease = session.lease_expires_at or session.last_heartbeat
+        suspect = session.suspect_at or lease
+        args: list[str | int] = [
+            self.prefix,
+            session.session_id,
+            session.version,
+            session.epoch,
+            session.state.value,
+            session.agent_type,
+            repr(session.heartbeat_timeout),
+            repr(session.suspect_after),
+            "1" if renews else "0",
+            session.phase or "",
+            to_micros(session.last_heartbeat),
+            to_micros(suspect),
+            to_micros(lease),
+            ENDED_TTL,
+        ]
+        with self._calling("mirror"):
+            self._mirror(args=args)
+
+    def leases(self, session_ids: Sequence[str]) -> dict[str, Lease]:
+        fields = ("version", "epoch", "state", "phase", "last_heartbeat", "suspect_at", "lease")
+        with self._calling("read"):
+            pipe = self.client.pipeline(transaction=False)
+            for sid in session_ids:
+                pipe.hmget(self.key(sid), fields)
+            rows = pipe.execute()
+        return {sid: _lease(row) for sid, row in zip(session_ids, rows, strict=True) if row[0] is not None}
+
+    def due(self, which: str, until: datetime, limit: int) -> list[str]:
+        """Sessions whose lease expiry (`expiry`) or soft deadline (`suspect`) is at or before `until`."""
+        with self._calling("read"):
+            found = self.client.zrangebyscore(
+                f"{self.prefix}:{which}", "-inf", to_micros(until), start=0, num=limit
+            )
+        return [str(sid) for sid in found]
+
+    def forget(self, session_ids: Sequence[str]) -> None:
+        if not session_ids:
+            return
+        with self._calling("delete"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(*(self.key(sid) for sid in session_ids))
+            pipe.zrem(f"{self.prefix}:expiry", *session_ids)
+            pipe.zrem(f"{self.prefix}:suspect", *session_ids)
+            pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _lease(row: Sequence[str | None]) -> Lease:
+    version, epoch, state, phase, beat, suspect, lease = row
+    return Lease(
+        version=int(version or 0),
+        epoch=int(epoch or 0),
+        state=state or "",
+        phase=phase or None,
+        last_heartbeat=from_micros(int(beat or 0)),
+        suspect_at=from_micros(int(suspect or 0)),
+        lease_expires_at=from_micros(int(lease or 0)),
+    )
+
+
+LIVE = frozenset({State.ACTIVE.value, State.PAUSED.value})

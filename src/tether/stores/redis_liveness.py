@@ -1,0 +1,307 @@
+"""Liveness in Redis, durability in the store: a Store that wraps another one.
+
+    store = RedisLivenessStore(open_store("postgresql://…"), "redis://localhost:6379/0")
+    SessionManager(store)            # or SessionManager(url, redis_url=…), or TETHER_REDIS_URL
+
+Heartbeats are the hot path, and the one write that needs no durability beyond the lease itself: they
+go to Redis only (`redis_leases`, one Lua call per batch, the Redis clock). Everything else goes to
+the wrapped store first and is then mirrored to Redis, so owner, epoch and state are the store's and
+fencing stays exact:
+- `create` and every `apply` (claim, pause, resume, complete, fail, time out) mirror the session's new
+  version, epoch and state; Redis ignores a mirror older than what it holds.
+- Reads overlay Redis's lease on the store's row when both are at the same version; a claim or a
+  supervisor therefore decides on the live lease, and a heartbeat refused for an expired lease stays
+  refused until a transition renews it (the same rule as `Store.heartbeat`).
+- Expired and suspect sessions are read from Redis sorted sets (ZRANGEBYSCORE), not from the store.
+- A flusher thread copies leases back to the store every `flush_interval` seconds and on close, so
+  listings and `no_heartbeat_for` queries are at most that stale.
+If Redis is unreachable, heartbeats raise StoreUnavailable, or with `fallback="store"` go to the wrapped
+store (whose lease is then only as fresh as the last flush).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from tether.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    StoreUnavailable,
+    TetherError,
+)
+from tether.lifecycle import Write
+from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
+from tether.stores.memory import _matches as matches
+from tether.stores.redis_leases import LIVE, BeatResult, Code, Lease, RedisLeases
+
+logger = logging.getLogger(__name__)
+
+FALLBACKS = ("raise", "store")
+
+
+class RedisLivenessStore(Store):
+    def __init__(
+        self,
+        inner: Store,
+        redis_url: str,
+        *,
+        prefix: str = "tether",
+        flush_interval: float = 5.0,
+        fallback: str = "raise",
+    ) -> None:
+        if fallback not in FALLBACKS:
+            raise ConfigurationError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        super().__init__(inner.clock)
+        self.inner, self.url, self.fallback = inner, inner.url, fallback
+        self.redis = RedisLeases(redis_url, prefix)
+        self._dirty: set[str] = set()  # beaten since the last flush
+        self._unsynced: set[str] = set()  # a mirror failed: Redis may be behind the store
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_every, args=(flush_interval,), name="tether-redis-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def now(self) -> datetime:
+        """The Redis server's clock: leases are set and judged by it alone."""
+        try:
+            return self.redis.now()
+        except StoreUnavailable:
+            if self.fallback == "store":
+                return self.inner.now()
+            raise
+
+    # -- reads: the store's rows with Redis's leases ----------------------------------------
+    def get(self, session_id: str) -> Session:
+        return self._overlay([self.inner.get(session_id)])[0]
+
+    def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
+        if where.lease_expired_at is not None:
+            return self._query_due(where, "expiry", where.lease_expired_at, limit, cursor)
+        if where.suspect_at_or_before is not None:
+            return self._query_due(where, "suspect", where.suspect_at_or_before, limit, cursor)
+        page = self.inner.query(where, limit, cursor)
+        # The store's heartbeats are older than Redis's, so re-checking the overlaid rows is exact.
+        return Page([s for s in self._overlay(list(page)) if matches(s, where)], page.next_cursor)
+
+    def checkpoints(
+        self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> list[Checkpoint]:
+        return self.inner.checkpoints(session_id, after_seq, limit, name)
+
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        return self.inner.last_checkpoint(session_id, name)
+
+    def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        """Expired leases from Redis, plus the store's recoverably failed sessions (the store's
+        own idea of which leases expired is stale)."""
+        now = self.now()
+        expired = [
+            s
+            for s in self._load(self.redis.due("expiry", now, limit * 4))
+            if s.state is State.ACTIVE and (agent_types is None or s.agent_type in agent_types)
+        ]
+        failed = [s for s in self.inner.claimable(agent_types, limit) if s.state is State.FAILED]
+        found = [*expired, *failed]
+        found.sort(key=lambda s: s.lease_expires_at or s.state_since or s.created_at)
+        return found[:limit]
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self, session: Session, checkpoints: Sequence[NewCheckpoint] = ()) -> Session:
+        created = self.inner.create(session, checkpoints)
+        self._mirror(created, renews=True)
+        return created
+
+    def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        return self.inner.append(session_id, checkpoint, epoch)  # fenced by the store's epoch
+
+    def apply(self, write: Write) -> Session:
+        after = self.inner.apply(write)
+        self._mirror(after, renews=write.renews_lease)
+        return self._overlay([after])[0]
+
+    def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
+        try:
+            results = self.redis.beat(beats)
+        except StoreUnavailable:
+            if self.fallback == "store":
+                logger.warning("Redis unreachable: %d heartbeats go to the store", len(beats))
+                return self.inner.heartbeat(beats)
+            raise
+        stale = [i for i, (b, r) in enumerate(zip(beats, results, strict=True)) if _redis_behind(b, r)]
+        if stale:  # Redis never saw this session, or missed its takeover: copy it and beat again
+            self._resync([beats[i].session_id for i in stale])
+            for i, retried in zip(stale, self.redis.beat([beats[i] for i in stale]), strict=True):
+                results[i] = retried
+        with self._lock:
+            self._dirty.update(
+                b.session_id for b, r in zip(beats, results, strict=True) if r.code == Code.APPLIED
+            )
+        return [_error(b, r) for b, r in zip(beats, results, strict=True)]
+
+    def delete(self, session_id: str) -> None:
+        self.inner.delete(session_id)
+        self.redis.forget([session_id])
+
+    def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
+        """Ended sessions' hashes expire by themselves; a purged live one is forgotten when the
+        expiry scan next finds it missing from the store."""
+        return self.inner.purge(ended_before, states)
+
+    def erase_user(self, user_id: str) -> int:
+        return self.inner.erase_user(user_id)
+
+    def migrate(self) -> int:
+        return self.inner.migrate()
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._flusher.join()
+        try:
+            self.flush()
+        except TetherError:
+            logger.exception("final flush of Redis leases to the store failed")
+        self.redis.close()
+        self.inner.close()
+
+    # -- flushing leases back to the store ---------------------------------------------------
+    def flush(self) -> int:
+        """Copy the leases beaten since the last flush into the store; returns how many."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            unsynced, self._unsynced = self._unsynced, set()
+        if unsynced:
+            self._resync(sorted(unsynced))
+        leases = self.redis.leases(sorted(dirty))
+        return sum(self._flush_one(sid, lease) for sid, lease in leases.items())
+
+    def _flush_one(self, session_id: str, lease: Lease) -> bool:
+        try:
+            current = self.inner.get(session_id)
+        except NotFound:
+            return False
+        if (current.version, current.epoch) != (lease.version, lease.epoch) or current.is_ended:
+            return False  # a transition got there first; it carries its own lease
+        if lease.last_heartbeat <= current.last_heartbeat:
+            return False
+        try:
+            self.inner.apply(Write("heartbeat", current, _leased(current, lease), None, renews_lease=True))
+        except ConflictError:
+            return False
+        return True
+
+    def _flush_every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.flush()
+            except TetherError:
+                logger.exception("flushing Redis leases to the store failed; retrying")
+
+    # -- internals ---------------------------------------------------------------------------
+    def _mirror(self, session: Session, renews: bool) -> None:
+        """After a store write: the write happened, so a Redis failure is remembered and repaired
+        on the next flush (or heartbeat) instead of being reported as a failed write."""
+        try:
+            self.redis.mirror(session, renews)
+        except StoreUnavailable:
+            logger.warning(
+                "Redis missed the %s of session %s; will resync", session.state, session.session_id
+            )
+            with self._lock:
+                self._unsynced.add(session.session_id)
+
+    def _resync(self, session_ids: Sequence[str]) -> None:
+        for sid in session_ids:
+            try:
+                self.redis.mirror(self.inner.get(sid), renews=True)
+            except NotFound:
+                continue
+
+    def _overlay(self, sessions: list[Session]) -> list[Session]:
+        if not sessions:
+            return sessions
+        try:
+            leases = self.redis.leases([s.session_id for s in sessions])
+        except StoreUnavailable:
+            if self.fallback == "store":
+                return sessions
+            raise
+        return [_with_lease(s, leases.get(s.session_id)) for s in sessions]
+
+    def _load(self, session_ids: Sequence[str]) -> list[Session]:
+        """Sessions by id, overlaid; ids the store no longer has are dropped from Redis."""
+        found, gone = [], []
+        for sid in session_ids:
+            try:
+                found.append(self.inner.get(sid))
+            except NotFound:
+                gone.append(sid)
+        self.redis.forget(gone)
+        return self._overlay(found)
+
+    def _query_due(
+        self, where: SessionFilter, which: str, until: datetime, limit: int, cursor: str | None
+    ) -> Page[Session]:
+        """Expired / suspect listings, from a sorted set; the due set is small, so it is read
+        whole and paginated here in the store's keyset order."""
+        rows = [s for s in self._load(self.redis.due(which, until, 100_000)) if matches(s, where)]
+        rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
+        if cursor is not None:
+            after = decode_cursor(cursor)
+            rows = [s for s in rows if (to_micros(s.created_at), s.session_id) < after]
+        return page_of(rows[: limit + 1], limit)
+
+
+def _with_lease(session: Session, lease: Lease | None) -> Session:
+    """The newer of the two leases granted at the session's epoch: Redis's, unless a transition
+    renewed the store's and its mirror has not reached Redis yet."""
+    if (
+        lease is None
+        or session.state.value not in LIVE
+        or lease.epoch != session.epoch
+        or lease.last_heartbeat < session.last_heartbeat
+    ):
+        return session
+    return _leased(session, lease)
+
+
+def _leased(session: Session, lease: Lease) -> Session:
+    return replace(
+        session,
+        last_heartbeat=lease.last_heartbeat,
+        suspect_at=lease.suspect_at,
+        lease_expires_at=lease.lease_expires_at,
+        phase=lease.phase,
+    )
+
+
+def _redis_behind(beat: Beat, result: BeatResult) -> bool:
+    """Redis lacks the session, or holds an epoch older than the beat's (a missed takeover)."""
+    return result.code == Code.UNKNOWN or (
+        result.code == Code.WRONG_EPOCH and beat.epoch is not None and beat.epoch > result.epoch
+    )
+
+
+def _error(beat: Beat, result: BeatResult) -> TetherError | None:
+    """The same errors `Store.heartbeat` gives (see `explain_rejected_beat`)."""
+    sid = beat.session_id
+    if result.code == Code.APPLIED:
+        return None
+    if result.code == Code.UNKNOWN:
+        return NotFound(sid)
+    if result.code == Code.WRONG_EPOCH:
+        return LeaseLost(sid, beat.epoch, result.epoch)
+    if result.code == Code.EXPIRED:
+        return LeaseLost(sid, beat.epoch, result.epoch, "the lease expired; it is up for takeover")
+    return InvalidTransition(sid, result.state, "heartbeat")

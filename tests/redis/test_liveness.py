@@ -1,0 +1,170 @@
+"""Heartbeats and leases in Redis, against the real server; the durable store is the memory one."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.redis.conftest import TIMEOUT
+from tether import (
+    Beat,
+    InvalidTransition,
+    LeaseLost,
+    NotClaimable,
+    NotFound,
+    SessionManager,
+    StoreUnavailable,
+)
+from tether.model import Liveness, SessionFilter, State
+from tether.stores.memory import MemoryStore
+from tether.stores.redis_liveness import RedisLivenessStore
+from tether.supervisor import Supervisor
+
+pytestmark = pytest.mark.redis
+
+
+def test_heartbeat_goes_to_redis_and_reaches_the_store_on_flush(
+    manager: SessionManager, redis_store: RedisLivenessStore, inner: MemoryStore
+) -> None:
+    session = manager.create("tutor", "u1")
+    time.sleep(0.05)
+    manager.heartbeat(session.session_id, epoch=1, phase="llm_call")
+    live = manager.get(session.session_id)
+    assert live.last_heartbeat > session.last_heartbeat
+    assert live.phase == "llm_call"
+    assert inner.get(session.session_id).last_heartbeat == session.last_heartbeat  # not yet flushed
+    assert redis_store.flush() == 1
+    flushed = inner.get(session.session_id)
+    assert (flushed.last_heartbeat, flushed.lease_expires_at, flushed.phase) == (
+        live.last_heartbeat,
+        live.lease_expires_at,
+        "llm_call",
+    )
+    assert flushed.version == session.version  # heartbeats never bump the version
+
+
+def test_heartbeat_with_a_stale_epoch_is_rejected(manager: SessionManager) -> None:
+    session = manager.create("tutor", "u1")
+    with pytest.raises(LeaseLost) as caught:
+        manager.heartbeat(session.session_id, epoch=7)
+    assert (caught.value.epoch, caught.value.current_epoch) == (7, 1)
+
+
+def test_heartbeat_after_the_lease_expired_is_refused(manager: SessionManager) -> None:
+    session = manager.create("tutor", "u1")
+    time.sleep(TIMEOUT + 0.1)
+    with pytest.raises(LeaseLost, match="expired"):
+        manager.heartbeat(session.session_id, epoch=1)
+    assert manager.get(session.session_id).liveness(manager.store.now()) is Liveness.DEAD
+
+
+def test_claim_consults_the_redis_lease_not_the_stale_store_row(
+    manager: SessionManager, inner: MemoryStore
+) -> None:
+    session = manager.create("tutor", "u1")
+    deadline = time.monotonic() + TIMEOUT * 2
+    while time.monotonic() < deadline:
+        manager.heartbeat(session.session_id, epoch=1)
+        time.sleep(TIMEOUT / 4)
+    stale_row = inner.get(session.session_id)
+    assert stale_row.lease_expires_at is not None and stale_row.lease_expires_at < inner.now()
+    with pytest.raises(NotClaimable):
+        manager.claim(session.session_id, "worker-b")
+    assert manager.claim_next(["tutor"], "worker-b") is None
+
+
+def test_dead_session_is_found_in_redis_taken_over_and_the_zombie_fenced(manager: SessionManager) -> None:
+    session = manager.create("grader", "u1")
+    manager.checkpoint(session.session_id, "rubric_applied", {"score": 3}, epoch=1)
+    time.sleep(TIMEOUT + 0.1)
+    expired = manager.store.query(SessionFilter(lease_expired_at=manager.store.now()), 10)
+    assert [s.session_id for s in expired] == [session.session_id]
+    report = Supervisor(manager).sweep()
+    assert report.timed_out == (session.session_id,)
+    taken = manager.claim_next(["grader"], "worker-b")
+    assert taken is not None and taken.epoch == 2 and taken.owner == "worker-b"
+    manager.heartbeat(session.session_id, epoch=2)
+    with pytest.raises(LeaseLost):
+        manager.heartbeat(session.session_id, epoch=1)
+    with pytest.raises(LeaseLost):
+        manager.checkpoint(session.session_id, "late", {}, epoch=1)
+    assert manager.last_checkpoint(session.session_id, "rubric_applied") is not None
+
+
+def test_transitions_are_mirrored_so_heartbeats_follow_the_state(manager: SessionManager) -> None:
+    session = manager.create("alert", "u1")
+    manager.pause(session.session_id, epoch=1)
+    manager.heartbeat(session.session_id, epoch=1)  # paused sessions may still beat
+    assert manager.store.query(SessionFilter(lease_expired_at=manager.store.now()), 10).items == []
+    manager.resume(session.session_id, epoch=1)
+    manager.complete(session.session_id, epoch=1)
+    with pytest.raises(InvalidTransition) as caught:
+        manager.heartbeat(session.session_id, epoch=1)
+    assert caught.value.state == State.COMPLETED.value
+
+
+def test_a_session_redis_never_saw_is_copied_there_on_its_first_heartbeat(
+    manager: SessionManager, inner: MemoryStore
+) -> None:
+    plain = SessionManager(inner, policies=manager.policies, worker_id="worker-a")
+    session = plain.create("tutor", "u1")  # straight into the store, bypassing Redis
+    manager.heartbeat(session.session_id, epoch=1)
+    assert manager.get(session.session_id).last_heartbeat > session.last_heartbeat
+
+
+def test_a_takeover_redis_missed_is_repaired_by_the_new_owners_heartbeat(
+    manager: SessionManager, redis_store: RedisLivenessStore
+) -> None:
+    session = manager.create("tutor", "u1")
+    time.sleep(TIMEOUT + 0.1)
+    manager.claim(session.session_id, "worker-b")
+    redis_store.redis.client.hset(
+        redis_store.redis.key(session.session_id), mapping={"version": 1, "epoch": 1}
+    )
+    manager.heartbeat(session.session_id, epoch=2)  # Redis says epoch 1: resync, then accepted
+    with pytest.raises(LeaseLost):
+        manager.heartbeat(session.session_id, epoch=1)
+
+
+def test_batch_heartbeats_answer_each_beat(manager: SessionManager) -> None:
+    live = [manager.create("tutor", f"u{i}") for i in range(50)]
+    beats = [Beat(s.session_id, 1) for s in live] + [Beat(live[0].session_id, 9), Beat("nope", None)]
+    results = manager.heartbeats(beats)
+    assert results[:50] == [None] * 50
+    assert isinstance(results[50], LeaseLost)
+    assert isinstance(results[51], NotFound)
+
+
+def test_unreachable_redis_raises_store_unavailable_never_a_silent_loss(redis_prefix: str) -> None:
+    inner = MemoryStore()
+    session = SessionManager(inner, worker_id="w").create("tutor", "u1")
+    store = RedisLivenessStore(inner, "redis://127.0.0.1:1/0", prefix=redis_prefix)
+    try:
+        with pytest.raises(StoreUnavailable, match="Redis"):
+            store.heartbeat([Beat(session.session_id, 1)])
+    finally:
+        store.close()
+
+
+def test_unreachable_redis_with_fallback_beats_into_the_store(redis_prefix: str) -> None:
+    inner = MemoryStore()
+    session = SessionManager(inner, worker_id="w").create("tutor", "u1")
+    store = RedisLivenessStore(inner, "redis://127.0.0.1:1/0", prefix=redis_prefix, fallback="store")
+    try:
+        assert store.heartbeat([Beat(session.session_id, 1)]) == [None]
+        assert inner.get(session.session_id).last_heartbeat > session.last_heartbeat
+    finally:
+        store.close()
+
+
+def test_manager_takes_the_redis_url_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, redis_prefix: str
+) -> None:
+    monkeypatch.setenv("TETHER_REDIS_URL", REDIS_URL)
+    manager = SessionManager("memory://")
+    try:
+        assert isinstance(manager.store, RedisLivenessStore)
+    finally:
+        manager.close()
