@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any
 
 from tether.errors import ConfigurationError, StoreUnavailable
 from tether.model import Session, State
