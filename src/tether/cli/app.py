@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import typer
 
-from tether.cli import demo, maintenance, sessions, transfer
+from tether.cli import demo, maintenance, sessions, supervise, transfer
 from tether.cli.exits import run
 
 app = typer.Typer(
@@ -20,7 +20,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # errors are reported in one line by `exits.run`
 )
 
-COMMAND_GROUPS = (sessions.commands, transfer.commands, maintenance.commands, demo.commands)
+COMMAND_GROUPS = (
+    sessions.commands,
+    transfer.commands,
+    maintenance.commands,
+    demo.commands,
+    supervise.commands,
+)
 
 for group in COMMAND_GROUPS:
     app.add_typer(group)

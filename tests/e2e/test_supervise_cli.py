@@ -1,0 +1,79 @@
+"""`tether supervise` through the real command: once, as JSON, several at once, and continuously."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from tests.support import run_tether, subprocess_env
+from tether import ManualClock, SessionManager, State, SystemClock
+from tether.stores import open_store
+
+
+def expired_sessions(url: str, count: int) -> set[str]:
+    """Sessions created an hour ago with the default 60 s lease: dead by the wall clock."""
+    past = ManualClock(SystemClock().now() - timedelta(hours=1))
+    with SessionManager(open_store(url, past)) as manager:
+        return {manager.create("tutor", f"user-{i}").session_id for i in range(count)}
+
+
+def test_once_times_out_expired_sessions_and_reports(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/tether.db"
+    (dead,) = expired_sessions(url, 1)
+    with SessionManager(url) as manager:
+        alive = manager.create("tutor", "user-2").session_id
+    first = run_tether("supervise", "--once", "--store", url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"timed out {dead} (recoverable" in first.stdout
+    assert "swept: 1 timed out (0 final, 1 recoverable), 0 newly suspect" in first.stdout
+    again = run_tether("supervise", "--once", "--json", "--store", url, cwd=tmp_path)
+    assert json.loads(again.stdout)["timed_out"] == []
+    with SessionManager(url) as manager:
+        assert manager.get(dead).state is State.FAILED
+        assert manager.get(alive).state is State.ACTIVE
+
+
+def test_concurrent_supervisor_commands_apply_each_timeout_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/tether.db"
+    ids = expired_sessions(url, 150)
+    commands = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tether", "supervise", "--once", "--json", "--store", url],
+            cwd=tmp_path,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [c.communicate(timeout=120)[0] for c in commands]
+    assert [c.returncode for c in commands] == [0, 0, 0]
+    counts = Counter(sid for out in outputs for sid in json.loads(out)["timed_out"])
+    assert set(counts) == ids and set(counts.values()) == {1}
+    with SessionManager(url) as manager:
+        assert all(len(manager.checkpoints(sid, name="session_failed")) == 1 for sid in ids)
+
+
+def test_continuous_supervisor_reports_until_interrupted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/tether.db"
+    with SessionManager(url) as manager:
+        manager.store.migrate()
+    command = subprocess.Popen(
+        [sys.executable, "-m", "tether", "supervise", "--interval", "0.05", "--store", url],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stdout is not None
+    (dead,) = expired_sessions(url, 1)
+    line = command.stdout.readline()
+    command.send_signal(signal.SIGINT)
+    command.wait(30)
+    assert line.startswith(f"timed out {dead}")
+    assert command.returncode == 130
