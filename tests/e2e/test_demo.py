@@ -11,7 +11,7 @@ from tests.support import run_tether
 def test_demo_crashes_workers_and_loses_no_acknowledged_checkpoint(tmp_path: Path) -> None:
     result = run_tether(
         "demo",
-        *("--sessions", "10", "--workers", "4", "--kill-rate", "4", "--seed", "3"),
+        *("--sessions", "10", "--workers", "4", "--kill-rate", "3", "--seed", "3"),
         *("--timeout", "0.5", "--step", "0.05", "--json"),
         *("--store", f"sqlite:///{tmp_path}/demo.db"),
         cwd=tmp_path,
