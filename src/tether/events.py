@@ -1,15 +1,27 @@
-"""Every change emits an Event; in-process subscribers receive them synchronously, in order."""
+"""Every change emits an Event; in-process subscribers receive them synchronously, in order.
+
+An `EventBridge` (`bridge(manager.events, url)`) extends the bus across processes over Redis pub/sub
+or PostgreSQL LISTEN/NOTIFY.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from tether.errors import ConfigurationError, StoreUnavailable
+
 logger = logging.getLogger(__name__)
+
+LISTEN_TIMEOUT = 5.0  # seconds to wait for a bridge's subscription before giving up
+RECONNECT_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +65,118 @@ class EventBus:
                 callback(event)
             except Exception:
                 logger.exception("event subscriber %r failed on %s", callback, event.kind)
+
+
+def encode_event(event: Event, origin: str) -> str:
+    """The wire form of an event between processes: JSON, tagged with the sending bridge."""
+    return json.dumps(
+        {
+            "origin": origin,
+            "session_id": event.session_id,
+            "kind": event.kind,
+            "at": event.at.isoformat(),
+            "seq": event.seq,
+            "data": event.data,
+        },
+        separators=(",", ":"),
+        default=str,
+    )
+
+
+def decode_event(text: str) -> tuple[str, Event]:
+    """(origin, event) of a message `encode_event` wrote."""
+    raw = json.loads(text)
+    at = datetime.fromisoformat(raw["at"])
+    return raw["origin"], Event(raw["session_id"], raw["kind"], at, raw.get("seq"), raw.get("data") or {})
+
+
+class EventBridge(ABC):
+    """Carries one process's events to the others and theirs to it, over a broadcast channel.
+
+    Local events (except the kinds in `skip`: heartbeats, by default, are the hot path and the lease
+    tables already carry them) are sent on the channel; events arriving from other processes are
+    published on the local bus, so `manager.subscribe` sees the whole fleet. Delivery across processes
+    is best effort (pub/sub keeps no history): a listener that was down misses what was sent meanwhile,
+    which is why `tether watch` also polls the store.
+    """
+
+    max_bytes: int | None = None  # a channel's message size limit; bigger events go without data
+
+    def __init__(self, bus: EventBus, *, skip: frozenset[str] = frozenset({"heartbeat"})) -> None:
+        self.bus, self.skip = bus, skip
+        self.origin = uuid.uuid4().hex  # our own messages come back to us; this drops them
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._listener = threading.Thread(target=self._listen_forever, name="tether-events", daemon=True)
+        self._listener.start()
+        if not self._ready.wait(LISTEN_TIMEOUT):
+            self.close()
+            raise StoreUnavailable(f"could not listen for events on {self.describe()}")
+        self._unsubscribe = bus.subscribe(self._outbound)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the events go, for messages."""
+
+    @abstractmethod
+    def send(self, text: str) -> None:
+        """Broadcast one encoded event."""
+
+    @abstractmethod
+    def listen(self, ready: threading.Event, stop: threading.Event, deliver: Callable[[str], None]) -> None:
+        """Subscribe, set `ready`, then call `deliver` with each message until `stop` is set."""
+
+    def close(self) -> None:
+        if hasattr(self, "_unsubscribe"):
+            self._unsubscribe()
+        self._stop.set()
+        self._listener.join(LISTEN_TIMEOUT)
+
+    def __enter__(self) -> EventBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _outbound(self, event: Event) -> None:
+        # The listener thread publishes remote events on the bus; sending those on would echo them
+        # between processes for ever.
+        if threading.current_thread() is self._listener or event.kind in self.skip:
+            return
+        text = encode_event(event, self.origin)
+        if self.max_bytes is not None and len(text.encode()) > self.max_bytes:
+            text = encode_event(replace(event, data={"truncated": True}), self.origin)
+        self.send(text)
+
+    def _deliver(self, text: str) -> None:
+        try:
+            origin, event = decode_event(text)
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring a malformed event message on %s", self.describe())
+            return
+        if origin != self.origin:
+            self.bus.publish(event)
+
+    def _listen_forever(self) -> None:
+        """Listen, and after a lost connection listen again, until closed."""
+        while not self._stop.is_set():
+            try:
+                self.listen(self._ready, self._stop, self._deliver)
+            except Exception:
+                logger.exception("event listener on %s failed; reconnecting", self.describe())
+                self._stop.wait(RECONNECT_DELAY)
+
+
+def bridge(bus: EventBus, url: str, namespace: str = "tether") -> EventBridge:
+    """An event bridge over Redis pub/sub (`redis://…`) or PostgreSQL LISTEN/NOTIFY (`postgresql://…`);
+    processes bridging with the same URL and namespace see each other's events."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("redis", "rediss", "unix"):
+        from tether.stores.redis_events import RedisEventBridge
+
+        return RedisEventBridge(bus, url, namespace)
+    if scheme in ("postgresql", "postgres"):
+        from tether.stores.postgres.notify import PostgresEventBridge
+
+        return PostgresEventBridge(bus, url, namespace)
+    raise ConfigurationError(f"events need a redis:// or postgresql:// URL, got {url!r}")
