@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import typer
 
-from tether.cli import demo, maintenance, sessions, supervise, transfer
+from tether.cli import demo, maintenance, sessions, supervise, transfer, watch
 from tether.cli.exits import run
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ COMMAND_GROUPS = (
     maintenance.commands,
     demo.commands,
     supervise.commands,
+    watch.commands,
 )
 
 for group in COMMAND_GROUPS:
