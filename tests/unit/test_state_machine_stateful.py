@@ -25,6 +25,7 @@ from hypothesis.stateful import (
 )
 
 from tether import (
+    ConflictError,
     InvalidTransition,
     LeaseLost,
     Liveness,
@@ -38,8 +39,9 @@ from tether import (
 from tether.stores import Store, open_store
 
 LEASE = 60.0
+SUSPECT = 30.0
 MAX_RECOVERIES = 2
-POLICIES = Policies(default=Policy(timeout=LEASE, suspect_after=30.0, max_recoveries=MAX_RECOVERIES))
+POLICIES = Policies(default=Policy(timeout=LEASE, suspect_after=SUSPECT, max_recoveries=MAX_RECOVERIES))
 LIFECYCLE_NAMES = {
     "pause": "session_paused",
     "resume": "session_resumed",
@@ -88,8 +90,10 @@ class SessionMachine(RuleBasedStateMachine):
     def now(self) -> datetime:
         return self.clock.now()
 
-    def renew(self, model: Model) -> None:
-        model.lease_expires_at = self.now() + timedelta(seconds=LEASE)
+    def renew(self, model: Model, silence: float | None = None) -> None:
+        """A heartbeat's lease: the timeout, or an announced silence plus the grace after it."""
+        seconds = LEASE if silence is None else silence + (LEASE - SUSPECT)
+        model.lease_expires_at = self.now() + timedelta(seconds=seconds)
 
     # -- creating and the clock -------------------------------------------------------------
     @initialize(target=sessions)
@@ -142,18 +146,22 @@ class SessionMachine(RuleBasedStateMachine):
             model.checkpoints.append(name)
             assert cp.seq == len(model.checkpoints)
 
-    @rule(sid=sessions, choice=EPOCHS)
-    def heartbeat(self, sid: str, choice: str) -> None:
+    @rule(sid=sessions, choice=EPOCHS, silence=st.sampled_from([None, None, 200.0]))
+    def heartbeat(self, sid: str, choice: str, silence: float | None) -> None:
         model = self.models[sid]
         epoch = model.epoch_for(choice)
         alive = model.state is State.ACTIVE and self.now() < model.lease_expires_at
+
+        def beat(e: int | None) -> None:
+            self.manager.heartbeat(sid, epoch=e, expect_silence=silence)
+
         if (epoch is None or epoch == model.epoch) and (alive or model.state is State.PAUSED):
-            self.manager.heartbeat(sid, epoch=epoch)
-            self.renew(model)
+            beat(epoch)
+            self.renew(model, silence)
         elif model.state in (State.COMPLETED, State.FAILED) and (epoch is None or epoch == model.epoch):
-            self.refused(InvalidTransition, lambda e: self.manager.heartbeat(sid, epoch=e), epoch)
+            self.refused(InvalidTransition, beat, epoch)
         else:
-            self.refused(LeaseLost, lambda e: self.manager.heartbeat(sid, epoch=e), epoch)
+            self.refused(LeaseLost, beat, epoch)
 
     def transition(self, sid: str, choice: str, action: str, allowed: set[State], call: Any) -> bool:
         model = self.models[sid]
@@ -202,7 +210,31 @@ class SessionMachine(RuleBasedStateMachine):
             sid, choice, "update", live, lambda e: self.manager.update(sid, context={"v": 1}, epoch=e)
         )
 
+    @rule(sid=sessions)
+    def write_on_a_stale_version(self, sid: str) -> None:
+        model = self.models[sid]
+        try:
+            self.manager.update(sid, metadata={"late": True}, expected_version=model.version - 1)
+        except LeaseLost:
+            raise
+        except ConflictError:
+            return
+        raise AssertionError("expected ConflictError")
+
     # -- other workers -----------------------------------------------------------------------
+    @rule(sid=sessions)
+    def supervisor_times_out(self, sid: str) -> None:
+        model = self.models[sid]
+        if model.state is not State.ACTIVE:
+            self.refused(InvalidTransition, lambda _: self.manager.time_out(sid), None)
+        elif self.now() < model.lease_expires_at:
+            self.refused(NotClaimable, lambda _: self.manager.time_out(sid), None)
+        else:
+            self.manager.time_out(sid)
+            model.state, model.final = State.FAILED, model.recoveries >= MAX_RECOVERIES
+            model.version += 1
+            model.checkpoints.append("session_failed")
+
     def claimable(self, model: Model) -> bool:
         if model.state is State.ACTIVE:
             return self.now() >= model.lease_expires_at and model.recoveries < MAX_RECOVERIES
@@ -252,13 +284,10 @@ class SessionMachine(RuleBasedStateMachine):
     def store_agrees_with_the_model(self) -> None:
         for sid, model in self.models.items():
             session = self.manager.get(sid)
-            assert (session.state, session.version, session.epoch) == (
-                model.state,
-                model.version,
-                model.epoch,
-            )
-            assert (session.owner, session.recoveries) == (model.owner, model.recoveries)
-            assert session.last_seq == len(model.checkpoints)
+            keys = ("state", "version", "epoch", "owner", "recoveries")
+            observed = {key: getattr(session, key) for key in keys} | {"last_seq": session.last_seq}
+            expected = {key: getattr(model, key) for key in keys} | {"last_seq": len(model.checkpoints)}
+            assert observed == expected, f"session {sid}: store {observed} != model {expected}"
             if session.state is State.FAILED:
                 assert session.failure is not None and session.failure.final == model.final
             if session.state in (State.ACTIVE, State.PAUSED):
@@ -286,8 +315,8 @@ def test_state_machine_matches_the_model(store: Store, clock: ManualClock) -> No
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=120,
-            stateful_step_count=50,
+            max_examples=60,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
@@ -319,6 +348,7 @@ def test_the_model_notices_a_wrong_store() -> None:
                 phases=[Phase.generate],
             ),
         )
-    except AssertionError:
+    except AssertionError as exc:
+        assert "epoch" in str(exc)
         return
     raise AssertionError("the stateful test did not notice a model/store disagreement")
