@@ -93,13 +93,15 @@ class RedisLeases:
             seconds, micros = self.client.time()
         return from_micros(int(seconds) * 1_000_000 + int(micros))
 
-    def beat(self, beats: Sequence[Beat]) -> list[BeatResult]:
-        """One Lua call per BATCH beats; JSON both ways (packing thousands of arguments costs more)."""
+    def beat(self, beats: Sequence[Beat], now: datetime | None = None) -> list[BeatResult]:
+        """One Lua call per BATCH beats; JSON both ways (packing thousands of arguments costs more).
+        `now` (a test clock's time) replaces the Redis clock."""
+        at = "" if now is None else str(to_micros(now))
         out: list[BeatResult] = []
         for start in range(0, len(beats), BATCH):
             batch = [[b.session_id, b.epoch, b.phase, b.expect_silence] for b in beats[start : start + BATCH]]
             with self._calling("heartbeat"):
-                answer = self._beat(args=[self.prefix, json.dumps(batch)])
+                answer = self._beat(args=[self.prefix, json.dumps(batch), at])
             out += [APPLIED if r == 0 else BeatResult(*r) for r in json.loads(answer)]
         return out
 

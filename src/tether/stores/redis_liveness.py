@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from tether.clock import SystemClock
 from tether.errors import (
     ConfigurationError,
     ConflictError,
@@ -37,7 +38,7 @@ from tether.errors import (
     TetherError,
 )
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
 from tether.stores.memory import _matches as matches
 from tether.stores.redis_leases import LIVE, BeatResult, Code, Lease, RedisLeases
@@ -45,6 +46,7 @@ from tether.stores.redis_leases import LIVE, BeatResult, Code, Lease, RedisLease
 logger = logging.getLogger(__name__)
 
 FALLBACKS = ("raise", "store")
+PAGE = 500
 
 
 class RedisLivenessStore(Store):
@@ -60,6 +62,7 @@ class RedisLivenessStore(Store):
         if fallback not in FALLBACKS:
             raise ConfigurationError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         super().__init__(inner.clock)
+        self._test_clock = not isinstance(inner.clock, SystemClock)
         self.inner, self.url, self.fallback = inner, inner.url, fallback
         self.redis = RedisLeases(redis_url, prefix)
         self._dirty: set[str] = set()  # beaten since the last flush
@@ -72,7 +75,10 @@ class RedisLivenessStore(Store):
         self._flusher.start()
 
     def now(self) -> datetime:
-        """The Redis server's clock: leases are set and judged by it alone."""
+        """The Redis server's clock: leases are set and judged by it alone (or by an injected test
+        clock, which also times the heartbeats, as PostgreSQL's store does with `now()`)."""
+        if self._test_clock:
+            return self.clock.now()
         try:
             return self.redis.now()
         except StoreUnavailable:
@@ -131,7 +137,7 @@ class RedisLivenessStore(Store):
 
     def heartbeat(self, beats: Sequence[Beat]) -> list[TetherError | None]:
         try:
-            results = self.redis.beat(beats)
+            results = self.redis.beat(beats, self._manual_now())
         except StoreUnavailable:
             if self.fallback == "store":
                 logger.warning("Redis unreachable: %d heartbeats go to the store", len(beats))
@@ -140,7 +146,8 @@ class RedisLivenessStore(Store):
         stale = [i for i, (b, r) in enumerate(zip(beats, results, strict=True)) if _redis_behind(b, r)]
         if stale:  # Redis never saw this session, or missed its takeover: copy it and beat again
             self._resync([beats[i].session_id for i in stale])
-            for i, retried in zip(stale, self.redis.beat([beats[i] for i in stale]), strict=True):
+            retries = self.redis.beat([beats[i] for i in stale], self._manual_now())
+            for i, retried in zip(stale, retries, strict=True):
                 results[i] = retried
         with self._lock:
             self._dirty.update(
@@ -153,8 +160,11 @@ class RedisLivenessStore(Store):
         self.redis.forget([session_id])
 
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
-        """Ended sessions' hashes expire by themselves; a purged live one is forgotten when the
-        expiry scan next finds it missing from the store."""
+        """Live sessions are purged by their last heartbeat, so the store first gets the newer ones
+        Redis has. Ended sessions' hashes expire by themselves; a purged live one is forgotten when
+        the expiry scan next finds it missing from the store."""
+        for state in states & LIVE_STATES:
+            self._flush_heard_since(ended_before, state)
         return self.inner.purge(ended_before, states)
 
     def erase_user(self, user_id: str) -> int:
@@ -201,6 +211,17 @@ class RedisLivenessStore(Store):
             return False
         return True
 
+    def _flush_heard_since(self, before: datetime, state: State) -> None:
+        """Flush the Redis leases of the sessions the store thinks silent since `before`."""
+        cursor: str | None = None
+        while True:
+            page = self.inner.query(SessionFilter(state=state, heartbeat_before=before), PAGE, cursor)
+            for sid, lease in self.redis.leases([s.session_id for s in page]).items():
+                self._flush_one(sid, lease)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def _flush_every(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
@@ -209,6 +230,9 @@ class RedisLivenessStore(Store):
                 logger.exception("flushing Redis leases to the store failed; retrying")
 
     # -- internals ---------------------------------------------------------------------------
+    def _manual_now(self) -> datetime | None:
+        return self.clock.now() if self._test_clock else None
+
     def _mirror(self, session: Session, renews: bool) -> None:
         """After a store write: the write happened, so a Redis failure is remembered and repaired
         on the next flush (or heartbeat) instead of being reported as a failed write."""

@@ -1,6 +1,7 @@
 -- Apply a batch of heartbeats atomically, with the Redis server's clock.
 -- ARGV[1] = key prefix; ARGV[2] = JSON array of beats [session_id, epoch|null, phase|null, silence|null]
--- (silence: seconds of announced quiet; null = the session's soft deadline).
+-- (silence: seconds of announced quiet; null = the session's soft deadline); ARGV[3] = the time in
+-- microseconds from an injected test clock, or '' for the Redis server's clock (always, in production).
 -- Returns a JSON array with, per beat, code or [code, current epoch, current state]:
 --   0 applied   1 unknown session   2 wrong epoch   3 lease already expired   4 not live
 -- Keys are built here from the prefix, not declared in KEYS: one Redis server allows it, and it makes
@@ -8,8 +9,11 @@
 -- Times are integer microseconds; string.format keeps all their digits (tostring keeps 14).
 local prefix = ARGV[1]
 local beats = cjson.decode(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
 local now_text = string.format('%.0f', now)
 local leases, suspects, out = {}, {}, {}
 for i, beat in ipairs(beats) do

@@ -1,0 +1,47 @@
+"""The store contract suite again, on the memory store with its leases and heartbeats in Redis.
+
+`RedisLivenessStore` is a Store like any other, so it must pass the same specification: the contract
+tests are imported unchanged (test_contract.py); only `store_url` and `store` differ here. The test
+clock is injected into Redis's heartbeat script, as PostgreSQL's store takes it for `now()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import REDIS_URL, service_missing
+from tests.contract.conftest import in_state, manager, unchanged
+from tether import ManualClock
+from tether.stores import Store, open_store
+from tether.stores.redis_liveness import RedisLivenessStore
+
+__all__ = ["in_state", "manager", "store", "store_url", "unchanged"]
+
+
+@pytest.fixture
+def store_url() -> str:
+    return "memory://"
+
+
+@pytest.fixture
+def store(clock: ManualClock) -> Iterator[Store]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    prefix = f"tether-contract-{uuid.uuid4().hex[:12]}"
+    wrapped = RedisLivenessStore(
+        open_store("memory://", clock), REDIS_URL, prefix=prefix, flush_interval=3600
+    )
+    yield wrapped
+    wrapped.close()
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
