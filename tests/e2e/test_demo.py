@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.conftest import REDIS_URL, service_missing
 from tests.support import run_tether
 
 
@@ -26,6 +27,30 @@ def test_demo_crashes_workers_and_loses_no_acknowledged_checkpoint(tmp_path: Pat
     assert report["checkpoints_lost"] == 0
     assert report["resumed_behind_last_ack"] == 0
     assert report["crashes"] + report["freezes"] >= 1
+    assert report["takeovers"] >= 1
+
+
+def test_demo_with_leases_in_redis_loses_nothing_either(tmp_path: Path) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    result = run_tether(
+        "demo",
+        *("--sessions", "8", "--workers", "3", "--kill-rate", "3", "--seed", "5"),
+        *("--timeout", "0.5", "--step", "0.05", "--json", "--redis", REDIS_URL),
+        *("--store", f"sqlite:///{tmp_path}/demo.db"),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["leases"] == REDIS_URL
+    assert report["ok"] is True
+    assert report["completed"] == report["sessions"]
+    assert report["checkpoints_lost"] == 0
     assert report["takeovers"] >= 1
 
 

@@ -42,6 +42,10 @@ def demo(
             help="A store every worker process can open [default: a fresh sqlite:///tether-demo.db].",
         ),
     ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option("--redis", metavar="URL", help="Keep leases and heartbeats in this Redis (redis://…)."),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Run simulated agents on a fleet of worker processes, crash some, and prove nothing was lost."""
@@ -51,6 +55,7 @@ def demo(
         kill_rate=kill_rate,
         seed=seed,
         store_url=store or _fresh_default(),
+        redis_url=redis,
         timeout=timeout,
         step_seconds=step,
     )

@@ -18,6 +18,9 @@ __all__ = ["DemoOptions", "FleetState", "Report", "run_demo"]
 def run_demo(options: DemoOptions, on_tick: Callable[[FleetState], None] = lambda state: None) -> Report:
     """Run the fleet to the end (or the deadline) and return the verified report."""
     with SessionManager(
-        options.store_url, policies=demo_policies(options.timeout), worker_id="demo-supervisor"
+        options.store_url,
+        policies=demo_policies(options.timeout),
+        worker_id="demo-supervisor",
+        redis_url=options.redis_url,
     ) as manager:
         return Fleet(options, manager).run(on_tick)

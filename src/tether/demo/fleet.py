@@ -41,6 +41,7 @@ class DemoOptions:
     freeze_share: float = 0.25  # of disruptions, how many freeze a worker instead of killing it
     seed: int = 7
     store_url: str = "sqlite:///tether-demo.db"
+    redis_url: str | None = None  # leases and heartbeats in Redis (tether.stores.redis_liveness)
     timeout: float = 1.0  # heartbeat timeout of the simulated agents
     step_seconds: float = 0.2
     users: int = 5
@@ -105,9 +106,9 @@ class Fleet:
         finally:
             self._shutdown()
         seconds = time.monotonic() - self.state.started_at
-        return build_report(
-            self.manager, self.state.ledger, self.state.top_level, self.state.children, seconds
-        )
+        state = self.state
+        leases = self.options.redis_url or "store"
+        return build_report(self.manager, state.ledger, state.top_level, state.children, seconds, leases)
 
     def _loop(self, on_tick: Callable[[FleetState], None]) -> None:
         started = self.state.started_at
@@ -136,6 +137,7 @@ class Fleet:
         parent_end, child_end = self.context.Pipe()
         settings = worker.WorkerSettings(
             store_url=self.options.store_url,
+            redis_url=self.options.redis_url,
             worker_id=worker_id,
             timeout=self.options.timeout,
             step_seconds=self.options.step_seconds,

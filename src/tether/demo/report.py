@@ -58,6 +58,7 @@ class Report:
     zombie_writes_by_kind: dict[str, int]
     seconds: float
     store: str
+    leases: str  # "store", or the Redis URL heartbeats went to
 
     @property
     def ok(self) -> bool:
@@ -113,7 +114,12 @@ def resumed_behind(ledger: Ledger) -> int:
 
 
 def build_report(
-    manager: SessionManager, ledger: Ledger, top_level: list[str], children: list[str], seconds: float
+    manager: SessionManager,
+    ledger: Ledger,
+    top_level: list[str],
+    children: list[str],
+    seconds: float,
+    leases: str = "store",
 ) -> Report:
     states: dict[State, int] = defaultdict(int)
     wrong = 0
@@ -147,6 +153,7 @@ def build_report(
         zombie_writes_by_kind=dict(ledger.rejected),
         seconds=round(seconds, 2),
         store=manager.store.url,
+        leases=leases,
     )
 
 

@@ -71,6 +71,7 @@ def report_table(report: Report) -> RenderableType:
         ("zombie writes rejected", str(report.zombie_writes_rejected)),
         ("wall time", f"{report.seconds:.1f} s"),
         ("store", report.store),
+        ("leases and heartbeats in", report.leases),
     ]
     for name, value in rows:
         table.add_row(name, Text.from_markup(value))

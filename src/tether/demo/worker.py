@@ -27,6 +27,7 @@ from tether.policy import OnTimeout, Policies, Policy
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     store_url: str
+    redis_url: str | None
     worker_id: str
     timeout: float  # heartbeat timeout of every demo agent type
     step_seconds: float  # mean simulated work per step
@@ -89,7 +90,10 @@ class Worker:
         self.settings = settings
         self.outbox = Outbox(conn)
         self.manager = SessionManager(
-            settings.store_url, policies=demo_policies(settings.timeout), worker_id=settings.worker_id
+            settings.store_url,
+            policies=demo_policies(settings.timeout),
+            worker_id=settings.worker_id,
+            redis_url=settings.redis_url,
         )
         self.beater = Beater(self.manager, self.outbox, settings.timeout / 4)
         self.random = random.Random(settings.seed)
