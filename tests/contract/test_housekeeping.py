@@ -128,3 +128,12 @@ def test_erase_of_an_unknown_user_removes_nothing(manager: SessionManager, in_st
     in_state()
     assert manager.erase_user("nobody") == 0
     assert len(_ids(manager)) == 1
+
+
+def test_purge_with_no_states_removes_nothing(
+    manager: SessionManager, in_state: MakeSession, clock: ManualClock
+) -> None:
+    in_state(State.COMPLETED)
+    clock.advance(3600)
+    assert manager.purge(timedelta(0), states=[]) == 0
+    assert len(_ids(manager)) == 1

@@ -419,3 +419,41 @@ def test_claim_next_with_nothing_claimable_returns_none(manager: SessionManager)
     manager.create("tutor", "user-1")
     assert manager.claim_next(["tutor"], "worker-b") is None
     assert manager.claim_next(None, "worker-b") is None
+
+
+def test_an_owner_may_still_checkpoint_after_its_lease_expired_until_someone_claims(
+    manager: SessionManager, in_state: MakeSession, clock: ManualClock
+) -> None:
+    sid = in_state().session_id
+    clock.advance(120)
+    late = manager.checkpoint(sid, "late_but_acknowledged", {"n": 3}, epoch=1)
+    claimed = manager.claim(sid, "worker-b")
+    recovered = manager.last_checkpoint(sid)
+    assert recovered is not None and recovered.data["resumed_from_seq"] == late.seq
+    assert manager.checkpoints(sid, after_seq=late.seq - 1)[0] == late
+    assert claimed.epoch == 2
+
+
+def test_a_timed_out_session_refuses_the_old_owner_and_can_be_claimed(
+    manager: SessionManager, in_state: MakeSession, clock: ManualClock
+) -> None:
+    sid = in_state().session_id
+    clock.advance(61)
+    timed_out = manager.time_out(sid)
+    assert timed_out.state is State.FAILED
+    assert timed_out.failure is not None and timed_out.failure.error == "heartbeat_timeout"
+    with pytest.raises(InvalidTransition):
+        manager.checkpoint(sid, "zombie", epoch=1)
+    claimed = manager.claim(sid, "worker-b")
+    assert (claimed.state, claimed.epoch) == (State.ACTIVE, 2)
+    with pytest.raises(LeaseLost):
+        manager.checkpoint(sid, "zombie", epoch=1)
+
+
+def test_time_out_of_a_live_lease_is_refused(
+    manager: SessionManager, in_state: MakeSession, clock: ManualClock, unchanged: Unchanged
+) -> None:
+    sid = in_state().session_id
+    clock.advance(59)
+    with unchanged(sid), pytest.raises(NotClaimable):
+        manager.time_out(sid)

@@ -232,3 +232,11 @@ def test_import_from_a_path(manager: SessionManager, tmp_path: Path) -> None:
     source = tmp_path / "seed.jsonl"
     source.write_text(_jsonl(SEED_SESSIONS), encoding="utf-8")
     assert manager.import_sessions(source) == len(SEED_SESSIONS)
+
+
+def test_a_file_repeating_an_id_imports_it_once_when_skipping(manager: SessionManager) -> None:
+    first, repeat = SEED_SESSIONS[0], dict(SEED_SESSIONS[0], user_id="someone-else")
+    assert manager.import_sessions(io.StringIO(_jsonl([first, repeat])), on_conflict="skip") == 1
+    assert manager.get(first["session_id"]).user_id == "user-1"
+    with pytest.raises(ConflictError):
+        manager.import_sessions(io.StringIO(_jsonl([repeat])))
