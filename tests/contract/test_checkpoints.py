@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -222,3 +225,31 @@ def test_history_of_an_unknown_session_raises_not_found(store: Store) -> None:
         store.checkpoints("missing")
     with pytest.raises(NotFound):
         store.last_checkpoint("missing", "step")
+
+
+def test_integers_beyond_64_bits_round_trip_exactly(
+    manager: SessionManager, known_gap: Callable[[str, bool, str], None]
+) -> None:
+    known_gap(
+        "sqlite",
+        importlib.util.find_spec("orjson") is not None,
+        "sqlite rows.loads: orjson turns integers beyond 64 bits into floats instead of refusing them",
+    )
+    data = {"u64_max": 2**64 - 1, "past_u64": 2**64, "huge": 2**70, "below_i64": -(2**63) - 1}
+    sid = manager.create("tutor", "user-1", context=data).session_id
+    manager.checkpoint(sid, "wide", data)
+    stored = manager.checkpoints(sid)[0].data
+    assert stored == data
+    assert all(type(value) is int for value in stored.values())
+    assert manager.get(sid).context == data
+
+
+def test_object_key_order_is_kept(
+    manager: SessionManager, known_gap: Callable[[str, bool, str], None]
+) -> None:
+    known_gap("postgres", True, "postgres jsonb reorders object keys (shorter keys first, then sorted)")
+    data = {"zeta": 1, "alpha": {"b": 2, "aa": 3, "c": [{"y": 1, "x": 2}]}, "mid": None}
+    sid = manager.create("tutor", "user-1", context=data, metadata=data).session_id
+    manager.checkpoint(sid, "ordered", data)
+    for stored in (manager.checkpoints(sid)[0].data, manager.get(sid).context, manager.get(sid).metadata):
+        assert json.dumps(stored) == json.dumps(data)
