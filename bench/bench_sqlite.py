@@ -1,8 +1,8 @@
 """Issue-2 benchmarks for the SQLite store. Not a test: run `python bench/bench_sqlite.py`.
 
 Every number is reported next to a baseline measured in the same run (raw sqlite3 with the same
-settings, the seed's design, LangGraph's SqliteSaver), and ratios are medians over interleaved
-rounds, so a noisy, shared machine slows both sides alike. `--full` appends 1,000,000
+settings, the seed's design, LangGraph's SqliteSaver), and every contender runs in short alternating
+blocks, so a noisy, shared machine slows both sides alike. `--full` appends 1,000,000
 checkpoints for the memory check (default 100,000, extrapolated and labelled so).
 """
 
@@ -59,18 +59,20 @@ def rate_of(append: Callable[[], None], count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def interleaved(
-    floor: Callable[[], None], candidate: Callable[[], None], block: int, rounds: int
-) -> tuple[float, float, float]:
-    """(floor rate, candidate rate, median of per-round candidate/floor ratios)."""
-    floors, candidates, ratios = [], [], []
-    for _ in range(rounds):
-        f = rate_of(floor, block)
-        c = rate_of(candidate, block)
-        floors.append(f)
-        candidates.append(c)
-        ratios.append(c / f)
-    return statistics.median(floors), statistics.median(candidates), statistics.median(ratios)
+def race(contenders: dict[str, Callable[[], None]], block: int, rounds: int) -> dict[str, float]:
+    """Calls per second of each contender, run in short alternating blocks (the order rotating
+    every round), so a disk or CPU whose speed drifts during the run slows all of them alike.
+    A rate is total calls over total time, so ratios of rates are ratios of mean costs."""
+    spent = dict.fromkeys(contenders, 0.0)
+    order = list(contenders)
+    for round_ in range(rounds):
+        for name in order[round_ % len(order) :] + order[: round_ % len(order)]:
+            call = contenders[name]
+            start = time.perf_counter()
+            for _ in range(block):
+                call()
+            spent[name] += time.perf_counter() - start
+    return {name: block * rounds / seconds for name, seconds in spent.items()}
 
 
 def per_call_ms(call: Callable[[], object], count: int, rounds: int = 5) -> float:
@@ -95,25 +97,26 @@ def appender(manager: SessionManager, session_id: str) -> Callable[[], None]:
     return append
 
 
-def single_writer(folder: Path, synchronous: str, block: int, rounds: int) -> tuple[list[Row], float]:
-    """Tether's SessionManager.checkpoint against json.dumps + INSERT with the same pragmas."""
+def single_writer(
+    folder: Path, synchronous: str, block: int, rounds: int
+) -> tuple[list[Row], Callable[[], None]]:
+    """Tether's SessionManager.checkpoint against json.dumps + INSERT with the same pragmas, into
+    a table with Tether's indexes and into one without any."""
     manager = manager_at(folder, f"single-{synchronous}.db", synchronous)
     session = manager.create("bench", "u")
     raw = baselines.raw_appender(
         folder / f"raw-{synchronous}.db", synchronous, PAYLOAD, baselines.SAME_SCHEMA_DDL
     )
     bare = baselines.raw_appender(folder / f"bare-{synchronous}.db", synchronous, PAYLOAD, baselines.BARE_DDL)
-    floor, tether, ratio = interleaved(raw, appender(manager, session.session_id), block, rounds)
-    bare_rate, _, bare_ratio = interleaved(
-        bare, appender(manager, session.session_id), block, max(3, rounds // 2)
-    )
+    rates = race({"raw": raw, "bare": bare, "tether": appender(manager, session.session_id)}, block, rounds)
     manager.close()
+    ratio = rates["tether"] / rates["raw"]
     target = 0.95 if synchronous == "full" else None
     rows = [
         Row(
             f"single writer, synchronous={synchronous} (appends/s)",
-            f"{tether:,.0f}",
-            f"{floor:,.0f} raw, same schema",
+            f"{rates['tether']:,.0f}",
+            f"{rates['raw']:,.0f} raw, same schema",
             ratio,
             ">= 0.95x" if target else "(reported)",
             None if target is None else ratio >= target,
@@ -121,18 +124,20 @@ def single_writer(folder: Path, synchronous: str, block: int, rounds: int) -> tu
         Row(
             f"  vs a table without indexes, synchronous={synchronous}",
             "",
-            f"{bare_rate:,.0f} raw, no index",
-            bare_ratio,
+            f"{rates['bare']:,.0f} raw, no index",
+            rates["tether"] / rates["bare"],
             "(reported)",
             None,
             "Tether also maintains the (session, seq) and (session, name, seq) indexes",
         ),
     ]
-    return rows, floor
+    return rows, raw
 
 
-def threads16(folder: Path, floor: float, per_thread: int) -> list[Row]:
-    """16 threads, each appending to its own session: group commit shares each sync."""
+def threads16(folder: Path, raw: Callable[[], None], per_thread: int) -> list[Row]:
+    """16 threads, each appending to its own session: group commit shares each sync. The raw
+    single-writer floor is measured right before and right after, at the same durability."""
+    before = rate_of(raw, 4 * per_thread)
     manager = manager_at(folder, "threads.db")
     sessions = [manager.create("bench", f"u{i}").session_id for i in range(16)]
     latencies: list[list[float]] = [[] for _ in sessions]
@@ -154,6 +159,7 @@ def threads16(folder: Path, floor: float, per_thread: int) -> list[Row]:
     for t in threads:
         t.join()
     rate = 16 * per_thread / (time.perf_counter() - start)
+    floor = (before + rate_of(raw, 4 * per_thread)) / 2
     every = sorted(x for lat in latencies for x in lat)
     p50, p99 = every[len(every) // 2] * 1000, every[int(len(every) * 0.99)] * 1000
     manager.close()
@@ -195,7 +201,8 @@ def depth(folder: Path, big: int, block: int, rounds: int) -> tuple[list[Row], S
     bulk_session(manager, "small", 100)
     bulk_session(manager, "large", big)
     small, large = appender(manager, "small"), appender(manager, "large")
-    _, _, wall_ratio = interleaved(small, large, block, rounds)
+    rates = race({"small": small, "large": large}, block, rounds)
+    wall_ratio = rates["small"] / rates["large"]
     cpu = {"small": [], "large": []}  # type: dict[str, list[float]]
     for _ in range(rounds):
         for name, append in (("small", small), ("large", large)):
@@ -346,8 +353,11 @@ def langgraph(folder: Path, block: int, rounds: int) -> list[Row]:
     raw = baselines.raw_appender(folder / "raw-lg.db", "FULL", PAYLOAD, baselines.SAME_SCHEMA_DDL)
     manager = manager_at(folder, "vs-lg.db")
     session = manager.create("bench", "u")
-    floor, theirs, ratio = interleaved(raw, put, block, rounds)
-    _, ours, our_ratio = interleaved(raw, appender(manager, session.session_id), block, rounds)
+    rates = race(
+        {"raw": raw, "langgraph": put, "tether": appender(manager, session.session_id)}, block, rounds
+    )
+    floor, theirs, ours = rates["raw"], rates["langgraph"], rates["tether"]
+    ratio, our_ratio = theirs / floor, ours / floor
     manager.close()
     return [
         Row(
@@ -369,12 +379,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--dir", type=Path, help="where the database files go (default: a temp dir)")
     args = parser.parse_args()
-    block, rounds, big = (100, 3, 10_000) if args.quick else (300, 7, 100_000)
+    block, rounds, big = (20, 10, 10_000) if args.quick else (20, 60, 100_000)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
-        rows, floor = single_writer(folder, "full", block, rounds)
-        rows += threads16(folder, floor, 50 if args.quick else 200)
-        normal, _ = single_writer(folder, "normal", block * 3, rounds)
+        rows, raw = single_writer(folder, "full", block, rounds)
+        rows += threads16(folder, raw, 50 if args.quick else 200)
+        normal, _ = single_writer(folder, "normal", block * 5, rounds)
         rows += normal
         more, big_manager = depth(folder, big, block, rounds)
         rows += more
