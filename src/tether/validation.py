@@ -45,8 +45,15 @@ def encode_json(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTE
         raise ValidationError(field, f"is not valid JSON: {exc}") from None
     except TypeError as exc:  # sets, bytes, custom objects, non-string keys of odd types
         raise ValidationError(field, f"is not valid JSON: {exc}") from None
-    if len(text) > limit // 4 and len(text.encode()) > limit:
-        raise PayloadTooLarge(field, len(text.encode()), limit)
+    if text.isascii():
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:  # a lone surrogate: no database (nor UTF-8 JSON) can hold it
+            raise ValidationError(field, "contains a lone surrogate, which is not valid Unicode") from None
+    if size > limit:
+        raise PayloadTooLarge(field, size, limit)
     return text
 
 
