@@ -259,6 +259,76 @@ WHERE 1
 ORDER BY s.created_us DESC, s.session_id DESC
 LIMIT :limit;
 
+-- name: list_lease_expired
+-- The supervisor's sweep: a range of the lease index; the expired set is small, so it is sorted.
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_lease
+WHERE s.state = 'active' AND s.lease_us <= :lease_expired_at
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: list_suspect
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_suspect
+WHERE s.state = 'active' AND s.suspect_us <= :suspect_at
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+-- name: list_silent
+SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
+       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
+       s.failure_details, s.failure_final,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s INDEXED BY sessions_by_heartbeat
+WHERE s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
 -- name: schema_version
 SELECT COALESCE(MAX(version), 0) FROM tether_schema;
 

@@ -85,7 +85,7 @@ class SQLiteStore(Store):
             "user_id": where.user_id,
             "agent_type": where.agent_type,
             "agent_types": _json_list(where.agent_types),
-            "state": None if where.state is None else where.state.value,
+            "state": _state_param(where),
             "parent_session_id": where.parent_session_id,
             "heartbeat_before": micros_or_none(where.heartbeat_before),
             "paused_before": micros_or_none(where.paused_before),
@@ -279,18 +279,32 @@ def _session_in(conn: sqlite3.Connection, session_id: str) -> Session | None:
     return None if row is None else session_from_row(row)
 
 
+def _state_param(where: SessionFilter) -> str | None:
+    """`paused_before` implies state paused, which lets it use the state index."""
+    if where.state is not None:
+        return where.state.value
+    return State.PAUSED.value if where.paused_before is not None else None
+
+
 def _json_list(values: frozenset[str] | None) -> str | None:
     return None if values is None else json.dumps(sorted(values))
 
 
 def _listing(where: SessionFilter) -> str:
-    """The query whose index narrows the listing most; the others' conditions are filters."""
+    """The query whose index narrows the listing most; the others' conditions are filters.
+    Stale-session filters come first: the supervisor sweeps with them, and their sets are small."""
     if where.parent_session_id is not None:
         return "list_by_parent"
+    if where.lease_expired_at is not None:
+        return "list_lease_expired"
+    if where.suspect_at_or_before is not None:
+        return "list_suspect"
+    if where.heartbeat_before is not None:
+        return "list_silent"
     if where.user_id is not None:
         return "list_by_user"
     if where.agent_type is not None:
         return "list_by_type"
-    if where.state is not None:
+    if where.state is not None or where.paused_before is not None:
         return "list_by_state"
     return "list_all"
