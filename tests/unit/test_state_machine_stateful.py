@@ -8,10 +8,12 @@ with a dict-sized model of what the architecture's table says should have happen
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -24,6 +26,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.async_facade import BlockingAsyncManager
 from tether import (
     ConflictError,
     InvalidTransition,
@@ -36,7 +39,8 @@ from tether import (
     SessionManager,
     State,
 )
-from tether.stores import Store, open_store
+from tether.aio import AsyncSessionManager
+from tether.stores import POSTGRES_SCHEMES, Store, open_store
 
 LEASE = 60.0
 SUSPECT = 30.0
@@ -75,14 +79,14 @@ class Model:
 
 
 class SessionMachine(RuleBasedStateMachine):
-    store: Store
+    driven: SessionManager  # set on a subclass per test: one manager for every example
     clock: ManualClock
 
     sessions = Bundle("sessions")
 
     def __init__(self) -> None:
         super().__init__()
-        self.manager = SessionManager(self.store, policies=POLICIES, worker_id="worker-a")
+        self.manager = self.driven
         self.agent_type = f"agent-{uuid.uuid4().hex[:8]}"  # this run's sessions only
         self.models: dict[str, Model] = {}
         self.seen_versions: dict[str, int] = {}
@@ -310,13 +314,31 @@ class SessionMachine(RuleBasedStateMachine):
             self.seen_versions[sid] = version
 
 
-def test_state_machine_matches_the_model(store: Store, clock: ManualClock) -> None:
-    machine = type("BoundSessionMachine", (SessionMachine,), {"store": store, "clock": clock})
+@pytest.fixture(params=["sync", "async"])
+def driven(request: pytest.FixtureRequest, store: Store, store_url: str) -> Iterator[SessionManager]:
+    """The manager the machine drives: SessionManager, or AsyncSessionManager behind the blocking
+    facade the contract suite uses (native async store on PostgreSQL, the sync store on a thread
+    elsewhere)."""
+    if request.param == "sync":
+        yield SessionManager(store, policies=POLICIES, worker_id="worker-a")
+        return
+    native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES
+    async_manager = AsyncSessionManager(
+        store_url if native else store, policies=POLICIES, clock=store.clock, worker_id="worker-a"
+    )
+    facade = BlockingAsyncManager(async_manager)
+    yield cast(SessionManager, facade)
+    facade.close()
+
+
+def test_state_machine_matches_the_model(driven: SessionManager, clock: ManualClock) -> None:
+    machine = type("BoundSessionMachine", (SessionMachine,), {"driven": driven, "clock": clock})
+    synchronous = isinstance(driven, SessionManager)
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=60,
-            stateful_step_count=40,
+            max_examples=40 if synchronous else 15,
+            stateful_step_count=35,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
@@ -332,11 +354,8 @@ def test_the_model_notices_a_wrong_store() -> None:
             self.models[sid].epoch -= 1
 
     clock = ManualClock()
-    machine = type(
-        "BoundForgetfulMachine",
-        (ForgetfulMachine,),
-        {"store": open_store("memory://", clock), "clock": clock},
-    )
+    manager = SessionManager(open_store("memory://", clock), policies=POLICIES, worker_id="worker-a")
+    machine = type("BoundForgetfulMachine", (ForgetfulMachine,), {"driven": manager, "clock": clock})
     try:
         run_state_machine_as_test(
             machine,
