@@ -20,6 +20,7 @@ BAD_TEXT = {
     "trailing whitespace": "x ",
     "tab": "a\tb",
     "newline": "a\nb",
+    "lone surrogate": "a\ud800b",
     "not a string": 7,
 }
 
@@ -32,6 +33,8 @@ BAD_JSON = {
     "list instead of dict": [1, 2],
     "string instead of dict": "text",
     "empty list instead of dict": [],
+    "lone surrogate": {"x": "broken \ud800 text"},
+    "lone surrogate key": {"\udfff": 1},
 }
 
 
