@@ -253,3 +253,16 @@ def test_object_key_order_is_kept(
     manager.checkpoint(sid, "ordered", data)
     for stored in (manager.checkpoints(sid)[0].data, manager.get(sid).context, manager.get(sid).metadata):
         assert json.dumps(stored) == json.dumps(data)
+
+
+def test_names_match_exactly_case_unicode_and_wildcards_included(manager: SessionManager) -> None:
+    sid = manager.create("tutor", "user-1").session_id
+    for name in ["Step", "step", "st%", "st_p", "schritt-ü", "步骤", "🚀"]:
+        manager.checkpoint(sid, name, {"name": name})
+    for name in ["Step", "step", "st%", "st_p", "schritt-ü", "步骤", "🚀"]:
+        last = manager.last_checkpoint(sid, name)
+        assert last is not None and last.data == {"name": name}
+        assert [cp.data["name"] for cp in manager.checkpoints(sid, name=name)] == [name]
+    assert manager.last_checkpoint(sid, "STEP") is None
+    assert manager.last_checkpoint(sid, "st") is None
+    assert manager.last_checkpoint(sid, "schritt-u") is None

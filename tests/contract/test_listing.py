@@ -141,3 +141,13 @@ def test_a_deleted_session_does_not_break_the_cursor(manager: SessionManager, cl
     manager.delete(first.items[-1].session_id)  # the row the cursor points at
     rest = _all_pages_from(manager, 3, first.next_cursor)
     assert rest == _newest_first(created)[3:]
+
+
+def test_filters_match_exactly_case_unicode_and_wildcards_included(manager: SessionManager) -> None:
+    for user in ["alice", "Alice", "al%", "al_ce", "ålice", "用户"]:
+        manager.create("tutor", user)
+    for user in ["alice", "Alice", "al%", "al_ce", "ålice", "用户"]:
+        assert [s.user_id for s in manager.list(user_id=user)] == [user]
+    assert len(manager.list(user_id="ALICE")) == 0
+    assert len(manager.list(user_id="al")) == 0
+    assert len(manager.list(agent_type="TUTOR")) == 0
