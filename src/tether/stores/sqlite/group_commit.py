@@ -1,11 +1,13 @@
 """One write path with group commit: concurrent writers share one transaction and one sync.
 
-Each caller queues its write and waits. Whoever finds no leader becomes the leader: it takes
+Each caller queues its write. A caller that finds no leader becomes the leader: it takes
 everything queued, runs it in one `BEGIN IMMEDIATE` transaction (each write inside its own
 SAVEPOINT, so one rejected write does not undo the others), commits once — one fsync for the
-whole batch — and hands every caller its result or error. A caller alone pays for an uncontended
-lock; sixteen callers share one sync. The write lock of the database file (BEGIN IMMEDIATE, with
-the busy timeout) serialises this process's leader with other processes.
+whole batch — and hands every caller its result or error. Followers sleep on their own lock, so
+a commit wakes exactly the callers it served, then hands leadership to the oldest caller that
+queued meanwhile. A caller alone pays for two uncontended locks; sixteen callers share one sync.
+The write lock of the database file (BEGIN IMMEDIATE, with the busy timeout) serialises this
+process's leader with other processes.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ Work = Callable[[sqlite3.Connection], T]
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "error", "result", "work")
+    __slots__ = ("done", "error", "result", "wake", "work")
 
     def __init__(self, work: Work[T]) -> None:
         self.work = work
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.wake: threading.Lock | None = None  # held while a follower sleeps
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -43,44 +46,55 @@ class GroupCommit:
     def __init__(self, conn: sqlite3.Connection, describe: Callable[[BaseException], StoreUnavailable]):
         self._conn = conn
         self._describe = describe
-        self._cv = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # guards the queue and the leader flag
+        self._committing = threading.Lock()  # held by the leader while it uses the connection
         self._queue: list[_Job[Any]] = []
         self._leading = False
-        self._waiting = 0  # followers asleep on the condition: wake them only if there are any
         self._closed = False
 
     def run(self, work: Work[T]) -> T:
         """Run `work` in a write transaction; return once it is committed (or raise its error)."""
         job: _Job[T] = _Job(work)
-        with self._cv:
+        with self._lock:
             if self._closed:
                 raise self._describe(sqlite3.ProgrammingError("the store is closed"))
             self._queue.append(job)
-            while self._leading and not job.done:
-                self._waiting += 1
-                self._cv.wait()
-                self._waiting -= 1
+            follower = self._leading
+            if follower:
+                job.wake = threading.Lock()
+                job.wake.acquire()
+            else:
+                self._leading = True
+        if follower:
+            assert job.wake is not None
+            job.wake.acquire()  # released when the job is done, or when it is its turn to lead
             if job.done:
                 return job.outcome()
-            self._leading = True
+        self._lead(job)
+        return job.outcome()
+
+    def _lead(self, own: _Job[Any]) -> None:
+        with self._lock:
             batch, self._queue = self._queue, []
         try:
-            self._commit(batch)
+            with self._committing:
+                self._commit(batch)
         finally:
-            with self._cv:
-                self._leading = False
-                if self._waiting:
-                    self._cv.notify_all()
-        return job.outcome()
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                self._leading = successor is not None
+            for job in batch:
+                if job.wake is not None and job is not own:
+                    job.wake.release()
+            if successor is not None and successor.wake is not None:
+                successor.wake.release()
 
     def close(self) -> None:
         """Close the connection once the current leader is done; later writes raise. Idempotent."""
-        with self._cv:
-            while self._leading:
-                self._cv.wait()
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        with self._lock:
+            self._closed = True
+        with self._committing:
+            self._conn.close()
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         conn = self._conn
