@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import subprocess_env
-from tether import SessionManager, StoreUnavailable
+from tether import InvalidTransition, SessionManager, StoreUnavailable
 from tether.stores.sqlite.group_commit import GroupCommit
 
 THREADS = 8
@@ -173,3 +173,31 @@ def test_a_killed_process_loses_no_acknowledged_checkpoint(tmp_path: Path, synch
     for seq in acknowledged:
         assert stored[seq] == seq - 1
     assert sorted(stored) == list(range(1, len(stored) + 1))
+
+
+def test_rejected_writes_in_shared_commits_fail_alone(tmp_path: Path) -> None:
+    manager = SessionManager(f"sqlite:///{tmp_path}/t.db")
+    live = manager.create("tutor", "u1").session_id
+    ended = manager.create("tutor", "u2").session_id
+    manager.complete(ended)
+    rejected: list[int] = []
+    accepted: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def append(writer: int) -> None:
+        for n in range(PER_THREAD):
+            target = ended if n % 3 == 0 else live
+            try:
+                manager.checkpoint(target, "step", {"writer": writer, "n": n})
+            except InvalidTransition:
+                with lock:
+                    rejected.append(n)
+            else:
+                with lock:
+                    accepted.append((writer, n))
+
+    run_threads(16, append)
+    assert sorted(rejected) == sorted(n for _ in range(16) for n in range(0, PER_THREAD, 3))
+    assert_history(manager, live, set(accepted))
+    assert manager.get(ended).last_seq == 1  # only its session_completed checkpoint
+    manager.close()
