@@ -201,3 +201,25 @@ def test_rejected_writes_in_shared_commits_fail_alone(tmp_path: Path) -> None:
     assert_history(manager, live, set(accepted))
     assert manager.get(ended).last_seq == 1  # only its session_completed checkpoint
     manager.close()
+
+
+CHILD_CREATE = """
+import sys
+from tether import SessionManager
+with SessionManager(sys.argv[1]) as manager:
+    session = manager.create("tutor", sys.argv[2])
+    manager.checkpoint(session.session_id, "step", {})
+"""
+
+
+def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    children = [
+        subprocess.Popen([sys.executable, "-c", CHILD_CREATE, url, f"user-{i}"], env=subprocess_env())
+        for i in range(4)
+    ]
+    assert [child.wait(timeout=120) for child in children] == [0, 0, 0, 0]
+    with SessionManager(url) as manager:
+        assert len(manager.list(limit=10)) == 4
+    versions = sqlite3.connect(tmp_path / "fresh.db").execute("SELECT version FROM tether_schema").fetchall()
+    assert versions == [(1,)]
