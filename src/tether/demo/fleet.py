@@ -25,7 +25,7 @@ from typing import Any
 from tether.demo import worker
 from tether.demo.agents import AGENT_TYPES, Job
 from tether.demo.report import Ack, Ledger, Report, build_report
-from tether.errors import NotFound
+from tether.errors import NotFound, TetherError
 from tether.manager import SessionManager
 from tether.supervisor import Supervisor
 
@@ -89,6 +89,7 @@ class Fleet:
         self.run_id = uuid.UUID(int=self.random.getrandbits(128)).hex[:6]
         self._undetected: dict[str, float] = {}  # session -> when its worker was killed or froze
         self._serial = 0
+        self._stopping = False  # past the end or the deadline: idle workers are told to stop
 
     def run(self, on_tick: Callable[[FleetState], None] = lambda state: None) -> Report:
         for n in range(self.options.sessions):
@@ -119,15 +120,20 @@ class Fleet:
             for conn in wait(conns, timeout=0.05):
                 self._drain(self._by_conn(conn))
             now = time.monotonic()
+            for w in [w for w in self.state.workers.values() if not w.alive]:
+                self._reap(w, now, "died on its own")
             if now >= next_disruption and self._disrupt(now):
                 next_disruption = now + self._gap()
-            if now - last_sweep >= SWEEP_EVERY:
-                self._sweep()
-                last_sweep = now
-            if now - last_check >= CHECK_EVERY:
-                last_check = now
-                if self._finished():
-                    return
+            try:
+                if now - last_sweep >= SWEEP_EVERY:
+                    last_sweep = now
+                    self._sweep()
+                if now - last_check >= CHECK_EVERY:
+                    last_check = now
+                    if self._finished():
+                        return
+            except TetherError as exc:  # a busy or unreachable store: try again on the next tick
+                self._note(f"store: {exc}")
             on_tick(self.state)
 
     # -- workers -----------------------------------------------------------------------------
@@ -171,6 +177,9 @@ class Fleet:
             w.session, w.job = args[0], None
         elif kind == "duplicate":
             w.job = None
+        elif kind == "not_started":  # the store refused the create: nothing was written
+            self.state.pending.appendleft(args[0])
+            w.job = None
         elif kind == "claimed":
             self._claimed(w, args[0], args[1], args[2])
         elif kind == "ack":
@@ -185,6 +194,10 @@ class Fleet:
             self._note(f"zombie {w.worker_id}: {args[1]} on {args[0]} rejected ({args[2]})")
             if w.session == args[0]:
                 w.session = None
+        elif kind == "abandoned":  # the store failed the worker; the lease will expire and be seen
+            self._undetected[args[0]] = time.monotonic()
+            self._note(f"{w.worker_id} dropped {args[0]}: {args[1]}")
+            w.session = None
         elif kind == "frozen":
             self._frozen(w)
         elif kind == "thawed":
@@ -194,7 +207,7 @@ class Fleet:
         if self.state.pending:
             w.job = self.state.pending.popleft()
             w.conn.send(("job", w.job))
-        elif self._all_ended():
+        elif self._stopping or self._all_ended():
             w.conn.send(("stop",))
         else:
             w.conn.send(("wait",))
@@ -247,6 +260,10 @@ class Fleet:
 
     def _kill(self, w: WorkerProcess, now: float) -> None:
         os.kill(w.process.pid or 0, signal.SIGKILL)
+        self._reap(w, now, "SIGKILL")
+
+    def _reap(self, w: WorkerProcess, now: float, how: str) -> None:
+        """A worker is gone: collect what it said, hand its unstarted job on, start a replacement."""
         w.process.join()
         self._drain(w)  # acks it sent before dying are still in the pipe
         w.alive = False
@@ -256,7 +273,7 @@ class Fleet:
             self._undetected[w.session] = now
         if w.job is not None and not self._exists(w.job.session_id):
             self.state.pending.appendleft(w.job)  # it died before creating the session
-        self._note(f"SIGKILL {w.worker_id} (pid {w.process.pid}) while running {w.session or 'nothing'}")
+        self._note(f"{how}: {w.worker_id} (pid {w.process.pid}) while running {w.session or 'nothing'}")
         del self.state.workers[w.worker_id]
         self._spawn()
 
@@ -296,6 +313,7 @@ class Fleet:
 
     def _shutdown(self) -> None:
         """Wake frozen workers, tell idle ones to stop, and reap everything within a few seconds."""
+        self._stopping = True
         for w in self.state.workers.values():
             if w.alive and (w.frozen_on or w.freeze_requested):
                 os.kill(w.process.pid or 0, signal.SIGCONT)

@@ -123,8 +123,13 @@ def build_report(
 ) -> Report:
     states: dict[State, int] = defaultdict(int)
     wrong = 0
+    never_started = 0
     for session_id in [*top_level, *children]:
-        session = manager.get(session_id)
+        try:
+            session = manager.get(session_id)
+        except NotFound:  # the deadline came before any worker created it
+            never_started += 1
+            continue
         states[session.state] += 1
         if session.state is State.COMPLETED:
             wrong += not _result_is_right(manager, session_id, session.agent_type)
@@ -144,7 +149,7 @@ def build_report(
         takeovers=len(ledger.claims),
         completed=states[State.COMPLETED],
         failed=states[State.FAILED],
-        unfinished=states[State.ACTIVE] + states[State.PAUSED],
+        unfinished=states[State.ACTIVE] + states[State.PAUSED] + never_started,
         checkpoints_acknowledged=len(ledger.acks),
         checkpoints_lost=lost_acks(manager, ledger.acks),
         resumed_behind_last_ack=resumed_behind(ledger),

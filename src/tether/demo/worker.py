@@ -139,6 +139,9 @@ class Worker:
             except ConflictError:  # a re-sent job whose session exists: recovery owns it
                 self.outbox.send("duplicate", job.session_id)
                 return None
+            except TetherError:  # e.g. a busy store: nothing was written, the job goes back
+                self.outbox.send("not_started", job)
+                return None
         self.outbox.send("started", session.session_id, session.epoch)
         return session
 
@@ -167,6 +170,8 @@ class Worker:
             self.outbox.send("done", sid)
         except (LeaseLost, InvalidTransition) as exc:  # a zombie: someone else owns it now
             self.outbox.send("rejected", sid, "checkpoint", type(exc).__name__)
+        except TetherError as exc:  # the store failed us: drop the session; its lease will expire
+            self.outbox.send("abandoned", sid, str(exc))
         finally:
             self.beater.current = None
 

@@ -61,7 +61,7 @@ def _script(name: str) -> str:
 
 
 class RedisLeases:
-    def __init__(self, url: str, prefix: str = "tether", timeout: float = 2.0) -> None:
+    def __init__(self, url: str, prefix: str, timeout: float = 2.0) -> None:
         try:
             import redis
         except ImportError as exc:  # pragma: no cover - depends on the environment

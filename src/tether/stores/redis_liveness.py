@@ -21,8 +21,10 @@ store (whose lease is then only as fresh as the last flush).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -55,7 +57,7 @@ class RedisLivenessStore(Store):
         inner: Store,
         redis_url: str,
         *,
-        prefix: str = "tether",
+        prefix: str | None = None,
         flush_interval: float = 5.0,
         fallback: str = "raise",
     ) -> None:
@@ -64,7 +66,7 @@ class RedisLivenessStore(Store):
         super().__init__(inner.clock)
         self._test_clock = not isinstance(inner.clock, SystemClock)
         self.inner, self.url, self.fallback = inner, inner.url, fallback
-        self.redis = RedisLeases(redis_url, prefix)
+        self.redis = RedisLeases(redis_url, prefix or default_prefix(inner.url))
         self._dirty: set[str] = set()  # beaten since the last flush
         self._unsynced: set[str] = set()  # a mirror failed: Redis may be behind the store
         self._lock = threading.Lock()
@@ -264,7 +266,8 @@ class RedisLivenessStore(Store):
         return [_with_lease(s, leases.get(s.session_id)) for s in sessions]
 
     def _load(self, session_ids: Sequence[str]) -> list[Session]:
-        """Sessions by id, overlaid; ids the store no longer has are dropped from Redis."""
+        """Sessions by id, overlaid; ids the store no longer has are dropped from Redis (safe: the
+        key prefix belongs to this store alone, see `default_prefix`)."""
         found, gone = [], []
         for sid in session_ids:
             try:
@@ -285,6 +288,14 @@ class RedisLivenessStore(Store):
             after = decode_cursor(cursor)
             rows = [s for s in rows if (to_micros(s.created_at), s.session_id) < after]
         return page_of(rows[: limit + 1], limit)
+
+
+def default_prefix(url: str) -> str:
+    """Keys of one store, apart from any other store's on the same Redis: a digest of the store's URL
+    (every process of a fleet names its store by the same URL). A memory store is private to its
+    process, so its keys are too."""
+    identity = uuid.uuid4().hex if url.startswith("memory:") else url
+    return f"tether:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
 def _with_lease(session: Session, lease: Lease | None) -> Session:
