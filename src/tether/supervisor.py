@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -42,6 +43,49 @@ class SweepReport:
 
     def __bool__(self) -> bool:
         return bool(self.timed_out or self.suspects)
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Session | None], suspects: Iterable[Session]) -> SweepReport:
+        """Tally time-out outcomes (None: another supervisor or a claimer got there first)."""
+        final: list[str] = []
+        recoverable: list[str] = []
+        lost = 0
+        for after in outcomes:
+            if after is None or after.failure is None:
+                lost += 1
+            else:
+                (final if after.failure.final else recoverable).append(after.session_id)
+        return cls(
+            timed_out=(*final, *recoverable),
+            final=tuple(final),
+            recoverable=tuple(recoverable),
+            suspects=tuple(s.session_id for s in suspects),
+            lost_races=lost,
+        )
+
+
+# A time-out that finds the session failed, claimed, completed or deleted lost a race: not an error.
+LOST_RACE = (ConflictError, InvalidTransition, NotFound)
+
+
+class SuspectLog:
+    """Which suspects were reported, at which soft deadline, so each is reported once per deadline."""
+
+    def __init__(self) -> None:
+        self._reported: dict[str, datetime | None] = {}
+
+    def fresh(self, candidates: Iterable[Session], now: datetime) -> list[Session]:
+        current = {s.session_id: s for s in candidates if s.liveness(now) is Liveness.SUSPECT}
+        seen = self._reported
+        fresh = [s for sid, s in current.items() if sid not in seen or seen[sid] != s.suspect_at]
+        self._reported = {sid: s.suspect_at for sid, s in current.items()}
+        return fresh
+
+
+def suspect_events(sessions: Iterable[Session], now: datetime) -> Iterator[Event]:
+    for s in sessions:
+        data = {"phase": s.phase, "owner": s.owner, "epoch": s.epoch, "liveness": "suspect"}
+        yield Event(s.session_id, "suspect", now, None, data)
 
 
 def default_interval(policies: Policies) -> float:
@@ -89,32 +133,31 @@ def _liveness(value: Liveness | str | None) -> Liveness | None:
 class Supervisor:
     """Sweeps one manager's store. Cheap to create; keeps only which suspects it already reported."""
 
-    def __init__(self, manager: SessionManager, *, page_size: int = PAGE) -> None:
+    def __init__(self, manager: SessionManager, *, page_size: int = PAGE, concurrency: int = 8) -> None:
         self.manager = manager
         self.page_size = page_size
-        self._reported_suspects: dict[str, datetime | None] = {}
+        self.concurrency = concurrency
+        self.suspects = SuspectLog()
 
     def sweep(self) -> SweepReport:
-        """Time out every expired lease (as of the store's clock now), then report new suspects."""
+        """Time out every expired lease (as of the store's clock now), then report new suspects.
+
+        Several time-outs are applied concurrently, so SQLite's group commit (and PostgreSQL's
+        pool) make one sync cover many of them when many agents died at once.
+        """
         now = self.manager.store.now()
-        final: list[str] = []
-        recoverable: list[str] = []
-        lost = 0
-        for session in self._scan(SessionFilter(lease_expired_at=now)):
-            try:
-                after = self.manager.time_out(session.session_id)
-            except (ConflictError, InvalidTransition, NotFound):
-                lost += 1  # failed, claimed, completed or deleted by someone else first
-                continue
-            assert after.failure is not None
-            (final if after.failure.final else recoverable).append(after.session_id)
-        return SweepReport(
-            timed_out=(*final, *recoverable),
-            final=tuple(final),
-            recoverable=tuple(recoverable),
-            suspects=self._new_suspects(now),
-            lost_races=lost,
-        )
+        expired = [s.session_id for s in self._scan(SessionFilter(lease_expired_at=now))]
+        if len(expired) > 1:
+            with ThreadPoolExecutor(min(self.concurrency, len(expired))) as pool:
+                outcomes = list(pool.map(self._time_out, expired))
+        else:
+            outcomes = [self._time_out(sid) for sid in expired]
+        current = self._scan(SessionFilter(suspect_at_or_before=now))
+        fresh = self.suspects.fresh(current, now)
+        if self.manager.events.active:
+            for event in suspect_events(fresh, now):
+                self.manager.events.publish(event)
+        return SweepReport.of(outcomes, fresh)
 
     def run(
         self,
@@ -135,6 +178,12 @@ class Supervisor:
             if stop.wait(every):
                 return
 
+    def _time_out(self, session_id: str) -> Session | None:
+        try:
+            return self.manager.time_out(session_id)
+        except LOST_RACE:
+            return None
+
     def _scan(self, where: SessionFilter) -> Iterator[Session]:
         cursor: str | None = None
         while True:
@@ -143,23 +192,6 @@ class Supervisor:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
-
-    def _new_suspects(self, now: datetime) -> tuple[str, ...]:
-        """Suspects not reported before at this deadline; emits a `suspect` event for each."""
-        current = {
-            s.session_id: s
-            for s in self._scan(SessionFilter(suspect_at_or_before=now))
-            if s.liveness(now) is Liveness.SUSPECT
-        }
-        reported = self._reported_suspects
-        fresh = [s for sid, s in current.items() if sid not in reported or reported[sid] != s.suspect_at]
-        self._reported_suspects = {sid: s.suspect_at for sid, s in current.items()}
-        events = self.manager.events
-        if events.active:
-            for s in fresh:
-                data = {"phase": s.phase, "owner": s.owner, "epoch": s.epoch, "liveness": "suspect"}
-                events.publish(Event(s.session_id, "suspect", now, None, data))
-        return tuple(s.session_id for s in fresh)
 
 
 class RunningSupervisor:

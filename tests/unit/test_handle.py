@@ -191,13 +191,15 @@ def test_worker_loop_hands_over_the_last_checkpoint(
 
     def handler(handle: SessionHandle, last: Checkpoint | None) -> None:
         seen.append(last)
-        if last is not None and last.data["user"] == "u2":
-            raise AgentError("handler bug")
-        if len(seen) == 3:
-            stop.set()
+        try:
+            if last is not None and last.data["user"] == "u2":
+                raise AgentError("handler bug")  # the session fails (recoverably: it may come back)
+        finally:
+            if {cp.data["user"] for cp in seen if cp is not None} == {"u1", "u2", "u3"}:
+                stop.set()
 
-    assert rival.work(["tutor"], handler, stop_event=stop, poll_interval=0.01) == 3
-    assert sorted(cp.data["user"] for cp in seen if cp is not None) == ["u1", "u2", "u3"]
+    assert rival.work(["tutor"], handler, stop_event=stop, poll_interval=0.01) == len(seen)
+    assert {cp.data["user"] for cp in seen if cp is not None} == {"u1", "u2", "u3"}
     states = {s.user_id: s.state for s in managed.list(agent_type="tutor")}
     assert states == {"u1": State.COMPLETED, "u2": State.FAILED, "u3": State.COMPLETED}
 
