@@ -3,6 +3,7 @@ exactly once, seq runs 1…n without gaps, and a killed process loses nothing it
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -223,3 +224,24 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) ->
         assert len(manager.list(limit=10)) == 4
     versions = sqlite3.connect(tmp_path / "fresh.db").execute("SELECT version FROM tether_schema").fetchall()
     assert versions == [(1,)]
+
+
+def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
+    manager = SessionManager(f"sqlite:///{tmp_path}/t.db")
+    session = manager.create("tutor", "u1")
+    manager.checkpoint(session.session_id, "before_fork", {})
+    inherited = manager.store._writes  # type: ignore[attr-defined]  # white-box: the parent's writer
+    pid = os.fork()
+    if pid == 0:  # the child: write through the inherited manager, report by exit code
+        code = 1
+        try:
+            reconnected = manager.store._writes is not inherited  # type: ignore[attr-defined]
+            code = 0 if reconnected and manager.checkpoint(session.session_id, "in_child", {}).seq == 2 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert manager.checkpoint(session.session_id, "in_parent", {}).seq == 3
+    names = [cp.name for cp in manager.checkpoints(session.session_id)]
+    assert names == ["before_fork", "in_child", "in_parent"]
+    manager.close()

@@ -10,7 +10,9 @@ atomically, also against other processes using the same file (BEGIN IMMEDIATE + 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,8 +62,9 @@ class SQLiteStore(Store):
         super().__init__(clock)
         self.settings = settings
         self.url = url or f"sqlite:///{settings.path}"
-        self._writes = GroupCommit(connect(settings, Q, reader=False), self._unavailable)
-        self._readers = Readers(settings, Q)
+        self._closed = False
+        self._connect()
+        _OPEN_STORES.add(self)
         try:
             self.migrate()
         except BaseException:
@@ -71,6 +74,16 @@ class SQLiteStore(Store):
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SQLiteStore:
         return cls(SQLiteSettings.from_url(url), clock, url)
+
+    def _connect(self) -> None:
+        self._writes = GroupCommit(connect(self.settings, Q, reader=False), self._unavailable)
+        self._readers = Readers(self.settings, Q)
+
+    def _reconnect_in_forked_child(self) -> None:
+        """SQLite connections must not be used across fork() (e.g. a pre-forking server that
+        created the manager at import): the child opens its own and drops the inherited ones."""
+        if not self._closed:
+            self._connect()
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, session_id: str) -> Session:
@@ -257,6 +270,7 @@ class SQLiteStore(Store):
         return self._writes.run(read)
 
     def close(self) -> None:
+        self._closed = True
         self._writes.close()
         self._readers.close()
 
@@ -279,6 +293,17 @@ class SQLiteStore(Store):
     def _require(self, session_id: str) -> None:
         if self._fetchone(Q["session_exists"], (session_id,)) is None:
             raise NotFound(session_id)
+
+
+_OPEN_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _reconnect_after_fork() -> None:
+    for store in list(_OPEN_STORES):
+        store._reconnect_in_forked_child()
+
+
+os.register_at_fork(after_in_child=_reconnect_after_fork)
 
 
 def _session_in(conn: sqlite3.Connection, session_id: str) -> Session | None:
