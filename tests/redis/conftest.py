@@ -1,4 +1,9 @@
-"""Redis fixtures: the real server (conftest.REDIS_URL), a fresh key prefix per test, deleted after."""
+"""Redis fixtures: the real server (conftest.REDIS_URL), a fresh key prefix per test, deleted after.
+
+The durable store runs on the test clock, which the Redis store then also uses to time heartbeats
+(as the PostgreSQL store does for now()), so these tests move time instead of sleeping; the tests
+of the Redis server's own clock build their store without one.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import REDIS_URL, service_missing
-from tether import SessionManager
+from tether import ManualClock, SessionManager
 from tether.policy import Policies, Policy
 from tether.stores.memory import MemoryStore
 from tether.stores.redis_liveness import RedisLivenessStore
 
-TIMEOUT = 0.4  # seconds: short, because Redis's own clock times these leases and cannot be moved
+TIMEOUT = 10.0  # seconds of silence before a lease expires (moved past with the test clock)
 
 
 @pytest.fixture
@@ -34,8 +39,8 @@ def redis_prefix() -> Iterator[str]:
 
 
 @pytest.fixture
-def inner() -> MemoryStore:
-    return MemoryStore()
+def inner(clock: ManualClock) -> MemoryStore:
+    return MemoryStore(clock)
 
 
 @pytest.fixture

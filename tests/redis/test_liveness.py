@@ -12,27 +12,29 @@ from tether import (
     Beat,
     InvalidTransition,
     LeaseLost,
+    ManualClock,
     NotClaimable,
     NotFound,
     SessionManager,
     StoreUnavailable,
 )
 from tether.model import Liveness, SessionFilter, State
+from tether.policy import Policies, Policy
 from tether.stores.memory import MemoryStore
-from tether.stores.redis_liveness import RedisLivenessStore
+from tether.stores.redis_liveness import RedisLivenessStore, default_prefix
 from tether.supervisor import Supervisor
 
 pytestmark = pytest.mark.redis
 
 
 def test_heartbeat_goes_to_redis_and_reaches_the_store_on_flush(
-    manager: SessionManager, redis_store: RedisLivenessStore, inner: MemoryStore
+    manager: SessionManager, redis_store: RedisLivenessStore, inner: MemoryStore, clock: ManualClock
 ) -> None:
     session = manager.create("tutor", "u1")
-    time.sleep(0.05)
+    clock.advance(1)
     manager.heartbeat(session.session_id, epoch=1, phase="llm_call")
     live = manager.get(session.session_id)
-    assert live.last_heartbeat > session.last_heartbeat
+    assert live.last_heartbeat == clock.now()
     assert live.phase == "llm_call"
     assert inner.get(session.session_id).last_heartbeat == session.last_heartbeat  # not yet flushed
     assert redis_store.flush() == 1
@@ -52,34 +54,46 @@ def test_heartbeat_with_a_stale_epoch_is_rejected(manager: SessionManager) -> No
     assert (caught.value.epoch, caught.value.current_epoch) == (7, 1)
 
 
-def test_heartbeat_after_the_lease_expired_is_refused(manager: SessionManager) -> None:
+def test_heartbeat_after_the_lease_expired_is_refused(manager: SessionManager, clock: ManualClock) -> None:
     session = manager.create("tutor", "u1")
-    time.sleep(TIMEOUT + 0.1)
+    clock.advance(TIMEOUT)
     with pytest.raises(LeaseLost, match="expired"):
         manager.heartbeat(session.session_id, epoch=1)
-    assert manager.get(session.session_id).liveness(manager.store.now()) is Liveness.DEAD
+    assert manager.get(session.session_id).liveness(clock.now()) is Liveness.DEAD
+
+
+def test_an_announced_silence_extends_only_that_lease(manager: SessionManager, clock: ManualClock) -> None:
+    session = manager.create("tutor", "u1")
+    manager.heartbeat(session.session_id, epoch=1, phase="llm_call", expect_silence=100)
+    clock.advance(TIMEOUT * 5)
+    assert manager.get(session.session_id).liveness(clock.now()) is Liveness.HEALTHY
+    manager.heartbeat(session.session_id, epoch=1)
+    clock.advance(TIMEOUT)
+    assert manager.get(session.session_id).liveness(clock.now()) is Liveness.DEAD
 
 
 def test_claim_consults_the_redis_lease_not_the_stale_store_row(
-    manager: SessionManager, inner: MemoryStore
+    manager: SessionManager, inner: MemoryStore, clock: ManualClock
 ) -> None:
     session = manager.create("tutor", "u1")
-    deadline = time.monotonic() + TIMEOUT * 2
-    while time.monotonic() < deadline:
+    for _ in range(8):
+        clock.advance(TIMEOUT / 4)
         manager.heartbeat(session.session_id, epoch=1)
-        time.sleep(TIMEOUT / 4)
     stale_row = inner.get(session.session_id)
-    assert stale_row.lease_expires_at is not None and stale_row.lease_expires_at < inner.now()
+    assert stale_row.lease_expires_at is not None and stale_row.lease_expires_at < clock.now()
     with pytest.raises(NotClaimable):
         manager.claim(session.session_id, "worker-b")
     assert manager.claim_next(["tutor"], "worker-b") is None
+    assert manager.stale(liveness="dead").items == []
 
 
-def test_dead_session_is_found_in_redis_taken_over_and_the_zombie_fenced(manager: SessionManager) -> None:
+def test_dead_session_is_found_in_redis_taken_over_and_the_zombie_fenced(
+    manager: SessionManager, clock: ManualClock
+) -> None:
     session = manager.create("grader", "u1")
     manager.checkpoint(session.session_id, "rubric_applied", {"score": 3}, epoch=1)
-    time.sleep(TIMEOUT + 0.1)
-    expired = manager.store.query(SessionFilter(lease_expired_at=manager.store.now()), 10)
+    clock.advance(TIMEOUT)
+    expired = manager.store.query(SessionFilter(lease_expired_at=clock.now()), 10)
     assert [s.session_id for s in expired] == [session.session_id]
     report = Supervisor(manager).sweep()
     assert report.timed_out == (session.session_id,)
@@ -93,11 +107,14 @@ def test_dead_session_is_found_in_redis_taken_over_and_the_zombie_fenced(manager
     assert manager.last_checkpoint(session.session_id, "rubric_applied") is not None
 
 
-def test_transitions_are_mirrored_so_heartbeats_follow_the_state(manager: SessionManager) -> None:
+def test_transitions_are_mirrored_so_heartbeats_follow_the_state(
+    manager: SessionManager, clock: ManualClock
+) -> None:
     session = manager.create("alert", "u1")
     manager.pause(session.session_id, epoch=1)
-    manager.heartbeat(session.session_id, epoch=1)  # paused sessions may still beat
-    assert manager.store.query(SessionFilter(lease_expired_at=manager.store.now()), 10).items == []
+    clock.advance(TIMEOUT * 2)
+    manager.heartbeat(session.session_id, epoch=1)  # paused sessions may still beat, and never expire
+    assert manager.store.query(SessionFilter(lease_expired_at=clock.now()), 10).items == []
     manager.resume(session.session_id, epoch=1)
     manager.complete(session.session_id, epoch=1)
     with pytest.raises(InvalidTransition) as caught:
@@ -106,19 +123,20 @@ def test_transitions_are_mirrored_so_heartbeats_follow_the_state(manager: Sessio
 
 
 def test_a_session_redis_never_saw_is_copied_there_on_its_first_heartbeat(
-    manager: SessionManager, inner: MemoryStore
+    manager: SessionManager, inner: MemoryStore, clock: ManualClock
 ) -> None:
     plain = SessionManager(inner, policies=manager.policies, worker_id="worker-a")
     session = plain.create("tutor", "u1")  # straight into the store, bypassing Redis
+    clock.advance(1)
     manager.heartbeat(session.session_id, epoch=1)
-    assert manager.get(session.session_id).last_heartbeat > session.last_heartbeat
+    assert manager.get(session.session_id).last_heartbeat == clock.now()
 
 
 def test_a_takeover_redis_missed_is_repaired_by_the_new_owners_heartbeat(
-    manager: SessionManager, redis_store: RedisLivenessStore
+    manager: SessionManager, redis_store: RedisLivenessStore, clock: ManualClock
 ) -> None:
     session = manager.create("tutor", "u1")
-    time.sleep(TIMEOUT + 0.1)
+    clock.advance(TIMEOUT)
     manager.claim(session.session_id, "worker-b")
     redis_store.redis.client.hset(
         redis_store.redis.key(session.session_id), mapping={"version": 1, "epoch": 1}
@@ -137,6 +155,27 @@ def test_batch_heartbeats_answer_each_beat(manager: SessionManager) -> None:
     assert isinstance(results[51], NotFound)
 
 
+def test_redis_server_clock_times_the_leases_without_a_test_clock(redis_prefix: str) -> None:
+    store = RedisLivenessStore(MemoryStore(), REDIS_URL, prefix=redis_prefix)
+    policies = Policies(by_type={"quick": Policy(timeout=0.3), "slow": Policy(timeout=600)})
+    try:
+        manager = SessionManager(store, policies=policies)
+        quick, slow = manager.create("quick", "u1"), manager.create("slow", "u1")
+        assert abs((store.now() - store.redis.now()).total_seconds()) < 1
+        time.sleep(0.5)
+        manager.heartbeat(slow.session_id, epoch=1)
+        with pytest.raises(LeaseLost, match="expired"):
+            manager.heartbeat(quick.session_id, epoch=1)
+    finally:
+        store.close()
+
+
+def test_each_store_gets_keys_of_its_own() -> None:
+    assert default_prefix("sqlite:///a.db") == default_prefix("sqlite:///a.db")
+    assert default_prefix("sqlite:///a.db") != default_prefix("sqlite:///b.db")
+    assert default_prefix("memory://") != default_prefix("memory://")  # private to a process
+
+
 def test_unreachable_redis_raises_store_unavailable_never_a_silent_loss(redis_prefix: str) -> None:
     inner = MemoryStore()
     session = SessionManager(inner, worker_id="w").create("tutor", "u1")
@@ -148,20 +187,19 @@ def test_unreachable_redis_raises_store_unavailable_never_a_silent_loss(redis_pr
         store.close()
 
 
-def test_unreachable_redis_with_fallback_beats_into_the_store(redis_prefix: str) -> None:
-    inner = MemoryStore()
+def test_unreachable_redis_with_fallback_beats_into_the_store(redis_prefix: str, clock: ManualClock) -> None:
+    inner = MemoryStore(clock)
     session = SessionManager(inner, worker_id="w").create("tutor", "u1")
     store = RedisLivenessStore(inner, "redis://127.0.0.1:1/0", prefix=redis_prefix, fallback="store")
     try:
+        clock.advance(1)
         assert store.heartbeat([Beat(session.session_id, 1)]) == [None]
-        assert inner.get(session.session_id).last_heartbeat > session.last_heartbeat
+        assert inner.get(session.session_id).last_heartbeat == clock.now()
     finally:
         store.close()
 
 
-def test_manager_takes_the_redis_url_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, redis_prefix: str
-) -> None:
+def test_manager_takes_the_redis_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TETHER_REDIS_URL", REDIS_URL)
     manager = SessionManager("memory://")
     try:
