@@ -55,7 +55,7 @@ class MemoryStore(Store):
 
     def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
         with self._lock:
-            rows = [s for s in self._sessions.values() if _matches(s, where)]
+            rows = [s for s in self._sessions.values() if matches(s, where)]
         rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
         if cursor is not None:
             after = decode_cursor(cursor)
@@ -226,7 +226,9 @@ def _claimable(session: Session, now: datetime) -> bool:
     return session.state is State.FAILED and session.failure is not None and not (session.failure.final)
 
 
-def _matches(s: Session, where: SessionFilter) -> bool:
+def matches(s: Session, where: SessionFilter) -> bool:
+    """What a SessionFilter means, field by field: the reference every store's SQL follows (and the
+    Redis liveness store re-checks its overlaid rows with)."""
     checks = (
         where.user_id is None or s.user_id == where.user_id,
         where.agent_type is None or s.agent_type == where.agent_type,

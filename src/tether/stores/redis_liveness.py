@@ -42,7 +42,7 @@ from tether.errors import (
 from tether.lifecycle import Write
 from tether.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
-from tether.stores.memory import _matches as matches
+from tether.stores.memory import matches
 from tether.stores.redis_leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
