@@ -54,6 +54,7 @@ class WorkerProcess:
     process: BaseProcess
     conn: Connection
     session: str | None = None  # the session it runs now
+    step: str = ""  # the last step it acknowledged in that session
     job: Job | None = None  # handed out, not started yet
     freeze_requested: bool = False
     frozen_on: str | None = None  # the session it held when it froze
@@ -174,7 +175,7 @@ class Fleet:
         if kind == "idle":
             self._dispatch(w)
         elif kind == "started":
-            w.session, w.job = args[0], None
+            w.session, w.job, w.step = args[0], None, ""
         elif kind == "duplicate":
             w.job = None
         elif kind == "not_started":  # the store refused the create: nothing was written
@@ -184,6 +185,7 @@ class Fleet:
             self._claimed(w, args[0], args[1], args[2])
         elif kind == "ack":
             ledger.acks.append(Ack(*args))
+            w.step = args[2]
         elif kind == "spawn":
             self._spawned(args[0])
         elif kind == "done":
@@ -213,7 +215,7 @@ class Fleet:
             w.conn.send(("wait",))
 
     def _claimed(self, w: WorkerProcess, session_id: str, epoch: int, resumed_seq: int) -> None:
-        w.session = session_id
+        w.session, w.step = session_id, f"resumed from seq {resumed_seq}"
         self.state.ledger.claims.append((session_id, epoch, resumed_seq))
         self._detected(session_id)
         self._note(f"{w.worker_id} took over {session_id} at epoch {epoch}, from seq {resumed_seq}")

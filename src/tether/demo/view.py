@@ -17,19 +17,23 @@ def live_view(state: FleetState) -> RenderableType:
     """Counters, the workers and the latest happenings."""
     ledger = state.ledger
     elapsed = time.monotonic() - state.started_at
-    counters = Table.grid(padding=(0, 3))
-    cells = (
-        f"[b]{elapsed:5.1f}s[/]",
-        f"sessions [b]{len(state.ended)}[/]/{state.known} done",
-        f"checkpoints acked [b]{len(ledger.acks)}[/]",
-        f"crashes [b red]{ledger.crashes}[/]",
-        f"freezes [b yellow]{ledger.freezes}[/]",
-        f"takeovers [b green]{len(ledger.claims)}[/]",
-        f"zombie writes rejected [b]{sum(ledger.rejected.values())}[/]",
+    counters = Text.assemble(
+        (f"{elapsed:5.1f}s   ", "bold"),
+        (f"{len(state.ended)}/{state.known}", "bold"),
+        " sessions done   ",
+        (str(len(ledger.acks)), "bold"),
+        " checkpoints   ",
+        (str(ledger.crashes), "bold red"),
+        " crashes   ",
+        (str(ledger.freezes), "bold yellow"),
+        " freezes   ",
+        (str(len(ledger.claims)), "bold green"),
+        " takeovers   ",
+        (str(sum(ledger.rejected.values())), "bold"),
+        " zombie writes rejected",
     )
-    counters.add_row(*(Text.from_markup(cell) for cell in cells))
     workers = Table(box=None, pad_edge=False, header_style="bold dim")
-    for column in ("worker", "pid", "status", "running"):
+    for column in ("worker", "pid", "status", "session", "last step"):
         workers.add_column(column)
     for w in state.workers.values():
         status = (
@@ -39,7 +43,7 @@ def live_view(state: FleetState) -> RenderableType:
             if w.session
             else Text("idle", "dim")
         )
-        workers.add_row(w.worker_id, str(w.process.pid), status, w.session or "")
+        workers.add_row(w.worker_id, str(w.process.pid), status, w.session or "", w.step if w.session else "")
     happenings = Text("\n".join(state.events) or "…", style="dim")
     return Group(
         Panel(counters, title="tether demo", border_style="cyan"),

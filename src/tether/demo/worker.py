@@ -71,10 +71,10 @@ class Beater(threading.Thread):
     def run(self) -> None:
         while True:
             time.sleep(self.interval)
-            current = self.current
-            if current is None:
-                continue
-            with self.write_lock:
+            with self.write_lock:  # `current` is cleared under it too: never a beat after the end
+                current = self.current
+                if current is None:
+                    continue
                 try:
                     self.manager.heartbeat(current[0], epoch=current[1], phase=self.phase)
                 except (LeaseLost, InvalidTransition) as exc:
@@ -167,6 +167,7 @@ class Worker:
                 self.outbox.send("ack", sid, cp.seq, cp.name, fingerprint(cp.data), epoch)
             with self.beater.write_lock:
                 self.manager.complete(sid, {"digest": state["digest"]}, epoch=epoch)
+                self.beater.current = None
             self.outbox.send("done", sid)
         except (LeaseLost, InvalidTransition) as exc:  # a zombie: someone else owns it now
             self.outbox.send("rejected", sid, "checkpoint", type(exc).__name__)
