@@ -77,3 +77,18 @@ def test_continuous_supervisor_reports_until_interrupted(tmp_path: Path) -> None
     command.wait(30)
     assert line.startswith(f"timed out {dead}")
     assert command.returncode == 130
+
+
+def test_policies_from_tether_toml_decide_final_or_recoverable(tmp_path: Path) -> None:
+    (tmp_path / "tether.toml").write_text(
+        '[policies.default]\nmax_recoveries = 2\n\n[policies.grader]\non_timeout = "fail"\n'
+    )
+    url = f"sqlite:///{tmp_path}/tether.db"
+    past = ManualClock(SystemClock().now() - timedelta(hours=1))
+    with SessionManager(open_store(url, past)) as manager:
+        tutor = manager.create("tutor", "user-1").session_id
+        grader = manager.create("grader", "user-1").session_id
+    swept = run_tether("supervise", "--once", "--json", "--store", url, cwd=tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    report = json.loads(swept.stdout)
+    assert (report["recoverable"], report["final"]) == ([tutor], [grader])
