@@ -180,7 +180,10 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 JSON_OBJECTS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5)
-OFFSETS = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
+OFFSETS = st.one_of(  # whole minutes as usual, and the odd whole seconds Python allows
+    st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m))),
+    st.integers(-86_399, 86_399).map(lambda s: timezone(timedelta(seconds=s))),
+)
 TIMESTAMPS = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=OFFSETS)
 
 
@@ -214,3 +217,17 @@ def test_generated_seed_sessions_round_trip_both_ways() -> None:
         assert seed.AgentSession.from_dict(again).to_dict() == original
 
     round_trip()
+
+
+def test_naive_seed_timestamps_are_read_as_utc(seed: ModuleType) -> None:
+    """The documented exception to the exact round trip: the seed always writes aware UTC times,
+    but a hand-made seed dict without offsets is read as UTC and written back with +00:00."""
+    original = _seed_session(seed, "active", created_at=datetime(2025, 6, 1, 10), checkpoints=[]).to_dict()
+    original["last_heartbeat"] = "2025-06-01T10:05:00"
+    session, checkpoints = from_seed_dict(original)
+    assert session.created_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
+    again = to_seed_dict(session, checkpoints)
+    assert (again["created_at"], again["last_heartbeat"]) == (
+        "2025-06-01T10:00:00+00:00",
+        "2025-06-01T10:05:00+00:00",
+    )
