@@ -13,12 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import REDIS_URL, service_missing
-from tests.contract.conftest import in_state, manager, unchanged
+from tests.contract.conftest import *  # noqa: F403  (every contract fixture; store_url and store are replaced below)
 from tether import ManualClock
 from tether.stores import Store, open_store
 from tether.stores.redis_liveness import RedisLivenessStore
-
-__all__ = ["in_state", "manager", "store", "store_url", "unchanged"]
 
 
 @pytest.fixture
