@@ -18,17 +18,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tether import config
+from tether import config, handle, worker
 from tether.clock import Clock
 from tether.config import Settings
 from tether.errors import ConfigurationError, TetherError
 from tether.flow import Flow, run_async
+from tether.handle import AsyncHandler, AsyncSessionHandle
 from tether.manager import SessionManager
 from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.operations import ManagerBase, Operations
 from tether.policy import Policies
 from tether.stores import AsyncStore, Beat, Store, open_async_store, with_liveness
 from tether.stores._threaded import ThreadedStore
+from tether.supervisor import AsyncRunningSupervisor, AsyncSupervisor
 
 T = TypeVar("T")
 
@@ -212,6 +214,56 @@ class AsyncSessionManager(ManagerBase):
 
     async def time_out(self, session_id: str) -> Session:
         return await self._run(self.ops.time_out(session_id))
+
+    # -- liveness helpers --------------------------------------------------------------------
+    def supervise(self, *, interval: float | None = None) -> AsyncRunningSupervisor:
+        """Sweep for dead sessions in an asyncio task of the running loop (default interval: a
+        quarter of the shortest policy timeout). Stop it with `await .stop()` or `async with`."""
+        return AsyncRunningSupervisor(AsyncSupervisor(self), interval)
+
+    def open(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> AsyncSessionHandle:
+        """`async with manager.open(...) as s:` creates the session (or takes over `session_id` if it
+        exists and is claimable), heartbeats from a task, completes on exit, fails on error."""
+        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
+        return AsyncSessionHandle(
+            self, lambda: self._run(handle.create_or_claim(self.ops, session_id, agent_type, user_id, create))
+        )
+
+    def resume_or_create(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_session_id: str | None = None,
+    ) -> AsyncSessionHandle:
+        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
+        return AsyncSessionHandle(
+            self, lambda: self._run(handle.claim_or_create(self.ops, agent_type, user_id, create))
+        )
+
+    async def work(
+        self,
+        agent_types: Iterable[str] | None,
+        handler: AsyncHandler,
+        *,
+        stop_event: asyncio.Event | None = None,
+        poll_interval: float = 1.0,
+    ) -> int:
+        """Worker loop: claim recoverable sessions of these types and await `handler(handle,
+        last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
+        stop = stop_event or asyncio.Event()
+        return await worker.run_worker_async(self, agent_types, handler, stop, poll_interval)
 
     # -- housekeeping ------------------------------------------------------------------------
     async def delete(self, session_id: str) -> None:

@@ -1,25 +1,35 @@
 """`with manager.open(...) as s:` — an owned session that keeps itself alive and ends with the block.
 
-The handle heartbeats from a background thread at a third of the timeout, carries its epoch on every
+The handle heartbeats in the background at a third of the timeout, carries its epoch on every
 write, completes the session when the block ends normally and fails it (recoverably, per policy) with
 the exception's message and type when the block raises. Once the lease is lost (another worker took
 over, or the session was ended under it) it writes nothing more: every later write raises LeaseLost,
 so a zombie agent can never clobber the worker that replaced it.
+
+`SessionHandle` beats from a thread, `AsyncSessionHandle` (`async with`) from an asyncio task; what a
+handle knows and decides is `HandleState`, and how a session is started or resumed is a flow
+(`tether.flow`), so the two differ only in how they wait.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tether.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
-from tether.model import Checkpoint, Session, SessionFilter, State
+from tether.flow import Flow, store
+from tether.model import Checkpoint, Page, Session, SessionFilter, State
 
 if TYPE_CHECKING:
+    from tether.aio import AsyncSessionManager
     from tether.manager import SessionManager
+    from tether.operations import Operations
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,30 +42,20 @@ RESUME_SCAN = 16  # checkpoints read per step when looking back past lifecycle m
 RESUME_LOOKBACK = 50  # failed sessions of one user and type considered by resume_or_create
 
 Handler = Callable[["SessionHandle", Checkpoint | None], object]
+AsyncHandler = Callable[["AsyncSessionHandle", Checkpoint | None], Awaitable[object]]
 
 
-class SessionHandle:
-    """One owned session. Use it as a context manager; writes outside the block are refused."""
+class HandleState(ABC):
+    """What a handle knows, and what it decides when a beat fails or its block ends."""
 
-    def __init__(
-        self,
-        manager: SessionManager,
-        start: Callable[[], Session],
-        *,
-        heartbeat_every: float | None = None,
-    ) -> None:
-        self.manager = manager
-        self._start = start
+    def __init__(self, heartbeat_every: float | None) -> None:
         self._every = heartbeat_every
         self._session: Session | None = None
         self.resumed_from: Checkpoint | None = None  # the agent's last checkpoint when taken over
         self._phase: str | None = None
         self._lost: LeaseLost | None = None
         self._ended = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    # -- what the owner knows ----------------------------------------------------------------
     @property
     def session(self) -> Session:
         """The session as of this handle's last write (heartbeats do not refresh it)."""
@@ -75,6 +75,54 @@ class SessionHandle:
     def lost(self) -> LeaseLost | None:
         """Why this handle stopped writing, once another owner took over; else None."""
         return self._lost
+
+    def _started(self, session: Session) -> float:
+        """Record the owned session; returns the heartbeat interval."""
+        self._session = session
+        return self._every if self._every is not None else session.heartbeat_timeout / 3
+
+    def _refuse_if_lost(self) -> None:
+        if self._lost is not None:
+            raise LeaseLost(self.session_id, self._lost.epoch, self._lost.current_epoch, self._lost.reason)
+
+    def _lose(self, exc: LeaseLost) -> None:
+        if self._lost is None:
+            self._lost = exc
+            self._stop_beats()
+
+    @abstractmethod
+    def _stop_beats(self) -> None:
+        """Tell the background beats to stop (without waiting for them)."""
+
+    def _beat_failed(self, exc: TetherError) -> None:
+        if isinstance(exc, LeaseLost):
+            self._lose(exc)
+        elif isinstance(exc, InvalidTransition):  # ended under us (e.g. timed out by a supervisor)
+            self._lose(LeaseLost(self.session_id, self.epoch, self.epoch, f"the session is {exc.state}"))
+        else:
+            logger.warning("heartbeat for %s failed; retrying", self.session_id, exc_info=exc)
+
+    def _on_exit(self, exc: BaseException | None) -> Literal["complete", "fail", "nothing"]:
+        if self._ended or (exc is not None and (self._lost is not None or isinstance(exc, LeaseLost))):
+            return "nothing"  # ended already, or not ours to fail any more
+        return "complete" if exc is None else "fail"
+
+
+class SessionHandle(HandleState):
+    """One owned session. Use it as a context manager; writes outside the block are refused."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        start: Callable[[], Session],
+        *,
+        heartbeat_every: float | None = None,
+    ) -> None:
+        super().__init__(heartbeat_every)
+        self.manager = manager
+        self._start = start
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def last_checkpoint(self, name: str | None = None) -> Checkpoint | None:
         return self.manager.last_checkpoint(self.session_id, name)
@@ -109,12 +157,10 @@ class SessionHandle:
 
     # -- the block ---------------------------------------------------------------------------
     def __enter__(self) -> SessionHandle:
-        session = self._start()
-        self._session = session
-        self.resumed_from = resume_point(self.manager, session.session_id, session.last_seq)
-        interval = self._every if self._every is not None else session.heartbeat_timeout / 3
+        interval = self._started(self._start())
+        self.resumed_from = self.manager._run(resume_point(self.manager.ops, self.session))
         self._thread = threading.Thread(
-            target=self._beat, args=(interval,), name=f"tether-heartbeat-{session.session_id}", daemon=True
+            target=self._beat, args=(interval,), name=f"tether-heartbeat-{self.session_id}", daemon=True
         )
         self._thread.start()
         return self
@@ -123,22 +169,20 @@ class SessionHandle:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stop_beating()
-        if self._ended:
-            return
-        if exc is None:
-            self.complete()
-            return
-        if self._lost is not None or isinstance(exc, LeaseLost):
-            return  # not ours to fail any more
+        action = self._on_exit(exc)
         try:
-            self.fail(str(exc) or type(exc).__name__, {"type": exception_type(exc)})
+            if action == "complete":
+                self.complete()
+            elif action == "fail" and exc is not None:
+                self.fail(str(exc) or type(exc).__name__, {"type": exception_type(exc)})
         except TetherError:
+            if action == "complete":
+                raise
             logger.exception("could not record the failure of session %s", self.session_id)
 
     # -- internals ---------------------------------------------------------------------------
     def _write(self, call: Callable[[], T]) -> T:
-        if self._lost is not None:
-            raise LeaseLost(self.session_id, self._lost.epoch, self._lost.current_epoch, self._lost.reason)
+        self._refuse_if_lost()
         try:
             return call()
         except LeaseLost as exc:
@@ -151,10 +195,8 @@ class SessionHandle:
         self._session, self._ended = after, True
         return after
 
-    def _lose(self, exc: LeaseLost) -> None:
-        if self._lost is None:
-            self._lost = exc
-            self._stop.set()
+    def _stop_beats(self) -> None:
+        self._stop.set()
 
     def _stop_beating(self) -> None:
         self._stop.set()
@@ -165,12 +207,117 @@ class SessionHandle:
         while not self._stop.wait(interval):
             try:
                 self.manager.heartbeat(self.session_id, epoch=self.epoch, phase=self._phase)
-            except LeaseLost as exc:
-                self._lose(exc)
-            except InvalidTransition as exc:  # ended under us (e.g. timed out by a supervisor)
-                self._lose(LeaseLost(self.session_id, self.epoch, self.epoch, f"the session is {exc.state}"))
-            except TetherError:
-                logger.warning("heartbeat for %s failed; retrying", self.session_id, exc_info=True)
+            except TetherError as exc:
+                self._beat_failed(exc)
+
+
+class AsyncSessionHandle(HandleState):
+    """`SessionHandle` for asyncio: `async with manager.open(...) as s:`, beats from a task."""
+
+    def __init__(
+        self,
+        manager: AsyncSessionManager,
+        start: Callable[[], Awaitable[Session]],
+        *,
+        heartbeat_every: float | None = None,
+    ) -> None:
+        super().__init__(heartbeat_every)
+        self.manager = manager
+        self._start = start
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def last_checkpoint(self, name: str | None = None) -> Checkpoint | None:
+        return await self.manager.last_checkpoint(self.session_id, name)
+
+    # -- fenced writes -----------------------------------------------------------------------
+    async def checkpoint(self, name: str, data: dict[str, Any] | None = None) -> Checkpoint:
+        """Append a checkpoint; durable when this returns."""
+        return await self._write(
+            lambda: self.manager.checkpoint(self.session_id, name, data, epoch=self.epoch)
+        )
+
+    async def heartbeat(self, *, phase: str | None = None, expect_silence: float | None = None) -> None:
+        """See `SessionHandle.heartbeat`."""
+        self._phase = phase
+        await self._write(
+            lambda: self.manager.heartbeat(
+                self.session_id, epoch=self.epoch, phase=phase, expect_silence=expect_silence
+            )
+        )
+
+    async def complete(self, result: dict[str, Any] | None = None) -> Session:
+        """End the session successfully before the block ends (the block then writes nothing)."""
+        return await self._end(lambda: self.manager.complete(self.session_id, result, epoch=self.epoch))
+
+    async def fail(
+        self, error: str, details: dict[str, Any] | None = None, *, final: bool = False
+    ) -> Session:
+        """Fail the session (recoverable per policy unless final); the block then writes nothing."""
+        return await self._end(
+            lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
+        )
+
+    # -- the block ---------------------------------------------------------------------------
+    async def __aenter__(self) -> AsyncSessionHandle:
+        interval = self._started(await self._start())
+        self.resumed_from = await self.manager._run(resume_point(self.manager.ops, self.session))
+        self._task = asyncio.get_running_loop().create_task(
+            self._beat(interval), name=f"tether-heartbeat-{self.session_id}"
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stop_beating()
+        action = self._on_exit(exc)
+        try:
+            if action == "complete":
+                await self.complete()
+            elif action == "fail" and exc is not None:
+                await self.fail(str(exc) or type(exc).__name__, {"type": exception_type(exc)})
+        except TetherError:
+            if action == "complete":
+                raise
+            logger.exception("could not record the failure of session %s", self.session_id)
+
+    # -- internals ---------------------------------------------------------------------------
+    async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
+        self._refuse_if_lost()
+        try:
+            return await call()
+        except LeaseLost as exc:
+            self._lose(exc)
+            raise
+
+    async def _end(self, call: Callable[[], Awaitable[Session]]) -> Session:
+        await self._stop_beating()
+        after = await self._write(call)
+        self._session, self._ended = after, True
+        return after
+
+    def _stop_beats(self) -> None:
+        self._stop.set()
+
+    async def _stop_beating(self) -> None:
+        self._stop.set()
+        if self._task is not None and self._task is not asyncio.current_task():
+            await asyncio.wait([self._task])
+
+    async def _beat(self, interval: float) -> None:
+        while not await stopped_within(self._stop, interval):
+            try:
+                await self.manager.heartbeat(self.session_id, epoch=self.epoch, phase=self._phase)
+            except TetherError as exc:
+                self._beat_failed(exc)
+
+
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """`threading.Event.wait(timeout)` for asyncio: True once `stop` is set, False on timeout."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
 
 def exception_type(exc: BaseException) -> str:
@@ -179,12 +326,13 @@ def exception_type(exc: BaseException) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def resume_point(manager: SessionManager, session_id: str, last_seq: int) -> Checkpoint | None:
+# -- how a handle's session starts: flows, run by either manager ---------------------------------
+def resume_point(ops: Operations, session: Session) -> Flow[Checkpoint | None]:
     """The newest checkpoint the agent wrote itself, skipping lifecycle markers: where to go on from."""
-    upper = last_seq
+    upper = session.last_seq
     while upper > 0:
         lower = max(0, upper - RESUME_SCAN)
-        batch = manager.checkpoints(session_id, after_seq=lower, limit=upper - lower)
+        batch = yield from ops.checkpoints(session.session_id, lower, upper - lower, None)
         for cp in reversed(batch):
             if cp.name not in LIFECYCLE_CHECKPOINTS:
                 return cp
@@ -193,63 +341,37 @@ def resume_point(manager: SessionManager, session_id: str, last_seq: int) -> Che
 
 
 def create_or_claim(
-    manager: SessionManager, session_id: str | None, agent_type: str, user_id: str, **create: Any
-) -> Session:
+    ops: Operations, session_id: str | None, agent_type: str, user_id: str, create: dict[str, Any]
+) -> Flow[Session]:
     """Create the session; if that id exists already, take it over (NotClaimable if still owned)."""
     try:
-        return manager.create(agent_type, user_id, session_id=session_id, **create)
+        return (yield from _create(ops, agent_type, user_id, session_id, create))
     except ConflictError:
         if session_id is None:
             raise
-        return manager.claim(session_id)
+        return (yield from ops.claim(session_id, None))
 
 
-def claim_or_create(manager: SessionManager, agent_type: str, user_id: str, **create: Any) -> Session:
+def claim_or_create(ops: Operations, agent_type: str, user_id: str, create: dict[str, Any]) -> Flow[Session]:
     """Take over this user's dead or recoverably failed session of this type, else start one."""
-    for session_id in _resumable(manager, agent_type, user_id):
-        try:
-            return manager.claim(session_id)
-        except (ConflictError, NotFound):
-            continue  # taken by another worker first, or out of recoveries
-    return manager.create(agent_type, user_id, **create)
-
-
-def _resumable(manager: SessionManager, agent_type: str, user_id: str) -> Iterator[str]:
-    now = manager.store.now()
+    now = yield store.now()
     dead = SessionFilter(user_id=user_id, agent_type=agent_type, lease_expired_at=now)
     failed = SessionFilter(user_id=user_id, agent_type=agent_type, state=State.FAILED)
-    yield from (s.session_id for s in manager.store.query(dead, RESUME_LOOKBACK))
-    for s in manager.store.query(failed, RESUME_LOOKBACK):
-        if s.failure is not None and not s.failure.final:
-            yield s.session_id
+    for where in (dead, failed):
+        page: Page[Session] = yield store.query(where, RESUME_LOOKBACK, None)
+        for candidate in page:
+            if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
+                continue
+            try:
+                return (yield from ops.claim(candidate.session_id, None))
+            except (ConflictError, NotFound):
+                continue  # taken by another worker first, or out of recoveries
+    return (yield from _create(ops, agent_type, user_id, None, create))
 
 
-def run_worker(
-    manager: SessionManager,
-    agent_types: Iterable[str] | None,
-    handler: Handler,
-    stop: threading.Event,
-    poll_interval: float,
-) -> int:
-    """Claim, run, repeat until `stop` is set; a failing handler fails its session, not the worker."""
-    types = None if agent_types is None else frozenset(agent_types)
-    handled = 0
-    while not stop.is_set():
-        session = manager.claim_next(types)
-        if session is None:
-            stop.wait(poll_interval)
-            continue
-        handled += 1
-        try:
-            with SessionHandle(manager, _given(session)) as handle:
-                handler(handle, handle.resumed_from)
-        except LeaseLost:
-            logger.info("session %s was taken over while this worker ran it", session.session_id)
-        except Exception:
-            logger.exception("handler failed on session %s", session.session_id)
-    return handled
-
-
-def _given(session: Session) -> Callable[[], Session]:
-    """A start for a session this worker has already claimed."""
-    return lambda: session
+def _create(
+    ops: Operations, agent_type: str, user_id: str, session_id: str | None, create: dict[str, Any]
+) -> Flow[Session]:
+    return ops.create(
+        agent_type, user_id, create["context"], create["metadata"], session_id, create["parent_session_id"]
+    )

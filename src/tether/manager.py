@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tether import config, handle
+from tether import config, handle, worker
 from tether.clock import Clock
 from tether.config import Settings
 from tether.errors import TetherError
@@ -225,7 +225,7 @@ class SessionManager(ManagerBase):
         exists and is claimable), heartbeats in the background, completes on exit, fails on error."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return SessionHandle(
-            self, lambda: handle.create_or_claim(self, session_id, agent_type, user_id, **create)
+            self, lambda: self._run(handle.create_or_claim(self.ops, session_id, agent_type, user_id, create))
         )
 
     def resume_or_create(
@@ -240,7 +240,9 @@ class SessionManager(ManagerBase):
         """Like `open`, but first takes over this user's dead or recoverably failed session of this
         type if there is one; `handle.resumed_from` is then the checkpoint to continue from."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return SessionHandle(self, lambda: handle.claim_or_create(self, agent_type, user_id, **create))
+        return SessionHandle(
+            self, lambda: self._run(handle.claim_or_create(self.ops, agent_type, user_id, create))
+        )
 
     def work(
         self,
@@ -253,7 +255,7 @@ class SessionManager(ManagerBase):
         """Worker loop: claim recoverable sessions of these types and call `handler(handle,
         last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
         stop = stop_event or threading.Event()
-        return handle.run_worker(self, agent_types, handler, stop, poll_interval)
+        return worker.run_worker(self, agent_types, handler, stop, poll_interval)
 
     # -- housekeeping ------------------------------------------------------------------------
     def delete(self, session_id: str) -> None:

@@ -8,6 +8,7 @@ sees the session already failed (or claimed) and moves on. No leader election.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -18,12 +19,16 @@ from typing import TYPE_CHECKING
 
 from tether.errors import ConflictError, InvalidTransition, NotFound, TetherError, ValidationError
 from tether.events import Event
-from tether.model import Liveness, Session, SessionFilter
+from tether.flow import Flow, store
+from tether.handle import stopped_within
+from tether.model import Liveness, Page, Session, SessionFilter
 from tether.policy import Policies
 from tether.validation import check_optional_text, check_positive
 
 if TYPE_CHECKING:
+    from tether.aio import AsyncSessionManager
     from tether.manager import SessionManager
+    from tether.operations import Operations
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +135,54 @@ def _liveness(value: Liveness | str | None) -> Liveness | None:
     raise ValidationError("liveness", f"{value!r} is not 'suspect' or 'dead'")
 
 
+class Sweeper:
+    """A sweep's store work as flows (`tether.flow`), shared by the thread and asyncio supervisors:
+    find the expired leases, time out one session, then report. Only how the time-outs run side by
+    side (a thread pool, or gathered coroutines) is the supervisors' own."""
+
+    def __init__(self, ops: Operations, page_size: int) -> None:
+        self.ops = ops
+        self.page_size = page_size
+        self.suspects = SuspectLog()
+
+    def expired(self) -> Flow[tuple[datetime, list[str]]]:
+        """The store's time now, and the sessions whose lease had expired by then."""
+        now: datetime = yield store.now()
+        sessions = yield from self._scan(SessionFilter(lease_expired_at=now))
+        return now, [s.session_id for s in sessions]
+
+    def time_out(self, session_id: str) -> Flow[Session | None]:
+        try:
+            return (yield from self.ops.time_out(session_id))
+        except LOST_RACE:
+            return None
+
+    def report(self, now: datetime, outcomes: Iterable[Session | None]) -> Flow[SweepReport]:
+        """Tally the time-outs and report (and announce) suspects new at this deadline."""
+        fresh = self.suspects.fresh((yield from self._scan(SessionFilter(suspect_at_or_before=now))), now)
+        if self.ops.events.active:
+            for event in suspect_events(fresh, now):
+                self.ops.events.publish(event)
+        return SweepReport.of(outcomes, fresh)
+
+    def _scan(self, where: SessionFilter) -> Flow[list[Session]]:
+        found: list[Session] = []
+        cursor: str | None = None
+        while True:
+            page: Page[Session] = yield store.query(where, self.page_size, cursor)
+            found.extend(page)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+
 class Supervisor:
     """Sweeps one manager's store. Cheap to create; keeps only which suspects it already reported."""
 
     def __init__(self, manager: SessionManager, *, page_size: int = PAGE, concurrency: int = 8) -> None:
         self.manager = manager
-        self.page_size = page_size
         self.concurrency = concurrency
-        self.suspects = SuspectLog()
+        self._sweeper = Sweeper(manager.ops, page_size)
 
     def sweep(self) -> SweepReport:
         """Time out every expired lease (as of the store's clock now), then report new suspects.
@@ -145,19 +190,13 @@ class Supervisor:
         Several time-outs are applied concurrently, so SQLite's group commit (and PostgreSQL's
         pool) make one sync cover many of them when many agents died at once.
         """
-        now = self.manager.store.now()
-        expired = [s.session_id for s in self._scan(SessionFilter(lease_expired_at=now))]
+        now, expired = self.manager._run(self._sweeper.expired())
         if len(expired) > 1:
             with ThreadPoolExecutor(min(self.concurrency, len(expired))) as pool:
                 outcomes = list(pool.map(self._time_out, expired))
         else:
             outcomes = [self._time_out(sid) for sid in expired]
-        current = self._scan(SessionFilter(suspect_at_or_before=now))
-        fresh = self.suspects.fresh(current, now)
-        if self.manager.events.active:
-            for event in suspect_events(fresh, now):
-                self.manager.events.publish(event)
-        return SweepReport.of(outcomes, fresh)
+        return self.manager._run(self._sweeper.report(now, outcomes))
 
     def run(
         self,
@@ -179,19 +218,47 @@ class Supervisor:
                 return
 
     def _time_out(self, session_id: str) -> Session | None:
-        try:
-            return self.manager.time_out(session_id)
-        except LOST_RACE:
-            return None
+        return self.manager._run(self._sweeper.time_out(session_id))
 
-    def _scan(self, where: SessionFilter) -> Iterator[Session]:
-        cursor: str | None = None
+
+class AsyncSupervisor:
+    """`Supervisor` for asyncio: the same sweep, its time-outs gathered instead of threaded."""
+
+    def __init__(self, manager: AsyncSessionManager, *, page_size: int = PAGE, concurrency: int = 8) -> None:
+        self.manager = manager
+        self.concurrency = concurrency
+        self._sweeper = Sweeper(manager.ops, page_size)
+
+    async def sweep(self) -> SweepReport:
+        """Time out every expired lease (as of the store's clock now), then report new suspects."""
+        now, expired = await self.manager._run(self._sweeper.expired())
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def time_out(session_id: str) -> Session | None:
+            async with slots:
+                return await self.manager._run(self._sweeper.time_out(session_id))
+
+        outcomes = await asyncio.gather(*(time_out(sid) for sid in expired))
+        return await self.manager._run(self._sweeper.report(now, outcomes))
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        interval: float | None = None,
+        on_report: Callable[[SweepReport], None] | None = None,
+    ) -> None:
+        """Sweep every `interval` seconds until `stop` is set; store errors are logged, not fatal."""
+        every = interval if interval is not None else default_interval(self.manager.policies)
         while True:
-            page = self.manager.store.query(where, self.page_size, cursor)
-            yield from page
-            if page.next_cursor is None:
+            try:
+                report = await self.sweep()
+            except TetherError:
+                logger.exception("supervisor sweep failed; retrying in %.2fs", every)
+            else:
+                if on_report is not None:
+                    on_report(report)
+            if await stopped_within(stop, every):
                 return
-            cursor = page.next_cursor
 
 
 class RunningSupervisor:
@@ -228,3 +295,35 @@ class RunningSupervisor:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class AsyncRunningSupervisor:
+    """A supervisor sweeping in an asyncio task; `await stop()` (or leaving `async with`) ends it."""
+
+    def __init__(self, supervisor: AsyncSupervisor, interval: float | None = None) -> None:
+        self.supervisor = supervisor
+        self.sweeps = 0
+        self.last_report: SweepReport | None = None
+        self._stop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            supervisor.run(self._stop, interval, self._record), name="tether-supervisor"
+        )
+
+    def _record(self, report: SweepReport) -> None:
+        self.sweeps += 1
+        self.last_report = report
+
+    @property
+    def running(self) -> bool:
+        return not self._task.done()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Ask the task to finish its sweep and wait for it."""
+        self._stop.set()
+        await asyncio.wait([self._task], timeout=timeout)
+
+    async def __aenter__(self) -> AsyncRunningSupervisor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,92 @@
+"""Worker loops: claim a recoverable session, run the handler inside a handle, repeat.
+
+A failing handler fails its session (through the handle), never the worker. `run_worker` is the
+thread version, `run_worker_async` the asyncio one; claiming and handles are shared code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from tether.errors import LeaseLost
+from tether.handle import AsyncHandler, AsyncSessionHandle, Handler, SessionHandle, stopped_within
+from tether.model import Session
+
+if TYPE_CHECKING:
+    from tether.aio import AsyncSessionManager
+    from tether.manager import SessionManager
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(
+    manager: SessionManager,
+    agent_types: Iterable[str] | None,
+    handler: Handler,
+    stop: threading.Event,
+    poll_interval: float,
+) -> int:
+    """Claim, run, repeat until `stop` is set; a failing handler fails its session, not the worker."""
+    types = None if agent_types is None else frozenset(agent_types)
+    handled = 0
+    while not stop.is_set():
+        session = manager.claim_next(types)
+        if session is None:
+            stop.wait(poll_interval)
+            continue
+        handled += 1
+        try:
+            with SessionHandle(manager, _given(session)) as handle:
+                handler(handle, handle.resumed_from)
+        except Exception as exc:
+            _handler_failed(session, exc)
+    return handled
+
+
+async def run_worker_async(
+    manager: AsyncSessionManager,
+    agent_types: Iterable[str] | None,
+    handler: AsyncHandler,
+    stop: asyncio.Event,
+    poll_interval: float,
+) -> int:
+    """`run_worker` for asyncio: the handler is a coroutine function."""
+    types = None if agent_types is None else frozenset(agent_types)
+    handled = 0
+    while not stop.is_set():
+        session = await manager.claim_next(types)
+        if session is None:
+            await stopped_within(stop, poll_interval)
+            continue
+        handled += 1
+        try:
+            async with AsyncSessionHandle(manager, _given_async(session)) as handle:
+                await handler(handle, handle.resumed_from)
+        except Exception as exc:
+            _handler_failed(session, exc)
+    return handled
+
+
+def _given(session: Session) -> Callable[[], Session]:
+    """A start for a session this worker has already claimed."""
+    return lambda: session
+
+
+def _given_async(session: Session) -> Callable[[], Awaitable[Session]]:
+    """A start for a session this worker has already claimed."""
+
+    async def start() -> Session:
+        return session
+
+    return start
+
+
+def _handler_failed(session: Session, exc: Exception) -> None:
+    if isinstance(exc, LeaseLost):
+        logger.info("session %s was taken over while this worker ran it", session.session_id)
+    else:
+        logger.error("handler failed on session %s", session.session_id, exc_info=exc)
