@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -88,23 +89,30 @@ def test_what_the_async_manager_writes_the_sync_one_reads(tmp_path: Path) -> Non
         assert last is not None and (last.seq, last.data) == (1, {"task": 42})
 
 
-def test_every_sync_store_call_runs_on_the_same_worker_thread() -> None:
-    threads: set[int] = set()
+def test_sync_store_calls_run_off_the_event_loop_on_the_adapter_s_threads() -> None:
+    threads: dict[int, set[int]] = {1: set(), 16: set()}
+    loop_thread = threading.get_ident()
 
     class RecordingStore(MemoryStore):
+        def __init__(self, record: set[int]) -> None:
+            super().__init__()
+            self.record = record
+
         def get(self, session_id: str):  # type: ignore[no-untyped-def]
-            threads.add(threading.get_ident())
+            self.record.add(threading.get_ident())
+            time.sleep(0.001)  # long enough for concurrent calls to overlap
             return super().get(session_id)
 
-    async def scenario() -> None:
-        store = ThreadedStore(RecordingStore())
-        manager = AsyncSessionManager(store, worker_id="w")
+    async def scenario(width: int) -> None:
+        manager = AsyncSessionManager(ThreadedStore(RecordingStore(threads[width]), width), worker_id="w")
         sid = (await manager.create("tutor", "user-1")).session_id
-        await asyncio.gather(*(manager.get(sid) for _ in range(20)), manager.pause(sid))
+        await asyncio.gather(*(manager.get(sid) for _ in range(32)), manager.pause(sid))
         await manager.close()
 
-    asyncio.run(scenario())
-    assert len(threads) == 1 and threading.get_ident() not in threads
+    for width in threads:
+        asyncio.run(scenario(width))
+    assert len(threads[1]) == 1 and 1 < len(threads[16]) <= 16
+    assert loop_thread not in threads[1] | threads[16]
 
 
 def test_a_url_store_opens_on_first_use_and_closes_idempotently() -> None:

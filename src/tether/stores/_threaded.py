@@ -1,9 +1,15 @@
-"""Any sync `Store` as an `AsyncStore`: every call runs on one worker thread owned by the store.
+"""Any sync `Store` as an `AsyncStore`: every call runs on worker threads owned by the adapter.
 
-Memory and SQLite are written once, sync; this adapter is their async face. One thread per store
-keeps an SQLite connection on the thread that uses it and keeps the event loop free while a call
-waits on the disk. A caller cancelled while awaiting does not cancel the call: a call already
-running finishes (the store's own atomicity keeps it whole), a call still queued never starts.
+Memory and SQLite are written once, sync; this adapter is their async face, and keeps the event
+loop free while a call waits on the disk. Sync stores are thread-safe (the sync manager's session
+handles already call them from heartbeat threads), so the adapter runs up to `threads` calls at
+once: that is what lets 16 concurrent coroutines share one SQLite group commit the way 16 threads
+do. With one thread, every append paid its own fsync (0.16x the sync manager at 16 callers, see
+notes-aio.md); `threads=1` remains for a store that must see a single thread.
+
+Cancelling a caller never cuts a call in half: a call still queued never starts, and a call already
+running finishes before the caller sees its CancelledError. So once the cancellation arrives, the
+write has happened completely or not at all, and no orphaned write races the caller's next read.
 """
 
 from __future__ import annotations
@@ -22,25 +28,38 @@ from tether.stores.base import AsyncStore, Beat, Store
 T = TypeVar("T")
 
 
+# Enough for the concurrency one event loop usually drives; threads start only when calls overlap.
+DEFAULT_THREADS = 16
+
+
 class ThreadedStore(AsyncStore):
-    def __init__(self, store: Store, executor: ThreadPoolExecutor | None = None) -> None:
+    def __init__(
+        self, store: Store, threads: int = DEFAULT_THREADS, *, executor: ThreadPoolExecutor | None = None
+    ) -> None:
         self.sync = store
         self.url = store.url
         self.clock = store.clock
-        self._executor = executor or _worker_thread()
+        self._executor = executor or _worker_threads(threads)
         self._closed = False
         # A store that keeps Store.now reads its injected clock: thread-safe and free, no hop needed.
         self._now_is_clock = type(store).now is Store.now
 
     @classmethod
-    async def open(cls, factory: Callable[[], Store]) -> ThreadedStore:
-        """Build the sync store on the worker thread itself, so its connections are born there."""
-        executor = _worker_thread()
+    async def open(cls, factory: Callable[[], Store], threads: int = DEFAULT_THREADS) -> ThreadedStore:
+        """Build (connect, migrate) the sync store on a worker thread, off the event loop."""
+        executor = _worker_threads(threads)
         store = await asyncio.get_running_loop().run_in_executor(executor, factory)
-        return cls(store, executor)
+        return cls(store, executor=executor)
 
     async def _call(self, method: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, method, *args)
+        call = self._executor.submit(method, *args)
+        result = asyncio.wrap_future(call)
+        try:
+            return await asyncio.shield(result)
+        except asyncio.CancelledError:
+            if not call.cancel():  # already running: let it finish before the cancellation lands
+                await asyncio.wait([result])
+            raise
 
     async def now(self) -> datetime:
         return self.clock.now() if self._now_is_clock else await self._call(self.sync.now)
@@ -97,5 +116,5 @@ class ThreadedStore(AsyncStore):
             self._executor.shutdown(wait=False)
 
 
-def _worker_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-store")
+def _worker_threads(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tether-store")
