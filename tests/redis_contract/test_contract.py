@@ -1,6 +1,7 @@
 """Every contract test, collected here a second time to run against `RedisLivenessStore`."""
 
 from tests.contract.test_checkpoints import *  # noqa: F403
+from tests.contract.test_concurrency import *  # noqa: F403
 from tests.contract.test_events import *  # noqa: F403
 from tests.contract.test_housekeeping import *  # noqa: F403
 from tests.contract.test_leases import *  # noqa: F403
