@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import REDIS_URL, service_missing
 from tests.support import run_tether, subprocess_env
 from tether import SessionManager
+from tether.events import bridge
 from tether.policy import Policies, Policy
 
 
@@ -71,3 +73,29 @@ def test_watch_refreshes_until_interrupted(tmp_path: Path) -> None:
     assert process.returncode == 0, err
     assert ids["healthy"] in out
     assert late.session_id in out  # appeared on a later refresh
+
+
+def test_watch_redraws_on_a_bridged_event_without_waiting_for_the_next_poll(tmp_path: Path) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    url = f"sqlite:///{tmp_path}/watch.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tether", "watch", "--interval", "600", "--events", REDIS_URL, "--store", url],
+        cwd=tmp_path,
+        env=subprocess_env(COLUMNS="200"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)  # started and subscribed
+    with SessionManager(url, worker_id="w-remote") as manager, bridge(manager.events, REDIS_URL):
+        remote = manager.create("tutor", "erin")
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert remote.session_id in out  # only an event could have redrawn it: the poll is 10 minutes away
