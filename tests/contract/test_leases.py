@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from tether import (
+    Beat,
     ConflictError,
     InvalidTransition,
     LeaseLost,
     Liveness,
     ManualClock,
     NotClaimable,
+    NotFound,
     Session,
     SessionManager,
     State,
@@ -126,8 +128,6 @@ def test_heartbeat_does_not_roll_back_a_concurrent_transition(
 def test_batched_heartbeats_report_one_result_per_beat(
     manager: SessionManager, in_state: MakeSession, clock: ManualClock
 ) -> None:
-    from tether import Beat, NotFound
-
     live = manager.create("tutor", "user-1").session_id
     done = in_state(State.COMPLETED).session_id
     results = manager.heartbeats([Beat(live, 1), Beat("missing"), Beat(live, 7), Beat(done)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -183,8 +184,6 @@ def test_purge_rejects_an_unknown_state(manager: SessionManager, in_state: MakeS
 
 
 def test_import_rejects_an_unknown_conflict_policy(manager: SessionManager) -> None:
-    import io
-
     _raises_naming("on_conflict", lambda: manager.import_sessions(io.StringIO(""), on_conflict="replace"))
 
 

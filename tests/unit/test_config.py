@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tether import ConfigurationError, Policy, SessionManager
+from tether import ConfigurationError, PayloadTooLarge, Policy, SessionManager
 from tether.config import Settings
 from tether.validation import DEFAULT_MAX_PAYLOAD_BYTES
 
@@ -39,8 +39,6 @@ def test_a_bad_payload_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_the_payload_limit_reaches_the_manager(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tether import PayloadTooLarge
-
     monkeypatch.setenv("TETHER_MAX_PAYLOAD_BYTES", "64")
     manager = SessionManager("memory://", worker_id="w")
     sid = manager.create("tutor", "u").session_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -153,8 +154,6 @@ class MirrorMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([25, 61, 3600]), states=st.sampled_from([None, ["failed"], ["paused"]]))
     def purge(self, seconds: int, states: list[str] | None) -> None:
-        from datetime import timedelta
-
         if states is None:
             self.both(lambda m: m.purge(timedelta(seconds=seconds)))
         else:
