@@ -37,7 +37,7 @@ def test_watch_once_shows_liveness_phase_checkpoints_and_owner(tmp_path: Path) -
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:] if line.strip()}
     assert rows[ids["healthy"]][1:5] == ["tutor", "alice", "active", "healthy"]
     assert "llm_call" in rows[ids["healthy"]]
-    assert "w-live/1" in rows[ids["healthy"]]
+    assert "1/w-live" in rows[ids["healthy"]]  # epoch/owner, as `tether ls` prints it
     assert rows[ids["dead"]][3:5] == ["active", "dead"]
     assert rows[ids["done"]][3:5] == ["completed", "-"]
     assert "2" in rows[ids["done"]]  # the checkpoint and session_completed

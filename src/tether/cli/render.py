@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tether.model import Checkpoint, Failure, Liveness, Session, State
+from tether.model import LIVE_STATES, Checkpoint, Failure, Liveness, Session, State
 
 
 def _console(stderr: bool) -> Console:
@@ -69,11 +69,13 @@ def _plain(value: Any) -> Any:
 
 # -- tables ------------------------------------------------------------------------------------
 def sessions_table(sessions: Iterable[Session], now: datetime) -> Table:
+    """One row per session: what `tether ls` prints and `tether watch` redraws."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("id", no_wrap=True)
     for name in ("type", "user", "state", "liveness"):
         table.add_column(name)
     table.add_column("heartbeat", justify="right")
+    table.add_column("phase")
     table.add_column("checkpoints", justify="right")
     table.add_column("epoch/owner")
     for s in sessions:
@@ -83,7 +85,8 @@ def sessions_table(sessions: Iterable[Session], now: datetime) -> Table:
             s.user_id,
             state_text(s.state),
             liveness_text(s.liveness(now)),
-            age(now - s.last_heartbeat),
+            heartbeat_age(s, now),
+            s.phase or "-",
             str(s.checkpoint_count),
             f"{s.epoch}/{s.owner or '-'}",
         )
@@ -149,6 +152,16 @@ def liveness_text(liveness: Liveness | None) -> Text:
 
 def timestamp(value: datetime | None) -> str:
     return "-" if value is None else value.isoformat(timespec="milliseconds")
+
+
+def heartbeat_age(session: Session, now: datetime) -> str:
+    """Silence since the last heartbeat of a live session, to a tenth of a second under a minute
+    (a lease is a few seconds); "-" once the session has ended."""
+    if session.state not in LIVE_STATES:
+        return "-"
+    silence = now - session.last_heartbeat
+    seconds = silence.total_seconds()
+    return f"{max(seconds, 0.0):.1f}s" if seconds < 60 else age(silence)
 
 
 def age(delta: timedelta) -> str:

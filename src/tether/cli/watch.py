@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from tether.cli import render
@@ -86,35 +85,4 @@ def watch_view(sessions: Sequence[Session], now: datetime, store_url: str) -> Re
         *((f"{states[st]} {st.value}  ", render.STATE_STYLES[st]) for st in State if states[st]),
         *((f"{n} {level.value}  ", render.LIVENESS_STYLES[level]) for level, n in liveness.items() if level),
     )
-    return Group(summary, sessions_table(shown, now))
-
-
-def sessions_table(sessions: Sequence[Session], now: datetime) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("id", no_wrap=True)
-    for name in ("type", "user", "state", "liveness"):
-        table.add_column(name)
-    table.add_column("heartbeat", justify="right")
-    table.add_column("phase")
-    table.add_column("checkpoints", justify="right")
-    table.add_column("owner/epoch")
-    for s in sessions:
-        live = s.state in LIVE_STATES
-        table.add_row(
-            s.session_id,
-            s.agent_type,
-            s.user_id,
-            render.state_text(s.state),
-            render.liveness_text(s.liveness(now)),
-            heartbeat_age(now, s.last_heartbeat) if live else "-",
-            (s.phase or "-") if live else "-",
-            str(s.checkpoint_count),
-            f"{s.owner or '-'}/{s.epoch}",
-        )
-    return table
-
-
-def heartbeat_age(now: datetime, last: datetime) -> str:
-    """Sub-second precision while it matters (a lease is a few seconds), render.age beyond a minute."""
-    seconds = (now - last).total_seconds()
-    return f"{max(seconds, 0.0):.1f}s" if seconds < 60 else render.age(now - last)
+    return Group(summary, render.sessions_table(shown, now))
