@@ -66,8 +66,8 @@ UPDATE sessions SET
     last_heartbeat_us = :now_us,
     phase = :phase,
     suspect_us = :now_us + CAST(ROUND(COALESCE(:silence, suspect_after) * 1000000) AS INTEGER),
-    lease_us = :now_us + CAST(ROUND(
-        (COALESCE(:silence, suspect_after) + heartbeat_timeout - suspect_after) * 1000000) AS INTEGER)
+    lease_us = :now_us + CAST(ROUND(  -- soft + grace, added in beat_deadlines' order (same float)
+        (COALESCE(:silence, suspect_after) + (heartbeat_timeout - suspect_after)) * 1000000) AS INTEGER)
 WHERE session_id = :session_id
   AND (:epoch IS NULL OR epoch = :epoch)
   AND (state = 'paused' OR (state = 'active' AND (lease_us IS NULL OR :now_us < lease_us)));
