@@ -122,9 +122,8 @@ def test_export_then_import_into_an_empty_store_round_trips(
     for state in State:
         clock.advance(1.000001)
         in_state(state, user_id=f"user-{state.value}", context={"ünï": [state.value]})
-    long = manager.create("tutor", "user-x").session_id
-    for n in range(1200):  # more than one export page of checkpoints
-        manager.checkpoint(long, "step", {"n": n})
+    long = _seed("s-long", "active", [_cp("step", n % 60, {"n": n}) for n in range(1001)])
+    manager.import_sessions(io.StringIO(_jsonl([long])))  # more than one export page of checkpoints
     exported = _export(manager)
     sessions_before = {s.session_id: s for s in manager.list()}
     for sid in sessions_before:
@@ -140,8 +139,8 @@ def test_export_then_import_into_an_empty_store_round_trips(
             before.last_seq,
         )
         assert after.ended_at == before.ended_at
-    history = manager.checkpoints(long, limit=ALL_CHECKPOINTS)
-    assert [cp.seq for cp in history] == list(range(1, 1201))
+    history = manager.checkpoints("s-long", limit=ALL_CHECKPOINTS)
+    assert [cp.data["n"] for cp in history] == list(range(1001))
 
 
 def test_seed_dicts_import_and_export_identically(manager: SessionManager) -> None:
