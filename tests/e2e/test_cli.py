@@ -278,6 +278,7 @@ def test_version_and_help(tmp_path: Path) -> None:
     usage = ok(tether(tmp_path, "--help"))
     for command in ("ls", "show", "checkpoints", "export", "import", "purge", "migrate"):
         assert command in usage
+    assert "TETHER_STORE_URL" in ok(tether(tmp_path, "ls", "--help"))  # help text is not read as markup
 
 
 def test_the_installed_console_script_runs(tmp_path: Path) -> None:

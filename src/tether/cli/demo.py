@@ -39,7 +39,7 @@ def demo(
             "--store",
             metavar="URL",
             show_default=False,
-            help="A store every worker process can open [default: a fresh sqlite:///tether-demo.db].",
+            help="A store every worker process can open \\[default: a fresh sqlite:///tether-demo.db].",
         ),
     ] = None,
     redis: Annotated[

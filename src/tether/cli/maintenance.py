@@ -33,7 +33,7 @@ def purge(
     ],
     states: Annotated[
         list[State] | None,
-        typer.Option("--state", help="States to purge; repeatable. [default: completed, failed]"),
+        typer.Option("--state", help="States to purge; repeatable. \\[default: completed, failed]"),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     store: StoreOption = None,

@@ -15,7 +15,7 @@ StoreOption = Annotated[
         metavar="URL",
         show_default=False,
         help="memory://, sqlite:///path/tether.db or postgresql://… "
-        "[default: TETHER_STORE_URL, else sqlite:///tether.db]",
+        "\\[default: TETHER_STORE_URL, else sqlite:///tether.db]",
     ),
 ]
 

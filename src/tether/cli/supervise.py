@@ -26,7 +26,7 @@ def supervise(
             min=0.01,
             metavar="SECONDS",
             show_default=False,
-            help="Seconds between sweeps. [default: a quarter of the shortest policy timeout]",
+            help="Seconds between sweeps. \\[default: a quarter of the shortest policy timeout]",
         ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sweep once, report, and exit.")] = False,
