@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ConfigurationError
+from tether.validation import MAX_SECONDS
 
 
 class OnTimeout(StrEnum):
@@ -102,5 +102,7 @@ def _policy(name: str, values: Any, base: Policy) -> Policy:
 
 
 def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_SECONDS:
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds up to {MAX_SECONDS}, got {value!r}"
+        )

@@ -11,6 +11,7 @@ from tether.errors import PayloadTooLarge, ValidationError
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_SECONDS = 100 * 366 * 86_400  # any duration: past this, datetime arithmetic overflows or means nothing
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -58,12 +59,15 @@ def encode_json(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTE
 
 
 def check_positive(field: str, value: float | None) -> float | None:
+    """Durations in seconds; bounded so that `now + value` stays a date every store can hold."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValidationError(field, f"must be a finite number, got {value!r}")
     if value <= 0:
         raise ValidationError(field, f"must be positive, got {value!r}")
+    if value > MAX_SECONDS:
+        raise ValidationError(field, f"must be at most {MAX_SECONDS} seconds (100 years), got {value!r}")
     return float(value)
 
 
