@@ -95,6 +95,7 @@ def test_checkpoint_rejects_bad_names(
         ("expect_silence", lambda m, sid: m.heartbeat(sid, expect_silence=-5)),
         ("expect_silence", lambda m, sid: m.heartbeat(sid, expect_silence=float("nan"))),
         ("expect_silence", lambda m, sid: m.heartbeat(sid, expect_silence=True)),
+        ("expect_silence", lambda m, sid: m.heartbeat(sid, expect_silence=1e12)),
         ("worker_id", lambda m, sid: m.claim(sid, " ")),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -185,6 +186,11 @@ def test_purge_rejects_an_unknown_state(manager: SessionManager, in_state: MakeS
 
 def test_import_rejects_an_unknown_conflict_policy(manager: SessionManager) -> None:
     _raises_naming("on_conflict", lambda: manager.import_sessions(io.StringIO(""), on_conflict="replace"))
+
+
+@pytest.mark.parametrize("field", ["no_heartbeat_for", "paused_for"])
+def test_stale_queries_reject_durations_beyond_any_calendar(manager: SessionManager, field: str) -> None:
+    _raises_naming(field, lambda: manager.stale(**{field: 1e12}))
 
 
 def test_validation_errors_are_value_errors(manager: SessionManager) -> None:

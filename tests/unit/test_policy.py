@@ -92,6 +92,7 @@ def test_a_file_without_policies_gives_the_built_in_default(tmp_path: Path) -> N
         ("[policies.tutor]\ntimeout = true\n", ["policies.tutor", "timeout"]),
         ("[policies.tutor]\ntimeout = nan\n", ["policies.tutor", "timeout"]),
         ("[policies.tutor]\ntimeout = inf\n", ["policies.tutor", "timeout"]),
+        ("[policies.tutor]\ntimeout = 1e12\n", ["policies.tutor", "timeout"]),
         ("[policies.tutor]\nsuspect_after = 61\n", ["policies.tutor", "suspect_after"]),
         ("[policies.tutor]\nsuspect_after = 'x'\n", ["policies.tutor", "suspect_after"]),
         ("[policies.tutor]\nmax_recoveries = -1\n", ["policies.tutor", "max_recoveries"]),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tether import PayloadTooLarge, ValidationError
 from tether.validation import (
     MAX_ID_LENGTH,
+    MAX_SECONDS,
     check_limit,
     check_optional_text,
     check_positive,
@@ -115,13 +116,13 @@ def test_payload_too_large_exactly_when_the_encoding_is_over_the_limit(
         assert json.loads(encode_json("data", data, limit=limit)) == data
 
 
-@pytest.mark.parametrize("good", [0.001, 1, 3600.5])
+@pytest.mark.parametrize("good", [0.001, 1, 3600.5, MAX_SECONDS])
 def test_check_positive_accepts_positive_finite_numbers(good: float) -> None:
     assert check_positive("expect_silence", good) == float(good)
     assert check_positive("expect_silence", None) is None
 
 
-@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "5"])
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "5", MAX_SECONDS + 1, 1e300])
 def test_check_positive_rejects_the_rest(bad: Any) -> None:
     with pytest.raises(ValidationError, match="expect_silence"):
         check_positive("expect_silence", bad)
