@@ -9,9 +9,9 @@ validation, decisions, retries and events are shared, not copied. Docstrings are
         await manager.checkpoint(session.session_id, "task_received", {"task": 42})
 
 A `postgresql://` URL gets the native psycopg async store. Passing a sync store instead,
-`AsyncSessionManager(PostgresStore.from_url(url))`, runs it on the thread adapter: on our benchmark
-machine that kept 0.95x of the sync manager's throughput at 16 concurrent callers where psycopg's
-async pool kept 0.46x (bench/bench_async.py, notes-aio.md).
+`AsyncSessionManager(PostgresStore.from_url(url))`, runs it on the thread adapter, which kept far more
+of the sync throughput with many concurrent callers than psycopg's async pool did in
+bench/bench_async.py (numbers in the project notes).
 """
 
 from __future__ import annotations
