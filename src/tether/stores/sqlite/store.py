@@ -2,9 +2,9 @@
 
 Reads run on one connection per thread (WAL readers run concurrently with each other and with
 the writer). Every write goes through one `GroupCommit`: concurrent writers share a transaction
-and its sync. Each write is one or a few statements from queries.sql whose WHERE clauses carry
-the conditions of the contract (state, epoch, version), so a write is decided and applied
-atomically, also against other processes using the same file (BEGIN IMMEDIATE + busy timeout).
+and its sync. Each write checks the conditions its call carries (state, epoch, version) with
+named statements from queries.sql inside the BEGIN IMMEDIATE transaction that applies it, so
+the check and the write are atomic, also against other processes using the same file.
 """
 
 from __future__ import annotations
