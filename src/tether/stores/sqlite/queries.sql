@@ -121,7 +121,7 @@ ORDER BY seq
 LIMIT ?;
 
 -- name: claimable
--- Active sessions whose lease expired, then recoverable failures; longest-waiting first.
+-- Active sessions whose lease expired and recoverable failures; longest-waiting first (ties by id).
 SELECT * FROM (
     SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
        s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
@@ -141,7 +141,7 @@ SELECT * FROM (
     WHERE s.state = 'failed' AND s.failure_final = 0
       AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
 )
-ORDER BY waiting_since
+ORDER BY waiting_since, session_id
 LIMIT :limit;
 
 -- name: list_by_parent
