@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,8 @@ from tether import (
     SessionManager,
     StoreUnavailable,
 )
-from tether.model import Liveness, SessionFilter, State
+from tether.aio import AsyncSessionManager
+from tether.model import Liveness, Session, SessionFilter, State
 from tether.policy import Policies, Policy
 from tether.stores.memory import MemoryStore
 from tether.stores.redis_liveness import RedisLivenessStore, default_prefix
@@ -206,3 +209,25 @@ def test_manager_takes_the_redis_url_from_the_environment(monkeypatch: pytest.Mo
         assert isinstance(manager.store, RedisLivenessStore)
     finally:
         manager.close()
+
+
+def test_async_manager_keeps_leases_in_redis_too(tmp_path: Path) -> None:
+    import redis
+
+    url = f"sqlite:///{tmp_path}/tether.db"
+
+    async def scenario() -> tuple[Session, Session]:
+        async with AsyncSessionManager(url, redis_url=REDIS_URL, worker_id="w-async") as manager:
+            created = await manager.create("tutor", "u1")
+            await manager.heartbeat(created.session_id, epoch=1, phase="llm_call")
+            return created, await manager.get(created.session_id)
+
+    try:
+        created, beaten = asyncio.run(scenario())
+        assert beaten.phase == "llm_call"
+        assert beaten.last_heartbeat > created.last_heartbeat
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{default_prefix(url)}:*"))
+        if keys:
+            client.delete(*keys)
