@@ -15,7 +15,13 @@ from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import AsyncStore, Beat
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres.connection import PoolSettings, check_idle, connection_kwargs, translate
+from tether.stores.postgres.connection import (
+    PoolSettings,
+    check_idle,
+    connection_kwargs,
+    redacted,
+    translate,
+)
 from tether.stores.postgres.operations import Operation, manual_time
 
 T = TypeVar("T")
@@ -44,7 +50,7 @@ class AsyncPostgresStore(AsyncStore):
         self, pool: AsyncConnectionPool[AsyncConnection], url: str, clock: Clock | None = None
     ) -> None:
         self.clock = clock or SystemClock()
-        self.url = url
+        self.url = redacted(url)
         self._pool = pool
 
     @classmethod

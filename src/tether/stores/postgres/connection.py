@@ -44,6 +44,15 @@ class PoolSettings:
         return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]))
 
 
+def redacted(url: str) -> str:
+    """The URL as shown to people (`tether migrate`, logs): the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _number(key: str, value: str) -> float:
     try:
         number = float(value)

@@ -15,7 +15,13 @@ from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres.connection import PoolSettings, check_idle, connection_kwargs, translate
+from tether.stores.postgres.connection import (
+    PoolSettings,
+    check_idle,
+    connection_kwargs,
+    redacted,
+    translate,
+)
 from tether.stores.postgres.operations import Operation, manual_time
 
 T = TypeVar("T")
@@ -38,7 +44,7 @@ class PostgresStore(Store):
 
     def __init__(self, pool: ConnectionPool[Connection], url: str, clock: Clock | None = None) -> None:
         super().__init__(clock)
-        self.url = url
+        self.url = redacted(url)
         self._pool = pool
 
     @classmethod

@@ -1,0 +1,131 @@
+"""Connections killed under the store (pg_terminate_backend, as a restart does): calls in flight
+get StoreUnavailable and write nothing they acknowledge, the pool reconnects, later calls succeed."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import psycopg
+from psycopg.rows import dict_row
+
+from tether import SessionManager, StoreUnavailable
+from tether.stores.postgres.connection import PoolSettings
+
+
+def pool_url(pg_url: str, size: int) -> tuple[str, str]:
+    """A URL whose connections carry their own application_name, so a test can kill exactly them."""
+    name = f"tether-test-{uuid.uuid4().hex[:8]}"
+    return f"{pg_url}&pool_min={size}&pool_max={size}&application_name={name}", name
+
+
+def admin(pg_url: str) -> psycopg.Connection[dict[str, object]]:
+    return psycopg.connect(PoolSettings.from_url(pg_url).conninfo, autocommit=True, row_factory=dict_row)
+
+
+def backends(conn: psycopg.Connection[dict[str, object]], name: str, waiting: bool = False) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = %s"
+        " AND (NOT %s OR wait_event_type = 'Lock')",
+        (name, waiting),
+    ).fetchone()
+    assert row is not None
+    return int(str(row["n"]))
+
+
+def terminate(conn: psycopg.Connection[dict[str, object]], name: str) -> None:
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,))
+
+
+def eventually(condition: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_url: str) -> None:
+    url, name = pool_url(pg_url, 4)
+    manager = SessionManager(url, worker_id="w")
+    session = manager.create("tutor", "u1")
+    manager.checkpoint(session.session_id, "before", {})
+    outcomes: list[object] = []
+    with admin(pg_url) as blocker, admin(pg_url) as observer:
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT 1 FROM sessions WHERE session_id = %s FOR UPDATE", (session.session_id,))
+
+        def append() -> None:
+            try:
+                outcomes.append(manager.checkpoint(session.session_id, "in_flight", {}, epoch=1))
+            except Exception as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=append) for _ in range(3)]
+        for t in threads:
+            t.start()
+        eventually(lambda: backends(observer, name, waiting=True) == 3)  # all three wait on the row lock
+        terminate(observer, name)
+        for t in threads:
+            t.join()
+        blocker.execute("ROLLBACK")
+    assert len(outcomes) == 3 and all(isinstance(o, StoreUnavailable) for o in outcomes)
+    assert isinstance(outcomes[0], StoreUnavailable) and isinstance(
+        outcomes[0].__cause__, psycopg.OperationalError
+    )
+    after = manager.checkpoint(session.session_id, "after", {}, epoch=1)
+    assert after.seq == 2  # the killed appends wrote nothing and used up no seq
+    assert [cp.name for cp in manager.checkpoints(session.session_id)] == ["before", "after"]
+    manager.close()
+
+
+def test_idle_pooled_connections_killed_by_the_server_are_replaced_without_an_error(pg_url: str) -> None:
+    url, name = pool_url(pg_url, 3)
+    manager = SessionManager(url, worker_id="w")
+    session = manager.create("tutor", "u1")
+    with admin(pg_url) as observer:
+        eventually(lambda: backends(observer, name) == 3)
+        terminate(observer, name)
+        eventually(lambda: backends(observer, name) == 0)
+    time.sleep(0.1)  # the goodbye message reaches the idle sockets
+    for n in range(10):
+        assert manager.checkpoint(session.session_id, "step", {"n": n}).seq == n + 1
+    manager.close()
+
+
+def test_connections_killed_under_load_lose_no_acknowledged_checkpoint(pg_url: str) -> None:
+    url, name = pool_url(pg_url, 4)
+    manager = SessionManager(url, worker_id="w")
+    session_ids = [manager.create("tutor", "u1").session_id for _ in range(4)]
+    acknowledged: dict[str, dict[int, int]] = {sid: {} for sid in session_ids}
+    failures: list[Exception] = []
+    stop = threading.Event()
+
+    def load(session_id: str) -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                acknowledged[session_id][manager.checkpoint(session_id, "step", {"n": n}).seq] = n
+            except Exception as exc:
+                failures.append(exc)
+            n += 1
+
+    threads = [threading.Thread(target=load, args=(sid,)) for sid in session_ids]
+    for t in threads:
+        t.start()
+    with admin(pg_url) as killer:
+        for _ in range(5):
+            time.sleep(0.15)
+            terminate(killer, name)
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert all(isinstance(exc, StoreUnavailable) for exc in failures), failures[:3]
+    for session_id in session_ids:
+        stored = {cp.seq: cp.data["n"] for cp in manager.checkpoints(session_id, limit=10_000)}
+        assert sorted(stored) == list(range(1, len(stored) + 1))
+        assert all(stored[seq] == n for seq, n in acknowledged[session_id].items())
+        assert len(stored) - len(acknowledged[session_id]) <= len(failures)  # unacknowledged, maybe written
+        assert manager.checkpoint(session_id, "after", {}).seq == len(stored) + 1
+    manager.close()

@@ -1,0 +1,41 @@
+"""The URL's pool knobs, and what a server that is not there looks like."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether import ConfigurationError, StoreUnavailable
+from tether.stores.postgres import PostgresStore
+from tether.stores.postgres.connection import PoolSettings, redacted
+
+
+def test_pool_knobs_are_read_from_the_url_and_the_rest_goes_to_libpq() -> None:
+    settings = PoolSettings.from_url(
+        "postgresql://u:pw@db:6543/app?pool_max=20&pool_min=2&pool_timeout=2.5&sslmode=require"
+    )
+    assert (settings.min_size, settings.max_size, settings.timeout) == (2, 20, 2.5)
+    assert settings.conninfo.startswith("postgresql://u:pw@db:6543/app?")
+    assert "sslmode=require" in settings.conninfo and "pool_" not in settings.conninfo
+
+
+def test_timestamps_are_asked_for_in_utc_alongside_the_callers_options() -> None:
+    plain = PoolSettings.from_url("postgres://db/app").conninfo
+    assert plain == "postgresql://db/app?options=-c%20TimeZone%3DUTC"
+    mine = PoolSettings.from_url("postgresql://db/app?options=-csearch_path%3Dx").conninfo
+    assert mine.endswith("options=-csearch_path%3Dx%20-c%20TimeZone%3DUTC")
+
+
+@pytest.mark.parametrize("query", ["pool_max=lots", "pool_min=5&pool_max=2", "pool_max=0", "pool_timeout=-1"])
+def test_bad_pool_knobs_are_a_configuration_error(query: str) -> None:
+    with pytest.raises(ConfigurationError):
+        PoolSettings.from_url(f"postgresql://db/app?{query}")
+
+
+def test_a_server_that_is_not_there_is_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailable):
+        PostgresStore.from_url("postgresql://postgres@127.0.0.1:1/test?pool_timeout=1&connect_timeout=1")
+
+
+def test_the_url_shown_to_people_hides_the_password() -> None:
+    assert redacted("postgresql://me:s3cret@db/app?x=1") == "postgresql://me:***@db/app?x=1"
+    assert redacted("postgresql://me@db/app") == "postgresql://me@db/app"
