@@ -35,7 +35,8 @@ def backends(conn: psycopg.Connection[dict[str, object]], name: str, waiting: bo
 
 
 def terminate(conn: psycopg.Connection[dict[str, object]], name: str) -> None:
-    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,))
+    sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+    conn.execute(sql, (name,))
 
 
 def eventually(condition: object, timeout: float = 20.0) -> None:

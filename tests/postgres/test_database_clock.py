@@ -46,7 +46,8 @@ def test_store_now_is_the_database_clock(pg_store: PostgresStore, pg_url: str) -
 def test_leases_and_heartbeats_are_measured_by_the_database(pg_store: PostgresStore, pg_url: str) -> None:
     manager = SessionManager(pg_store, worker_id="w")
     session = manager.create("tutor", "u1")
-    assert close_to(session.lease_expires_at, database_now(pg_url) + timedelta(seconds=session.heartbeat_timeout))
+    lease = timedelta(seconds=session.heartbeat_timeout)
+    assert close_to(session.lease_expires_at, database_now(pg_url) + lease)
     manager.heartbeat(session.session_id, epoch=1, expect_silence=600)
     beaten = manager.get(session.session_id)
     db_now = database_now(pg_url)
