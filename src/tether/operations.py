@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from tether import lifecycle, transfer
 from tether.config import Settings
-from tether.errors import ConflictError, TetherError, ValidationError
+from tether.errors import ConflictError, NotFound, TetherError, ValidationError
 from tether.events import Event, EventBus, Subscriber
 from tether.flow import Flow, store
 from tether.lifecycle import Write
@@ -267,8 +267,8 @@ class Operations:
         for candidate in candidates:
             try:
                 return (yield from self.claim(candidate.session_id, worker))
-            except ConflictError:  # another worker won it, or it is not claimable any more
-                continue
+            except (ConflictError, NotFound):  # another worker won it, it is not claimable any
+                continue  # more, or it was deleted since the listing
         return None
 
     def time_out(self, session_id: str) -> Flow[Session]:

@@ -1,6 +1,7 @@
 """Worker loops: claim a recoverable session, run the handler inside a handle, repeat.
 
-A failing handler fails its session (through the handle), never the worker. `run_worker` is the
+A failing handler fails its session (through the handle), never the worker; nor does a store that
+is briefly unreachable (the loop waits a poll interval and tries again). `run_worker` is the
 thread version, `run_worker_async` the asyncio one; claiming and handles are shared code.
 """
 
@@ -12,7 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from tether.errors import LeaseLost
+from tether.errors import LeaseLost, StoreUnavailable
 from tether.handle import AsyncHandler, AsyncSessionHandle, Handler, SessionHandle, stopped_within
 from tether.model import Session
 
@@ -34,7 +35,11 @@ def run_worker(
     types = None if agent_types is None else frozenset(agent_types)
     handled = 0
     while not stop.is_set():
-        session = manager.claim_next(types)
+        try:
+            session = manager.claim_next(types)
+        except StoreUnavailable:
+            logger.warning("cannot reach the store to claim work; retrying", exc_info=True)
+            session = None
         if session is None:
             stop.wait(poll_interval)
             continue
@@ -58,7 +63,11 @@ async def run_worker_async(
     types = None if agent_types is None else frozenset(agent_types)
     handled = 0
     while not stop.is_set():
-        session = await manager.claim_next(types)
+        try:
+            session = await manager.claim_next(types)
+        except StoreUnavailable:
+            logger.warning("cannot reach the store to claim work; retrying", exc_info=True)
+            session = None
         if session is None:
             await stopped_within(stop, poll_interval)
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -17,9 +18,12 @@ from tether import (
     Policy,
     SessionManager,
     State,
+    StoreUnavailable,
 )
 from tether.handle import SessionHandle
+from tether.model import Session
 from tether.stores import Store, open_store
+from tether.stores.memory import MemoryStore
 
 POLICIES = Policies(Policy(timeout=10, suspect_after=4, max_recoveries=5))
 
@@ -208,3 +212,33 @@ def test_handle_outside_its_block_has_no_session(managed: SessionManager) -> Non
     handle = managed.open("tutor", "u1")
     with pytest.raises(RuntimeError):
         handle.checkpoint("too early")
+
+
+class FlakyStore(MemoryStore):
+    """claimable() fails a given number of times, then lists a deleted session before the real ones."""
+
+    def __init__(self, clock: ManualClock, failures: int) -> None:
+        super().__init__(clock)
+        self.failures = failures
+
+    def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("connection reset")
+        ghost = replace(next(iter(super().claimable(agent_types, limit))), session_id="deleted-meanwhile")
+        return [ghost, *super().claimable(agent_types, limit)]
+
+
+def test_worker_loop_outlives_an_unreachable_store_and_deleted_candidates(clock: ManualClock) -> None:
+    store = FlakyStore(clock, failures=2)
+    owner = SessionManager(store, policies=POLICIES, worker_id="worker-a")
+    dead = owner.create("tutor", "u1").session_id
+    clock.advance(10)
+    stop = threading.Event()
+
+    def handler(handle: SessionHandle, last: Checkpoint | None) -> None:
+        stop.set()
+
+    worker = SessionManager(store, policies=POLICIES, worker_id="worker-b")
+    assert worker.work(["tutor"], handler, stop_event=stop, poll_interval=0.01) == 1
+    assert store.failures == 0 and owner.get(dead).state is State.COMPLETED
