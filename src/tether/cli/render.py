@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, fields
@@ -20,8 +19,8 @@ from tether.model import LIVE_STATES, Checkpoint, Failure, Liveness, Session, St
 
 def _console(stderr: bool) -> Console:
     console = Console(stderr=stderr, highlight=False, markup=False)  # user data is never markup
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 4096  # pipes and files get whole rows, not a table squeezed into 80 columns
+    if not console.is_terminal:  # pipes, files and test runners get whole rows, never an 80-column cut
+        console.width = 4096
     return console
 
 
