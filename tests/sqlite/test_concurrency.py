@@ -18,6 +18,7 @@ import pytest
 from tests.support import subprocess_env
 from tether import InvalidTransition, SessionManager, StoreUnavailable
 from tether.stores.sqlite.group_commit import GroupCommit
+from tether.stores.sqlite.group_commit import _Job as Job
 
 THREADS = 8
 PER_THREAD = 40
@@ -245,3 +246,49 @@ def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
     names = [cp.name for cp in manager.checkpoints(session.session_id)]
     assert names == ["before_fork", "in_child", "in_parent"]
     manager.close()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_follower_drops_its_write_and_strands_no_one(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
+    writes = GroupCommit(conn, lambda exc: StoreUnavailable(str(exc)))
+    release, ran = threading.Event(), []
+    leader = threading.Thread(target=writes.run, args=(lambda c: release.wait(5),))
+    leader.start()
+    while not writes._leading:
+        time.sleep(0.001)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Interrupted):  # this (main) thread waits as a follower, then is interrupted
+            writes.run(lambda c: ran.append("interrupted"))
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    behind: list[int] = []
+    follower = threading.Thread(target=lambda: behind.append(writes.run(lambda c: 2)))
+    follower.start()
+    release.set()
+    leader.join(5)
+    follower.join(5)
+    assert behind == [2] and ran == []
+
+
+def test_leadership_handed_to_an_interrupted_follower_passes_on() -> None:
+    """White-box: the leader released the waiter's lock, but the waiter was interrupted first."""
+    writes = GroupCommit(sqlite3.connect(":memory:"), lambda exc: StoreUnavailable(str(exc)))
+    chosen, next_in_line = Job(lambda c: None), Job(lambda c: None)
+    for job in (chosen, next_in_line):
+        job.wake = threading.Lock()
+        job.wake.acquire()
+    writes._leading, writes._queue = True, [chosen, next_in_line]
+    chosen.wake.release()  # what the finishing leader does for its successor
+    writes._leave(chosen, chosen.wake)
+    assert writes._queue == [next_in_line] and writes._leading
+    assert not next_in_line.wake.locked()  # it leads now

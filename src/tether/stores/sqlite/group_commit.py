@@ -67,7 +67,11 @@ class GroupCommit:
                 self._leading = True
         if follower:
             assert job.wake is not None
-            job.wake.acquire()  # released when the job is done, or when it is its turn to lead
+            try:
+                job.wake.acquire()  # released when the job is done, or when it is its turn to lead
+            except BaseException:  # interrupted (a signal handler raised): never strand the queue
+                self._leave(job, job.wake)
+                raise
             if job.done:
                 return job.outcome()
         self._lead(job)
@@ -88,6 +92,19 @@ class GroupCommit:
                     job.wake.release()
             if successor is not None and successor.wake is not None:
                 successor.wake.release()
+
+    def _leave(self, job: _Job[Any], wake: threading.Lock) -> None:
+        """An interrupted follower: a write not started yet is dropped; if leadership had just
+        been handed to it, it passes leadership on, so the callers behind it are not stranded."""
+        with self._lock:
+            if job in self._queue:
+                self._queue.remove(job)
+            if job.done or wake.locked():
+                return  # served already, or never chosen (and now it cannot be)
+            successor = self._queue[0] if self._queue else None
+            self._leading = successor is not None
+        if successor is not None and successor.wake is not None:
+            successor.wake.release()
 
     def close(self) -> None:
         """Close the connection once the current leader is done; later writes raise. Idempotent."""
