@@ -217,7 +217,7 @@ class Fleet:
     def _claimed(self, w: WorkerProcess, session_id: str, epoch: int, resumed_seq: int) -> None:
         w.session, w.step = session_id, f"resumed from seq {resumed_seq}"
         self.state.ledger.claims.append((session_id, epoch, resumed_seq))
-        self._detected(session_id)
+        self._detected(session_id, "a claiming worker")
         self._note(f"{w.worker_id} took over {session_id} at epoch {epoch}, from seq {resumed_seq}")
         for other in self.state.workers.values():
             if other.frozen_on == session_id and other.alive:
@@ -289,13 +289,14 @@ class Fleet:
     # -- supervision and the end -------------------------------------------------------------
     def _sweep(self) -> None:
         for session_id in self.supervisor.sweep().timed_out:
-            self._detected(session_id)
+            self._detected(session_id, "the supervisor")
             self._note(f"supervisor: {session_id} missed its lease, failed for takeover")
 
-    def _detected(self, session_id: str) -> None:
+    def _detected(self, session_id: str, by: str) -> None:
         killed_at = self._undetected.pop(session_id, None)
         if killed_at is not None:
             self.state.ledger.detection_latencies.append(time.monotonic() - killed_at)
+            self.state.ledger.detected_by[by] += 1
 
     def _finished(self) -> bool:
         for session_id in [*self.state.top_level, *self.state.children]:

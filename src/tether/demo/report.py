@@ -33,6 +33,7 @@ class Ledger:
     crashes: int = 0
     freezes: int = 0
     detection_latencies: list[float] = field(default_factory=list)  # seconds
+    detected_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by write kind
     workers_started: int = 0
 
@@ -46,6 +47,7 @@ class Report:
     freezes: int
     detections: int
     detection_latency_ms: dict[str, float]
+    detected_by: dict[str, int]  # the supervisor's sweep, or a worker's claim_next, whichever came first
     takeovers: int
     completed: int
     failed: int
@@ -146,6 +148,7 @@ def build_report(
             "p99": round(percentile(latencies, 99) * 1000, 1),
             "max": round(max(latencies, default=0.0) * 1000, 1),
         },
+        detected_by=dict(ledger.detected_by),
         takeovers=len(ledger.claims),
         completed=states[State.COMPLETED],
         failed=states[State.FAILED],

@@ -63,7 +63,7 @@ def report_table(report: Report) -> RenderableType:
         ("workers started", str(report.workers_started)),
         ("crashes (SIGKILL)", str(report.crashes)),
         ("freezes (SIGSTOP → zombie)", str(report.freezes)),
-        ("detections", str(report.detections)),
+        ("detections", _detections(report)),
         ("detection latency p50 / p99", f"{latency['p50']:.0f} ms / {latency['p99']:.0f} ms"),
         ("takeovers", str(report.takeovers)),
         ("completed", f"{report.completed} of {report.sessions}"),
@@ -82,6 +82,11 @@ def report_table(report: Report) -> RenderableType:
     border = "green" if report.ok else "red"
     title = "tether demo: nothing acknowledged was lost" if report.ok else "tether demo: FAILED"
     return Panel(table, title=title, border_style=border, expand=False)
+
+
+def _detections(report: Report) -> str:
+    by = ", ".join(f"{n} by {who}" for who, n in sorted(report.detected_by.items()))
+    return f"{report.detections} ({by})" if by else str(report.detections)
 
 
 def _verdict(count: int) -> str:
