@@ -38,6 +38,7 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute(f"PRAGMA fullfsync = {int(synchronous.upper() == 'FULL')}")  # as Tether (macOS only)
     return conn
 
 

@@ -2,7 +2,7 @@
 
 Durability (`synchronous`, from the URL's `?synchronous=` or TETHER_SQLITE_SYNCHRONOUS):
 - `full` (default): every acknowledged write has been synced to the WAL file before the call
-  returns, so it survives a process crash, an OS crash and a power loss.
+  returns (with F_FULLFSYNC on macOS), so it survives a process crash, an OS crash and a power loss.
 - `normal`: the WAL is synced only at checkpoints; an acknowledged write survives the process
   being killed, but the last writes may be lost if the machine loses power or the OS crashes.
 """
@@ -70,6 +70,8 @@ def connect(settings: SQLiteSettings, queries: dict[str, str], *, reader: bool) 
             cached_statements=256,
         )
         conn.execute(queries[f"synchronous_{settings.synchronous}"])
+        if settings.synchronous == "full":
+            conn.execute(queries["fullfsync"])
         if reader:
             conn.execute(queries["query_only"])
         else:

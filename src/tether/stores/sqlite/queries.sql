@@ -341,6 +341,10 @@ INSERT INTO tether_schema (version) VALUES (?);
 -- name: synchronous_full
 PRAGMA synchronous = FULL;
 
+-- name: fullfsync
+-- On macOS fsync() leaves data in the drive's cache; F_FULLFSYNC flushes it (ignored elsewhere).
+PRAGMA fullfsync = 1;
+
 -- name: synchronous_normal
 PRAGMA synchronous = NORMAL;
 
@@ -355,6 +359,9 @@ PRAGMA journal_mode;
 
 -- name: pragma_synchronous
 PRAGMA synchronous;
+
+-- name: pragma_fullfsync
+PRAGMA fullfsync;
 
 -- name: pragma_busy_timeout
 PRAGMA busy_timeout;

@@ -54,7 +54,7 @@ _INSERT_CHECKPOINT = Q["insert_checkpoint"]
 _GET = Q["get_session"]
 _LAST = Q["last_checkpoint"]
 _LAST_BY_NAME = Q["last_checkpoint_by_name"]
-_PRAGMAS = ("journal_mode", "synchronous", "busy_timeout")
+_PRAGMAS = ("journal_mode", "synchronous", "fullfsync", "busy_timeout")
 
 
 class SQLiteStore(Store):
@@ -261,8 +261,8 @@ class SQLiteStore(Store):
         return self._writes.run(lambda conn: migrate(conn, Q, MIGRATIONS))
 
     def pragmas(self) -> dict[str, Any]:
-        """The write connection's journal mode, synchronous level (0 off, 1 normal, 2 full) and
-        busy timeout in ms, as SQLite reports them: what durability this store really has."""
+        """The write connection's journal mode, synchronous level (0 off, 1 normal, 2 full),
+        fullfsync and busy timeout in ms, as SQLite reports them: the durability it really has."""
 
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
             return {name: conn.execute(Q[f"pragma_{name}"]).fetchone()[0] for name in _PRAGMAS}
