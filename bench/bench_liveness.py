@@ -159,6 +159,8 @@ def heartbeats(label: str, manager: SessionManager, ids: list[str], raw: Callabl
     t, r, ratio = statistics.median(tether_rates), statistics.median(raw_rates), statistics.median(ratios)
     target, ok = (">= 50,000/s", t >= 50_000) if label == "sqlite" else ("(report)", None)
     row(f"{label}: batched heartbeats/s", f"{t:,.0f}", f"{r:,.0f}", f"{ratio:.2f}x", target, ok)
+    if ok is False and r < 50_000:
+        print(f"{'':<44} the raw floor itself is under 50,000/s on this machine right now: judge the ratio")
 
 
 def sweep_cost(label: str, manager: SessionManager, probe: Callable[[], None]) -> None:
@@ -185,19 +187,20 @@ def detection(label: str, setup_url: str, url: str, beaters: int) -> None:
     victims = sorted(ids[:: SESSIONS // VICTIMS][:VICTIMS])
     start = time.time() + 2 * timeout  # every lease renewed on the wall clock before the first death
     deaths = {sid: start + i * 4.0 / VICTIMS for i, sid in enumerate(victims)}
+    context = multiprocessing.get_context("spawn")
+    cycles = context.Queue()  # each agent's longest beat cycle: did the load generator keep up?
     with SessionManager(url, policies=policies) as manager:
         agents: list[threading.Thread | multiprocessing.process.BaseProcess]
         if label == "sqlite":
             agents = [
                 threading.Thread(
-                    target=keep_alive, args=(manager, ids[i::beaters], deaths, timeout, start + 7)
+                    target=keep_alive, args=(manager, ids[i::beaters], deaths, start + 7, cycles)
                 )
                 for i in range(beaters)
             ]
         else:
-            spawn = multiprocessing.get_context("spawn")
             agents = [
-                spawn.Process(target=agent_process, args=(url, ids[i::beaters], deaths, timeout, start + 7))
+                context.Process(target=agent_process, args=(url, ids[i::beaters], deaths, start + 7, cycles))
                 for i in range(beaters)
             ]
         for agent in agents:
@@ -209,29 +212,34 @@ def detection(label: str, setup_url: str, url: str, beaters: int) -> None:
             for _ in victims:
                 if not detected.acquire(timeout=max(0.1, start + 20 - time.time())):
                     break
+        longest = max(cycles.get() for _ in agents)
         for agent in agents:
             agent.join()
-        report_detection(label, manager, ids, set(victims), timeout)
+        report_detection(label, manager, ids, set(victims), timeout, longest)
 
 
-def agent_process(url: str, ids: list[str], deaths: dict[str, float], timeout: float, until: float) -> None:
-    with SessionManager(url, policies=Policies(Policy(timeout=timeout))) as manager:
-        keep_alive(manager, ids, deaths, timeout, until)
+def agent_process(url: str, ids: list[str], deaths: dict[str, float], until: float, cycles: Any) -> None:
+    with SessionManager(url, policies=Policies(Policy(timeout=1.0))) as manager:
+        keep_alive(manager, ids, deaths, until, cycles)
 
 
 def keep_alive(
-    manager: SessionManager, ids: list[str], deaths: dict[str, float], timeout: float, until: float
+    manager: SessionManager, ids: list[str], deaths: dict[str, float], until: float, cycles: Any
 ) -> None:
-    """Beat these sessions every timeout/3, batched, except victims past their moment to die."""
+    """Beat these sessions every 1/3 s (timeout/3), batched, except victims past their moment to die;
+    report the longest cycle (over 1 s, live sessions expire: the machine could not keep up)."""
+    longest = 0.0
     while (started := time.time()) < until:
         alive = [sid for sid in ids if deaths.get(sid, until) > started]
         for chunk in batches(alive):
             manager.heartbeats([Beat(sid, 1) for sid in chunk])
-        time.sleep(max(0.0, timeout / 3 - (time.time() - started)))
+        longest = max(longest, time.time() - started)
+        time.sleep(max(0.0, 1 / 3 - (time.time() - started)))
+    cycles.put(longest)
 
 
 def report_detection(
-    label: str, manager: SessionManager, ids: list[str], victims: set[str], timeout: float
+    label: str, manager: SessionManager, ids: list[str], victims: set[str], timeout: float, longest: float
 ) -> None:
     latencies = []
     for sid in victims:
@@ -242,16 +250,19 @@ def report_detection(
     missed = len(victims) - len(latencies)
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else float("inf")
     p50 = statistics.median(latencies) if latencies else float("inf")
+    kept_up = longest < timeout
     row(
         f"{label}: detection p99 (s), {SESSIONS:,} live",
         f"{p99:.2f} (p50 {p50:.2f})",
         f"{timeout:.2f}",
         f"{p99 / timeout:.2f}x",
         f"<= {timeout + 1:.0f} s",
-        p99 <= timeout + 1 and not missed and not wrongly,
+        (p99 <= timeout + 1 and not missed and not wrongly) if kept_up else None,
     )
     print(
-        f"{'':<44} victims detected {len(latencies)}/{len(victims)}, live sessions wrongly failed: {wrongly}"
+        f"{'':<44} victims detected {len(latencies)}/{len(victims)}, live sessions wrongly failed: "
+        f"{wrongly}; agents' longest beat cycle {longest:.2f} s"
+        + ("" if kept_up else " > the timeout: the machine could not keep 10,000 sessions alive, no verdict")
     )
 
 
