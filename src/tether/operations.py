@@ -23,19 +23,23 @@ from tether.errors import ConflictError, NotFound, TetherError, ValidationError
 from tether.events import Event, EventBus, Subscriber
 from tether.flow import Flow, store
 from tether.lifecycle import Write
-from tether.model import Checkpoint, Liveness, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.model import Checkpoint, Liveness, NewCheckpoint, Page, Session, SessionFilter, State, as_aware
 from tether.policy import Policies
 from tether.stores.base import Beat
 from tether.supervisor import stale_filter
 from tether.validation import (
     MAX_NAME_LENGTH,
+    MAX_SECONDS,
+    check_counter,
     check_limit,
+    check_optional_counter,
     check_optional_text,
     check_positive,
     check_text,
     encode_json,
 )
 
+MAX_AGE = timedelta(seconds=MAX_SECONDS)
 # A write decided on a stale read is re-decided on a fresh one this many times before giving up.
 MAX_DECIDE_ATTEMPTS = 8
 # How many takeover candidates claim_next reads at once; losing races to other workers eats some.
@@ -139,11 +143,9 @@ class Operations:
     def checkpoints(
         self, session_id: str, after_seq: int, limit: int, name: str | None
     ) -> Flow[builtins.list[Checkpoint]]:
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise ValidationError("after_seq", f"must be a non-negative integer, got {after_seq!r}")
         found: builtins.list[Checkpoint] = yield store.checkpoints(
             check_text("session_id", session_id),
-            after_seq,
+            check_counter("after_seq", after_seq, 0),
             check_limit("limit", limit),
             check_optional_text("name", name, MAX_NAME_LENGTH),
         )
@@ -165,6 +167,7 @@ class Operations:
     ) -> Flow[Checkpoint]:
         session_id, name = check_text("session_id", session_id), check_text("name", name, MAX_NAME_LENGTH)
         payload = encode_json("data", {} if data is None else data, self.max_payload_bytes)
+        epoch = check_optional_counter("epoch", epoch, 1)
         new = NewCheckpoint(name, (yield store.now()), payload)
         cp: Checkpoint = yield store.append(session_id, new, epoch)
         if self.events.active:  # the hot path: build no event nobody reads
@@ -174,30 +177,28 @@ class Operations:
     def heartbeat(
         self, session_id: str, epoch: int | None, phase: str | None, expect_silence: float | None
     ) -> Flow[None]:
-        beat = Beat(
-            check_text("session_id", session_id),
-            epoch,
-            check_optional_text("phase", phase, MAX_NAME_LENGTH),
-            check_positive("expect_silence", expect_silence),
-        )
-        error = (yield from self.heartbeats([beat]))[0]
+        error = (yield from self.heartbeats([Beat(session_id, epoch, phase, expect_silence)]))[0]
         if error is not None:
             raise error
         if self.events.active:
             self._emit(session_id, "heartbeat", (yield store.now()), None, {"phase": phase})
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
-        results: builtins.list[TetherError | None] = yield store.heartbeat(builtins.list(beats))
+        checked = [_checked_beat(beat) for beat in beats]
+        results: builtins.list[TetherError | None] = yield store.heartbeat(checked)
         return results
 
     def pause(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
-        return self._transition(session_id, expected_version, lambda s, now: lifecycle.pause(s, now, epoch))
+        return self._transition(
+            session_id, expected_version, lambda s, now: lifecycle.pause(s, now, epoch), epoch
+        )
 
     def resume(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
         return self._transition(
             session_id,
             expected_version,
             lambda s, now: lifecycle.resume(s, self.policies.for_type(s.agent_type), now, epoch),
+            epoch,
         )
 
     def complete(
@@ -210,7 +211,7 @@ class Operations:
         if result is not None:
             encode_json("result", result, self.max_payload_bytes)
         return self._transition(
-            session_id, expected_version, lambda s, now: lifecycle.complete(s, now, result, epoch)
+            session_id, expected_version, lambda s, now: lifecycle.complete(s, now, result, epoch), epoch
         )
 
     def fail(
@@ -230,6 +231,7 @@ class Operations:
             lambda s, now: lifecycle.fail(
                 s, self.policies.for_type(s.agent_type), now, error, details, final=final, epoch=epoch
             ),
+            epoch,
         )
 
     def update(
@@ -247,6 +249,7 @@ class Operations:
             session_id,
             expected_version,
             lambda s, now: lifecycle.update(s, now, context=context, metadata=metadata, epoch=epoch),
+            epoch,
         )
 
     # -- takeover ----------------------------------------------------------------------------
@@ -285,8 +288,15 @@ class Operations:
             self._emit(session_id, "deleted", (yield store.now()), None, {})
 
     def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Flow[int]:
-        chosen = frozenset(parse_state(s) or State.COMPLETED for s in states)
-        cutoff = older_than if isinstance(older_than, datetime) else (yield store.now()) - older_than
+        chosen = frozenset(_required_state(s) for s in states)
+        if isinstance(older_than, datetime):
+            cutoff = as_aware(older_than)
+        elif isinstance(older_than, timedelta) and timedelta(0) <= older_than <= MAX_AGE:
+            cutoff = (yield store.now()) - older_than
+        else:
+            raise ValidationError(
+                "older_than", f"must be a datetime or a timedelta of 0 to 100 years, got {older_than!r}"
+            )
         purged: int = yield store.purge(cutoff, chosen)
         return purged
 
@@ -303,10 +313,15 @@ class Operations:
         return transfer.import_jsonl(self.policies, source, on_conflict, progress)
 
     # -- the path every transition takes -----------------------------------------------------
-    def _transition(self, session_id: str, expected_version: int | None, decide: Decide) -> Flow[Session]:
+    def _transition(
+        self, session_id: str, expected_version: int | None, decide: Decide, epoch: int | None = None
+    ) -> Flow[Session]:
         """Load, decide, apply; re-decide on a fresh read if someone wrote in between, unless the
-        caller pinned `expected_version` (then the conflict is theirs to see)."""
+        caller pinned `expected_version` (then the conflict is theirs to see). `epoch` is only
+        checked here; `decide` carries it."""
         check_text("session_id", session_id)
+        check_optional_counter("expected_version", expected_version, 1)
+        check_optional_counter("epoch", epoch, 1)
         attempt = 1
         while True:
             session: Session = yield store.get(session_id)
@@ -333,6 +348,22 @@ class Operations:
     def _emit(self, session_id: str, kind: str, at: datetime, seq: int | None, data: dict[str, Any]) -> None:
         if self.events.active:
             self.events.publish(Event(session_id, kind, at, seq, data))
+
+
+def _required_state(value: State | str) -> State:
+    state = parse_state(value)
+    if state is None:
+        raise ValidationError("state", "must be a state, got None")
+    return state
+
+
+def _checked_beat(beat: Beat) -> Beat:
+    return Beat(
+        check_text("session_id", beat.session_id),
+        check_optional_counter("epoch", beat.epoch, 1),
+        check_optional_text("phase", beat.phase, MAX_NAME_LENGTH),
+        check_positive("expect_silence", beat.expect_silence),
+    )
 
 
 def parse_state(value: State | str | None) -> State | None:

@@ -11,6 +11,7 @@ from tether.errors import PayloadTooLarge, ValidationError
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_COUNTER = 2**63 - 1  # the largest seq / epoch / version a store column holds
 MAX_SECONDS = 100 * 366 * 86_400  # any duration: past this, datetime arithmetic overflows or means nothing
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -69,6 +70,20 @@ def check_positive(field: str, value: float | None) -> float | None:
     if value > MAX_SECONDS:
         raise ValidationError(field, f"must be at most {MAX_SECONDS} seconds (100 years), got {value!r}")
     return float(value)
+
+
+def check_counter(field: str, value: object, minimum: int) -> int:
+    """Seqs, epochs and versions: plain integers (not bools, not "1") in the range every store's
+    integer columns hold, so a bad value is named here instead of failing inside a driver."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, got {value!r}")
+    if not minimum <= value <= MAX_COUNTER:
+        raise ValidationError(field, f"must be between {minimum} and {MAX_COUNTER}, got {value}")
+    return value
+
+
+def check_optional_counter(field: str, value: object, minimum: int) -> int | None:
+    return None if value is None else check_counter(field, value, minimum)
 
 
 def check_limit(field: str, value: Any, maximum: int = 10_000) -> int:
