@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tether import PayloadTooLarge, SessionManager, ValidationError
+from tether import Beat, ManualClock, PayloadTooLarge, SessionManager, ValidationError
 from tether.validation import DEFAULT_MAX_PAYLOAD_BYTES
 
 from .conftest import MakeSession, Unchanged
@@ -181,6 +181,7 @@ def test_listing_rejects_an_unknown_state(manager: SessionManager, bad: Any) -> 
 def test_purge_rejects_an_unknown_state(manager: SessionManager, in_state: MakeSession) -> None:
     in_state("completed")
     _raises_naming("state", lambda: manager.purge(timedelta(0), states=["finished"]))
+    _raises_naming("state", lambda: manager.purge(timedelta(0), states=[None]))
     assert len(manager.list()) == 1
 
 
@@ -191,6 +192,70 @@ def test_import_rejects_an_unknown_conflict_policy(manager: SessionManager) -> N
 @pytest.mark.parametrize("field", ["no_heartbeat_for", "paused_for"])
 def test_stale_queries_reject_durations_beyond_any_calendar(manager: SessionManager, field: str) -> None:
     _raises_naming(field, lambda: manager.stale(**{field: 1e12}))
+
+
+BAD_COUNTERS = {"string": "1", "float": 1.0, "bool": True, "zero": 0, "beyond 64 bits": 2**70}
+COUNTED_WRITES: dict[str, Callable[[SessionManager, str, Any], Any]] = {
+    "checkpoint": lambda m, sid, v: m.checkpoint(sid, "step", epoch=v),
+    "heartbeat": lambda m, sid, v: m.heartbeat(sid, epoch=v),
+    "pause": lambda m, sid, v: m.pause(sid, epoch=v),
+    "complete": lambda m, sid, v: m.complete(sid, epoch=v),
+    "fail": lambda m, sid, v: m.fail(sid, "x", epoch=v),
+    "update": lambda m, sid, v: m.update(sid, context={}, epoch=v),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_COUNTERS.values(), ids=BAD_COUNTERS.keys())
+@pytest.mark.parametrize("write", sorted(COUNTED_WRITES))
+def test_an_epoch_must_be_a_positive_64_bit_integer(
+    manager: SessionManager, in_state: MakeSession, unchanged: Unchanged, write: str, bad: Any
+) -> None:
+    sid = in_state().session_id
+    with unchanged(sid):
+        _raises_naming("epoch", lambda: COUNTED_WRITES[write](manager, sid, bad))
+
+
+@pytest.mark.parametrize("bad", BAD_COUNTERS.values(), ids=BAD_COUNTERS.keys())
+def test_an_expected_version_must_be_a_positive_64_bit_integer(
+    manager: SessionManager, in_state: MakeSession, unchanged: Unchanged, bad: Any
+) -> None:
+    sid = in_state().session_id
+    with unchanged(sid):
+        _raises_naming("expected_version", lambda: manager.pause(sid, expected_version=bad))
+
+
+def test_after_seq_beyond_64_bits_is_rejected(manager: SessionManager, in_state: MakeSession) -> None:
+    sid = in_state().session_id
+    _raises_naming("after_seq", lambda: manager.checkpoints(sid, after_seq=2**70))
+
+
+def test_batched_beats_are_validated_like_single_ones(
+    manager: SessionManager, in_state: MakeSession, unchanged: Unchanged
+) -> None:
+    sid = in_state().session_id
+    with unchanged(sid):
+        _raises_naming("epoch", lambda: manager.heartbeats([Beat(sid), Beat(sid, 2**70)]))
+        _raises_naming("expect_silence", lambda: manager.heartbeats([Beat(sid, expect_silence=-1)]))
+        _raises_naming("session_id", lambda: manager.heartbeats([Beat("")]))
+
+
+@pytest.mark.parametrize(
+    "bad", [5, "5", None, timedelta(seconds=-1), timedelta(days=100 * 366 + 1)], ids=repr
+)
+def test_purge_needs_a_sensible_age_or_cutoff(
+    manager: SessionManager, in_state: MakeSession, bad: Any
+) -> None:
+    in_state("completed")
+    _raises_naming("older_than", lambda: manager.purge(bad))
+    assert len(manager.list()) == 1
+
+
+def test_purge_reads_a_naive_cutoff_as_utc(
+    manager: SessionManager, in_state: MakeSession, clock: ManualClock
+) -> None:
+    in_state("completed")
+    clock.advance(10)
+    assert manager.purge(clock.now().replace(tzinfo=None)) == 1
 
 
 def test_validation_errors_are_value_errors(manager: SessionManager) -> None:

@@ -218,7 +218,8 @@ class SessionMachine(RuleBasedStateMachine):
     def write_on_a_stale_version(self, sid: str) -> None:
         model = self.models[sid]
         try:
-            self.manager.update(sid, metadata={"late": True}, expected_version=model.version - 1)
+            stale = model.version - 1 if model.version > 1 else model.version + 1
+            self.manager.update(sid, metadata={"late": True}, expected_version=stale)
         except LeaseLost:
             raise
         except ConflictError:
