@@ -4,8 +4,11 @@ from tether import SessionManager
 manager = SessionManager()            # ./tether.db, or TETHER_STORE_URL
 s = manager.create("tutor", "user-1")
 manager.checkpoint(s.session_id, "task_received", {"task": 42})
+
+`AsyncSessionManager` is the same API for asyncio, every method awaited.
 """
 
+from tether.aio import AsyncSessionManager
 from tether.clock import Clock, ManualClock, SystemClock
 from tether.errors import (
     AuthError,
@@ -31,6 +34,7 @@ from tether.stores import Beat, Store, open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncSessionManager",
     "AuthError",
     "Beat",
     "Checkpoint",

@@ -9,6 +9,7 @@ import tether
 from tests.support import subprocess_env
 
 PUBLIC_API = [
+    "AsyncSessionManager",
     "AuthError",
     "Beat",
     "Checkpoint",
