@@ -52,6 +52,7 @@ class AsyncPostgresStore(AsyncStore):
         self.clock = clock or SystemClock()
         self.url = redacted(url)
         self._pool = pool
+        self._database_clock = ops.DatabaseClock()
 
     @classmethod
     async def from_url(
@@ -80,7 +81,7 @@ class AsyncPostgresStore(AsyncStore):
         return store
 
     async def now(self) -> datetime:
-        return await self._run(ops.now(manual_time(self.clock)))
+        return await self._run(ops.now(manual_time(self.clock), self._database_clock))
 
     async def get(self, session_id: str) -> Session:
         return await self._run(ops.get(session_id))

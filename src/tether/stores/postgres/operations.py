@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from time import monotonic
 from typing import Any, TypeVar
 
 from tether.clock import Clock, SystemClock
@@ -51,12 +52,41 @@ def manual_time(clock: Clock) -> datetime | None:
     return None if isinstance(clock, SystemClock) else clock.now()
 
 
-def now(manual: datetime | None) -> Operation[datetime]:
+class DatabaseClock:
+    """The database's clock for `Store.now()`, read with one query at most every `resync` seconds
+    and carried forward in between by the local monotonic clock.
+
+    Leases are measured by the server (SQL uses its `now()`); callers that need the time to decide
+    or stamp a checkpoint get the same clock without a round trip per call. The monotonic clock
+    is immune to changes of the client's wall clock; between reads it can drift by parts per
+    million, i.e. microseconds.
+    """
+
+    def __init__(self, resync: float = 5.0) -> None:
+        self.resync = resync
+        self._anchor: tuple[datetime, float] | None = None
+
+    def carried(self) -> datetime | None:
+        anchor, now = self._anchor, monotonic()
+        if anchor is None or now - anchor[1] > self.resync:
+            return None
+        return anchor[0] + timedelta(seconds=now - anchor[1])
+
+    def anchor(self, database_now: datetime, sent: float, received: float) -> datetime:
+        """Pin the server's answer to the middle of the round trip that fetched it."""
+        self._anchor = (database_now, (sent + received) / 2)
+        return database_now + timedelta(seconds=(received - sent) / 2)
+
+
+def now(manual: datetime | None, clock: DatabaseClock) -> Operation[datetime]:
     if manual is not None:
         return manual
+    carried = clock.carried()
+    if carried is not None:
+        return carried
+    sent = monotonic()
     rows = yield _query("clock", {"now": None})
-    value: datetime = rows[0]["now"]
-    return value
+    return clock.anchor(rows[0]["now"], sent, monotonic())
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -134,7 +164,7 @@ def heartbeat(beats: Sequence[Beat], manual: datetime | None) -> Operation[list[
             ids = sorted({beat.session_id for _, beat in rejected})
             found = yield _query("sessions_by_ids", {"session_ids": ids})
             current = {row["session_id"]: session_from_row(row) for row in found}
-            at = yield from now(manual)
+            at = yield from now(manual, DatabaseClock(resync=0))
             for i, beat in rejected:
                 results[i] = explain_rejected_beat(current.get(beat.session_id), beat, at)
     return results

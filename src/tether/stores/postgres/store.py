@@ -46,6 +46,7 @@ class PostgresStore(Store):
         super().__init__(clock)
         self.url = redacted(url)
         self._pool = pool
+        self._database_clock = ops.DatabaseClock()
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
@@ -71,7 +72,7 @@ class PostgresStore(Store):
         return store
 
     def now(self) -> datetime:
-        return self._run(ops.now(manual_time(self.clock)))
+        return self._run(ops.now(manual_time(self.clock), self._database_clock))
 
     def get(self, session_id: str) -> Session:
         return self._run(ops.get(session_id))

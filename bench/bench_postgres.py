@@ -1,0 +1,363 @@
+"""Issue-3 benchmarks for the PostgreSQL store. Not a test: run `python bench/bench_postgres.py`.
+
+Every number stands next to a baseline measured in the same run on the same server (a raw psycopg
+INSERT+commit loop, LangGraph's PostgresSaver and ADK's DatabaseSessionService when installed),
+and contenders run in short alternating blocks, so a noisy, shared machine slows both alike.
+Everything happens in a throwaway schema that is dropped at the end. `--sessions` sizes the
+listing table (default 1,000,000 over 10,000 users).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import peers_postgres
+import psycopg
+
+from tether import SessionManager
+from tether.model import NewCheckpoint
+from tether.stores.postgres import PostgresStore
+from tether.stores.postgres.connection import PoolSettings
+from tether.validation import encode_json
+
+POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PAYLOAD: dict[str, Any] = {
+    "task": "summarise the customer's last three tickets",
+    "step": 7,
+    "scores": [round(i * 0.37, 2) for i in range(40)],
+    "notes": "lorem ipsum dolor sit amet " * 26,
+}
+NAMES = ("task_received", "tool_call", "tool_result", "draft", "review")
+RAW_DDL = """
+CREATE TABLE raw_checkpoints (session_id text COLLATE "C" NOT NULL, seq bigint NOT NULL,
+    name text COLLATE "C" NOT NULL, created_at timestamptz NOT NULL, data jsonb NOT NULL,
+    PRIMARY KEY (session_id, seq));
+CREATE INDEX raw_by_name ON raw_checkpoints (session_id, name, seq DESC);
+"""
+RAW_INSERT = "INSERT INTO raw_checkpoints VALUES (%s, %s, %s, now(), %s::jsonb)"
+
+
+@dataclass
+class Row:
+    metric: str
+    tether: str
+    baseline: str
+    ratio: float | None
+    target: str
+    ok: bool | None
+    note: str = ""
+
+
+def alternate(contenders: dict[str, Callable[[int], None]], per_block: int, rounds: int) -> dict[str, float]:
+    """Operations per second of each contender, run in interleaved blocks of `per_block` calls."""
+    spent = dict.fromkeys(contenders, 0.0)
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run(per_block)
+            spent[name] += time.perf_counter() - start
+    return {name: per_block * rounds / seconds for name, seconds in spent.items()}
+
+
+def latencies_ms(call: Callable[[], object], count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@contextmanager
+def bench_schema() -> Iterator[str]:
+    """A fresh schema for this run, dropped afterwards; yields a store URL pointing at it."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}&pool_max=16"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def raw_connection(url: str, autocommit: bool = False) -> psycopg.Connection[Any]:
+    return psycopg.connect(PoolSettings.from_url(url).conninfo, autocommit=autocommit)
+
+
+def raw_appender(url: str, session_id: str) -> Callable[[int], None]:
+    """The floor: json.dumps + INSERT + commit per checkpoint, on the same kind of table."""
+    conn = raw_connection(url)
+    seq = 0
+
+    def run(n: int) -> None:
+        nonlocal seq
+        for _ in range(n):
+            seq += 1
+            conn.execute(RAW_INSERT, (session_id, seq, NAMES[seq % 5], json.dumps(PAYLOAD)))
+            conn.commit()
+
+    return run
+
+
+def tether_appender(manager: SessionManager, session_id: str) -> Callable[[int], None]:
+    def run(n: int) -> None:
+        for i in range(n):
+            manager.checkpoint(session_id, NAMES[i % 5], PAYLOAD, epoch=1)
+
+    return run
+
+
+def store_appender(store: PostgresStore, session_id: str) -> Callable[[int], None]:
+    """The store's append alone (the manager adds `SELECT now()` for the checkpoint's timestamp)."""
+
+    def run(n: int) -> None:
+        for i in range(n):
+            new = NewCheckpoint(NAMES[i % 5], store.clock.now(), encode_json("data", PAYLOAD))
+            store.append(session_id, new, 1)
+
+    return run
+
+
+def concurrent(run_one: Callable[[int, int], None], writers: int, per_writer: int) -> float:
+    """Aggregate operations per second of `writers` threads each calling run_one(writer, n)."""
+    threads = [threading.Thread(target=run_one, args=(w, per_writer)) for w in range(writers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return writers * per_writer / (time.perf_counter() - start)
+
+
+def bench_appends(url: str, manager: SessionManager, store: PostgresStore, rounds: int) -> list[Row]:
+    with raw_connection(url, autocommit=True) as conn:
+        conn.execute(RAW_DDL)
+    sessions = [manager.create("bench", "writer").session_id for _ in range(17)]
+    rates = alternate(
+        {
+            "raw": raw_appender(url, "raw-single"),
+            "manager": tether_appender(manager, sessions[0]),
+            "store": store_appender(store, sessions[0]),
+        },
+        per_block=100,
+        rounds=rounds,
+    )
+    raws = [raw_appender(url, f"raw-{w}") for w in range(16)]
+    raw16 = concurrent(lambda w, n: raws[w](n), 16, 25 * rounds)
+    tether16 = concurrent(lambda w, n: tether_appender(manager, sessions[1 + w])(n), 16, 25 * rounds)
+    floor = rates["raw"]
+    return [
+        Row(
+            "single writer append, 1 KB (manager.checkpoint)",
+            f"{rates['manager']:.0f}/s",
+            f"{floor:.0f}/s raw",
+            rates["manager"] / floor,
+            ">= 0.9x",
+            rates["manager"] / floor >= 0.9,
+            "includes SELECT now() for the timestamp (database clock)",
+        ),
+        Row(
+            "single writer append, 1 KB (store.append)",
+            f"{rates['store']:.0f}/s",
+            f"{floor:.0f}/s raw",
+            rates["store"] / floor,
+            ">= 0.9x",
+            rates["store"] / floor >= 0.9,
+        ),
+        Row(
+            "16 concurrent appenders (pool of 16)",
+            f"{tether16:.0f}/s",
+            f"{floor:.0f}/s single raw",
+            tether16 / floor,
+            ">= 2.5x",
+            tether16 / floor >= 2.5,
+            f"16 raw connections: {raw16:.0f}/s",
+        ),
+    ]
+
+
+def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
+    """`sessions` sessions over `users` users and 200,000 checkpoints spread over 2,000 of them, and
+    histories of 100 and `history` checkpoints for the sessions "short" and "long"; generated inside
+    the server (faster than COPY from the client, same table)."""
+    data = json.dumps(PAYLOAD)
+    with raw_connection(url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO sessions (session_id, agent_type, user_id, state, created_at, last_heartbeat,
+                 state_since, context, metadata, version, owner, epoch, heartbeat_timeout, suspect_after,
+                 lease_expires_at, suspect_at, recoveries, last_seq)
+               SELECT 's' || g, 'type-' || (g %% 7), 'user-' || (g %% %(users)s),
+                 (ARRAY['active','paused','completed','failed'])[1 + g %% 4],
+                 now() - g * interval '1 second', now(), now(), '{}', '{}', 1, 'w', 1, 60, 30,
+                 now() + interval '1 hour', now() + interval '30 minutes', 0,
+                 CASE WHEN g <= 2000 THEN 100 ELSE 0 END
+               FROM generate_series(1, %(sessions)s) g""",
+            {"users": users, "sessions": sessions},
+        )
+        conn.execute(
+            """INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+               SELECT 's' || (1 + g / 100), 1 + g %% 100, (ARRAY['task_received','tool_call','tool_result',
+                 'draft','review'])[1 + g %% 5], now(), %(data)s::jsonb
+               FROM generate_series(0, 199999) g""",
+            {"data": data},
+        )
+        for session_id, length in (("short", 100), ("long", history)):
+            conn.execute(
+                """INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+                   SELECT %(id)s, g, (ARRAY['task_received','tool_call','tool_result','draft','review'])
+                     [1 + g %% 5], now(), %(data)s::jsonb FROM generate_series(1, %(n)s) g""",
+                {"id": session_id, "n": length, "data": data},
+            )
+            conn.execute("UPDATE sessions SET last_seq = %s WHERE session_id = %s", (length, session_id))
+        conn.execute("ANALYZE sessions")
+        conn.execute("ANALYZE checkpoints")
+
+
+def bench_reads(manager: SessionManager, history: int, users: int, samples: int) -> list[Row]:
+    store = manager.store
+    latest = latencies_ms(lambda: store.last_checkpoint("long"), samples)
+    by_name = latencies_ms(lambda: store.last_checkpoint("long", "tool_call"), samples)
+    latest_short = latencies_ms(lambda: store.last_checkpoint("short"), samples)
+    user_ids = [f"user-{(i * 7919) % users}" for i in range(samples)]
+    listing = [0.0] * samples
+    for i, user in enumerate(user_ids):
+        start = time.perf_counter()
+        manager.list(user_id=user, limit=50)
+        listing[i] = (time.perf_counter() - start) * 1000
+    rates = alternate(
+        {"short": tether_appender(manager, "short"), "long": tether_appender(manager, "long")},
+        per_block=100,
+        rounds=10,
+    )
+    cost = rates["short"] / rates["long"]
+    return [
+        Row(
+            f"latest checkpoint at {history:,} (p50, round trip)",
+            f"{p50(latest):.3f} ms",
+            f"{p50(latest_short):.3f} ms at 100",
+            p50(latest) / p50(latest_short),
+            "<= 0.1 ms",
+            p50(latest) <= 0.1,
+            "client round trip included",
+        ),
+        Row(
+            f"last-by-name at {history:,} (p50, round trip)",
+            f"{p50(by_name):.3f} ms",
+            f"{p50(latest_short):.3f} ms latest at 100",
+            p50(by_name) / p50(latest_short),
+            "<= 0.1 ms",
+            p50(by_name) <= 0.1,
+        ),
+        Row(
+            "list one user's sessions, 50 newest (p50)",
+            f"{p50(listing):.3f} ms",
+            "",
+            None,
+            "<= 2 ms",
+            p50(listing) <= 2.0,
+        ),
+        Row(
+            f"append cost at {history:,} vs 100 history",
+            f"{rates['long']:.0f}/s",
+            f"{rates['short']:.0f}/s at 100",
+            cost,
+            "<= 1.1x",
+            cost <= 1.1,
+        ),
+    ]
+
+
+def server_times_ms(url: str) -> dict[str, float]:
+    """Execution time inside PostgreSQL (EXPLAIN ANALYZE) of the read statements, no client cost."""
+    from tether.stores.postgres.operations import QUERIES
+
+    out = {}
+    probes = {
+        "last_checkpoint": {"session_id": "long", "name": None},
+        "last_checkpoint_named": {"session_id": "long", "name": "tool_call"},
+    }
+    with raw_connection(url, autocommit=True) as conn:
+        for name, params in probes.items():
+            times = []
+            for _ in range(50):
+                plan = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {QUERIES[name]}", params).fetchone()
+                assert plan is not None
+                times.append(plan[0][0]["Execution Time"])
+            out[name] = statistics.median(times)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--history", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows: list[Row] = []
+    with bench_schema() as url:
+        store = PostgresStore.from_url(url)
+        manager = SessionManager(store, worker_id="bench")
+        rows += bench_appends(url, manager, store, args.rounds)
+        for session_id in ("short", "long"):
+            manager.create("bench", "someone", session_id=session_id)
+        start = time.perf_counter()
+        bulk_load(url, args.sessions, args.users, args.history)
+        loaded = time.perf_counter() - start
+        rows += bench_reads(manager, args.history, args.users, samples=2000)
+        server = server_times_ms(url)
+        rows.append(
+            Row(
+                "latest / last-by-name inside the server (EXPLAIN ANALYZE)",
+                f"{server['last_checkpoint']:.3f} / {server['last_checkpoint_named']:.3f} ms",
+                "",
+                None,
+                "<= 0.1 ms",
+                max(server.values()) <= 0.1,
+                f"bulk load of {args.sessions:,} sessions took {loaded:.0f} s",
+            )
+        )
+        store.close()
+        with bench_schema() as peer_url:  # the peers' own tables (LangGraph's is also "checkpoints")
+            conninfo = PoolSettings.from_url(peer_url).conninfo
+            alchemy = "postgresql+psycopg" + conninfo.removeprefix("postgresql")
+            floor = raw_appender(url, "raw-peer")
+            rows += peers_postgres.compare(conninfo, alchemy, floor, PAYLOAD, args.rounds)
+    report(rows, args.json)
+
+
+def report(rows: list[Row], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    width = max(len(r.metric) for r in rows)
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:5.2f}x"
+        verdict = {True: "ok", False: "MISS", None: "-"}[r.ok]
+        cells = f"{r.tether:>16}  {r.baseline:>26}  {ratio:>7}  {r.target:>9}  {verdict:<4}"
+        print(f"{r.metric:<{width}}  {cells} {r.note}")
+
+
+if __name__ == "__main__":
+    main()
