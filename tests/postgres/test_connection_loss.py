@@ -3,14 +3,20 @@ get StoreUnavailable and write nothing they acknowledge, the pool reconnects, la
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
-from tether import SessionManager, StoreUnavailable
+from tether import Policy, Session, SessionManager, StoreUnavailable
+from tether.lifecycle import new_session
+from tether.model import NewCheckpoint
+from tether.stores.postgres import AsyncPostgresStore
 from tether.stores.postgres.connection import PoolSettings
 
 
@@ -130,3 +136,40 @@ def test_connections_killed_under_load_lose_no_acknowledged_checkpoint(pg_url: s
         assert len(stored) - len(acknowledged[session_id]) <= len(failures)  # unacknowledged, maybe written
         assert manager.checkpoint(session_id, "after", {}).seq == len(stored) + 1
     manager.close()
+
+
+def test_the_async_store_reports_a_dead_connection_the_same_way(pg_url: str) -> None:
+    url, name = pool_url(pg_url, 2)
+
+    async def scenario() -> None:
+        store = await AsyncPostgresStore.from_url(url)
+        session = await store.create(a_session("async-s"))
+        with admin(pg_url) as blocker, admin(pg_url) as observer:
+            blocker.execute("BEGIN")
+            blocker.execute("SELECT 1 FROM sessions WHERE session_id = 'async-s' FOR UPDATE")
+            new = NewCheckpoint("in_flight", session.created_at, "{}")
+            in_flight = asyncio.create_task(store.append("async-s", new, 1))
+            while backends(observer, name, waiting=True) < 1:
+                await asyncio.sleep(0.02)
+            terminate(observer, name)
+            with pytest.raises(StoreUnavailable):
+                await in_flight
+            blocker.execute("ROLLBACK")
+        assert (await store.append("async-s", NewCheckpoint("after", session.created_at, "{}"), 1)).seq == 1
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def a_session(session_id: str) -> Session:
+    return new_session(
+        session_id=session_id,
+        agent_type="tutor",
+        user_id="u1",
+        owner="w",
+        policy=Policy(),
+        now=datetime.now(UTC),
+        context={},
+        metadata={},
+        parent_session_id=None,
+    )
