@@ -231,3 +231,24 @@ def test_async_manager_keeps_leases_in_redis_too(tmp_path: Path) -> None:
         keys = list(client.scan_iter(match=f"{default_prefix(url)}:*"))
         if keys:
             client.delete(*keys)
+
+
+def test_a_recreated_store_reusing_an_id_replaces_the_old_sessions_redis_state(
+    redis_prefix: str, clock: ManualClock
+) -> None:
+    """`tether demo` re-creates ./tether-demo.db with the same seeded ids: the same URL, so the same keys."""
+    first = RedisLivenessStore(MemoryStore(clock), REDIS_URL, prefix=redis_prefix)
+    old = SessionManager(first, worker_id="w1")
+    old.create("tutor", "u1", session_id="s-1")
+    old.complete("s-1", epoch=1)
+    first.close()
+    clock.advance(1)
+    second = RedisLivenessStore(MemoryStore(clock), REDIS_URL, prefix=redis_prefix)
+    try:
+        new = SessionManager(second, worker_id="w2")
+        new.create("tutor", "u1", session_id="s-1")
+        new.heartbeat("s-1", epoch=1)  # Redis held the old, completed s-1: replaced on create
+        clock.advance(3600)
+        assert [s.session_id for s in new.stale(liveness="dead")] == ["s-1"]
+    finally:
+        second.close()

@@ -14,7 +14,7 @@ import random
 import signal
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -31,6 +31,9 @@ from tether.supervisor import Supervisor
 
 SWEEP_EVERY = 0.1
 CHECK_EVERY = 0.3
+# Chaos spares a session disrupted this often: otherwise, at high kill rates, the last few sessions
+# are killed again before they can progress and the run ends in a long tail instead of a report.
+MAX_DISRUPTIONS_PER_SESSION = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Fleet:
         self.context = get_context("spawn")  # fork would copy the parent's threads and connections
         self.run_id = uuid.UUID(int=self.random.getrandbits(128)).hex[:6]
         self._undetected: dict[str, float] = {}  # session -> when its worker was killed or froze
+        self._disruptions: Counter[str] = Counter()  # session -> kills and freezes it suffered
         self._serial = 0
         self._stopping = False  # past the end or the deadline: idle workers are told to stop
 
@@ -247,10 +251,15 @@ class Fleet:
         healthy = [
             w for w in self.state.workers.values() if w.alive and not w.frozen_on and not w.freeze_requested
         ]
-        busy = [w for w in healthy if w.session is not None]
+        busy = [
+            w
+            for w in healthy
+            if w.session is not None and self._disruptions[w.session] < MAX_DISRUPTIONS_PER_SESSION
+        ]
         if len(healthy) < 2 or not busy:
             return False
         victim = self.random.choice(busy)
+        self._disruptions[victim.session or ""] += 1
         if self.random.random() < self.options.freeze_share and not any(
             w.frozen_on or w.freeze_requested for w in self.state.workers.values()
         ):

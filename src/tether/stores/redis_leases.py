@@ -47,6 +47,7 @@ APPLIED = BeatResult(Code.APPLIED, 0, "")
 class Lease:
     """A session's liveness as Redis has it, at the session version it was mirrored from."""
 
+    created_at: datetime  # which session of that id: a re-created store may reuse ids
     version: int
     epoch: int
     state: str
@@ -124,12 +125,13 @@ class RedisLeases:
             to_micros(suspect),
             to_micros(lease),
             ENDED_TTL,
+            to_micros(session.created_at),
         ]
         with self._calling("mirror"):
             self._mirror(args=args)
 
     def leases(self, session_ids: Sequence[str]) -> dict[str, Lease]:
-        fields = ("version", "epoch", "state", "phase", "last_heartbeat", "suspect_at", "lease")
+        fields = ("version", "epoch", "state", "phase", "last_heartbeat", "suspect_at", "lease", "created")
         with self._calling("read"):
             pipe = self.client.pipeline(transaction=False)
             for sid in session_ids:
@@ -160,8 +162,9 @@ class RedisLeases:
 
 
 def _lease(row: Sequence[str | None]) -> Lease:
-    version, epoch, state, phase, beat, suspect, lease = row
+    version, epoch, state, phase, beat, suspect, lease, created = row
     return Lease(
+        created_at=from_micros(int(created or 0)),
         version=int(version or 0),
         epoch=int(epoch or 0),
         state=state or "",

@@ -203,7 +203,8 @@ class RedisLivenessStore(Store):
             current = self.inner.get(session_id)
         except NotFound:
             return False
-        if (current.version, current.epoch) != (lease.version, lease.epoch) or current.is_ended:
+        mirrored = (current.created_at, current.version, current.epoch)
+        if mirrored != (lease.created_at, lease.version, lease.epoch) or current.is_ended:
             return False  # a transition got there first; it carries its own lease
         if lease.last_heartbeat <= current.last_heartbeat:
             return False
@@ -304,7 +305,7 @@ def _with_lease(session: Session, lease: Lease | None) -> Session:
     if (
         lease is None
         or session.state.value not in LIVE
-        or lease.epoch != session.epoch
+        or (lease.created_at, lease.epoch) != (session.created_at, session.epoch)
         or lease.last_heartbeat < session.last_heartbeat
     ):
         return session
