@@ -256,14 +256,24 @@ def encode_cursor(session: Session) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_MIN_MICROS = to_micros(datetime.min.replace(tzinfo=UTC))
+_MAX_MICROS = to_micros(datetime.max.replace(tzinfo=UTC))
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    """(created_at in microseconds, session_id) of the last item of the previous page."""
+    """(created_at in microseconds, session_id) of the last item of the previous page. Anything
+    `encode_cursor` cannot have written is refused here, so a forged cursor never reaches a driver
+    (a 25-digit number overflows every store's integer type)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        micros, session_id = raw.split(":", 1)
-        return int(micros), session_id
+        text, session_id = raw.split(":", 1)
+        micros = int(text)
     except (ValueError, UnicodeDecodeError):
-        raise ValidationError("cursor", "is not a cursor this server handed out") from None
+        micros, text, session_id = 0, "", ""
+    valid_id = bool(session_id) and session_id.isprintable()
+    if str(micros) != text or not _MIN_MICROS <= micros <= _MAX_MICROS or not valid_id:
+        raise ValidationError("cursor", "is not a cursor this server handed out")
+    return micros, session_id
 
 
 def page_of(items: Iterable[Session], limit: int) -> Page[Session]:
