@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable
 from datetime import timedelta
@@ -167,7 +168,17 @@ def test_checkpoint_history_rejects_a_bad_after_seq(
     _raises_naming("after_seq", lambda: manager.checkpoints(sid, after_seq=bad))
 
 
-@pytest.mark.parametrize("bad", ["garbage!!", "bm9wZQ", "abc", ""])
+FORGED_CURSORS = {
+    "not base64": "garbage!!",
+    "no colon": "bm9wZQ",
+    "not utf-8": "abc",
+    "empty": "",
+    "beyond any date": base64.urlsafe_b64encode(b"9999999999999999999999999:x").decode(),
+    "NUL in id": base64.urlsafe_b64encode(b"12:\x00").decode(),
+}
+
+
+@pytest.mark.parametrize("bad", FORGED_CURSORS.values(), ids=FORGED_CURSORS.keys())
 def test_listing_rejects_a_cursor_it_did_not_hand_out(manager: SessionManager, bad: str) -> None:
     manager.create("tutor", "user-1")
     _raises_naming("cursor", lambda: manager.list(cursor=bad))
