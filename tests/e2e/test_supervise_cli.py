@@ -6,12 +6,13 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 from tests.support import run_tether, subprocess_env
-from tether import ManualClock, SessionManager, State, SystemClock
+from tether import ManualClock, Policies, SessionManager, State, SystemClock
 from tether.stores import open_store
 
 
@@ -92,3 +93,36 @@ def test_policies_from_tether_toml_decide_final_or_recoverable(tmp_path: Path) -
     assert swept.returncode == 0, swept.stderr
     report = json.loads(swept.stdout)
     assert (report["recoverable"], report["final"]) == ([tutor], [grader])
+
+
+def test_with_redis_leases_the_supervisor_reads_expiries_from_redis(tmp_path: Path) -> None:
+    import redis
+    from tests.conftest import REDIS_URL, service_missing
+    from tether.stores.redis_liveness import RedisLivenessStore, default_prefix
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    (tmp_path / "tether.toml").write_text("[policies.default]\ntimeout = 4.0\n")
+    url = f"sqlite:///{tmp_path}/tether.db"
+    env = subprocess_env(TETHER_POLICY_FILE=str(tmp_path / "tether.toml"))
+    command = ("supervise", "--once", "--json", "--store", url, "--redis", REDIS_URL)
+    # Never flushed: SQLite keeps the lease of the session's creation, only Redis sees the beats.
+    leases = RedisLivenessStore(open_store(url), REDIS_URL, flush_interval=3600)
+    try:
+        with SessionManager(leases, policies=Policies.from_toml(tmp_path / "tether.toml")) as m:
+            session = m.create("tutor", "user-1")
+            for _ in range(16):  # 4.8 s: past the lease SQLite holds, alive in Redis
+                time.sleep(0.3)
+                m.heartbeat(session.session_id, epoch=session.epoch)
+            alive = run_tether(*command, cwd=tmp_path, env=env)
+            assert json.loads(alive.stdout)["timed_out"] == [], alive.stderr
+            time.sleep(4.1)
+            dead = run_tether(*command, cwd=tmp_path, env=env)
+            assert json.loads(dead.stdout)["timed_out"] == [session.session_id], dead.stderr
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{default_prefix(url)}*", count=1000))
+        if keys:
+            client.delete(*keys)

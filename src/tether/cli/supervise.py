@@ -30,6 +30,15 @@ def supervise(
         ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sweep once, report, and exit.")] = False,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            show_default=False,
+            help="Read leases from this Redis, where the agents heartbeat. [default: TETHER_REDIS_URL]",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
@@ -38,7 +47,7 @@ def supervise(
     Run one per server, or several: each timeout is applied exactly once. Prints what each sweep
     did (every sweep with --once; otherwise only sweeps that found something).
     """
-    with SessionManager(store) as manager:
+    with SessionManager(store, redis_url=redis) as manager:
         supervisor = Supervisor(manager)
         if once:
             report(supervisor.sweep(), as_json, always=True)
