@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from tether.errors import ValidationError
 from tether.model import ENDED_STATES, Checkpoint, Failure, NewCheckpoint, Session, State, as_aware
-from tether.validation import check_text, encode_json
+from tether.validation import MAX_SECONDS, check_text, encode_json
+
+# Stores hold instants in UTC; a lease (at most MAX_SECONDS) measured from the latest must still fit.
+LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=MAX_SECONDS)
 
 
 def to_seed_dict(session: Session, checkpoints: Iterable[Checkpoint]) -> dict[str, Any]:
@@ -89,11 +92,11 @@ def write_jsonl(stream: IO[str], session: Session, checkpoints: Iterable[Checkpo
     stream.write("\n")
 
 
-def _field(data: Mapping[str, Any], name: str) -> Any:
+def _field(data: Mapping[str, Any], name: str, where: str = "") -> Any:
     try:
         return data[name]
     except KeyError:
-        raise ValidationError(name, "is missing") from None
+        raise ValidationError(f"{where}{name}", "is missing") from None
 
 
 def _list(data: Mapping[str, Any], name: str) -> list[Any]:
@@ -121,22 +124,29 @@ def _timestamp(name: str, value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValidationError(name, "must be an ISO-8601 string")
     try:
-        return as_aware(datetime.fromisoformat(value))
+        parsed = as_aware(datetime.fromisoformat(value))
     except ValueError:
         raise ValidationError(name, f"{value!r} is not an ISO-8601 timestamp") from None
+    try:
+        in_range = parsed.astimezone(UTC) <= LATEST
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
+        in_range = False
+    if not in_range:
+        raise ValidationError(name, f"{value!r} is outside the years 1 to {LATEST.year} in UTC")
+    return parsed
 
 
 def _checkpoint(session_id: str, seq: int, raw: Any) -> Checkpoint:
     where = f"checkpoints[{seq - 1}]"
     if not isinstance(raw, Mapping):
         raise ValidationError(where, "must be a JSON object")
-    data = _field(raw, "data")
+    data = _field(raw, "data", f"{where}.")
     encode_json(f"{where}.data", data)
     return Checkpoint(
         session_id=session_id,
         seq=seq,
-        name=check_text(f"{where}.name", _field(raw, "name")),
-        timestamp=_timestamp(f"{where}.timestamp", _field(raw, "timestamp")),
+        name=check_text(f"{where}.name", _field(raw, "name", f"{where}.")),
+        timestamp=_timestamp(f"{where}.timestamp", _field(raw, "timestamp", f"{where}.")),
         data=data,
     )
 
