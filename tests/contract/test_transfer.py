@@ -255,3 +255,33 @@ def test_line_separator_characters_in_data_survive_export_and_import(manager: Se
     assert manager.import_sessions(io.StringIO(out.getvalue())) == 1
     assert manager.get(sid).context == data
     assert manager.checkpoints(sid)[0].data == data
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("created_at", "0001-01-01T00:00:00+05:00"),  # year 0 in UTC
+        ("created_at", "9999-12-31T23:59:59-05:00"),  # year 10000 in UTC
+        ("last_heartbeat", "9999-12-31T23:59:59+00:00"),  # its lease would end after year 9999
+        ("checkpoints[0].timestamp", "0001-01-01T00:00:00+01:00"),
+    ],
+)
+def test_import_rejects_instants_no_store_can_hold(manager: SessionManager, field: str, value: str) -> None:
+    session = _seed("s-edge", "active", [_cp("step", 1, {})])
+    if field.startswith("checkpoints"):
+        session["checkpoints"][0]["timestamp"] = value
+    else:
+        session[field] = value
+    with pytest.raises(ValidationError) as caught:
+        manager.import_sessions(io.StringIO(_jsonl([session])))
+    assert caught.value.field == f"line 1: {field}"
+    assert len(manager.list()) == 0
+
+
+@pytest.mark.parametrize("missing", ["name", "timestamp", "data"])
+def test_import_names_the_checkpoint_field_that_is_missing(manager: SessionManager, missing: str) -> None:
+    session = _seed("s-missing", "active", [_cp("step", 1, {}), _cp("step", 2, {})])
+    del session["checkpoints"][1][missing]
+    with pytest.raises(ValidationError) as caught:
+        manager.import_sessions(io.StringIO(_jsonl([session])))
+    assert caught.value.field == f"line 1: checkpoints[1].{missing}"
