@@ -49,8 +49,9 @@ def test_a_fresh_schema_is_migrated_on_first_use_and_migrating_again_changes_not
 def test_upgrading_a_version_1_database_keeps_every_session_and_checkpoint(pg_url: str) -> None:
     assert LATEST >= 2, "the upgrade path needs a migration after 0001"
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    to_version_1 = ops.migrate(ops.MIGRATIONS[:1])
     with raw_connection(pg_url) as conn, conn.transaction():
-        assert drive(conn, ops.migrate(ops.MIGRATIONS[:1])) == 1
+        assert drive(conn, to_version_1, next(to_version_1)) == 1
     old = PostgresStore.from_url(pg_url, clock, migrate=False)  # the code of version 1 writing data
     manager = SessionManager(old, worker_id="w1")
     sessions = [

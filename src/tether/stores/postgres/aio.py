@@ -22,16 +22,15 @@ from tether.stores.postgres.connection import (
     redacted,
     translate,
 )
-from tether.stores.postgres.operations import Operation, manual_time
+from tether.stores.postgres.operations import Operation, Query, manual_time
 
 T = TypeVar("T")
 AsyncConnection = psycopg.AsyncConnection[Any]
 
 
-async def drive(conn: AsyncConnection, operation: Operation[T]) -> T:
-    """Run an operation's queries on one connection, feeding each its rows."""
+async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) -> T:
+    """Run an operation's queries on one connection, from its first, feeding each its rows."""
     try:
-        query = next(operation)
         while True:
             cursor = await conn.execute(query.sql, query.params, prepare=query.prepare)
             query = operation.send(await cursor.fetchall() if cursor.description is not None else [])
@@ -129,12 +128,17 @@ class AsyncPostgresStore(AsyncStore):
         await self._pool.close()
 
     async def _run(self, operation: Operation[T], atomic: bool = False) -> T:
-        """One pooled connection per call; `atomic` wraps a multi-statement operation in a transaction."""
+        """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
+        multi-statement operation in a transaction."""
+        try:
+            first = next(operation)
+        except StopIteration as done:
+            return cast(T, done.value)
         try:
             async with self._pool.connection() as conn:
                 if not atomic:
-                    return await drive(conn, operation)
+                    return await drive(conn, operation, first)
                 async with conn.transaction():
-                    return await drive(conn, operation)
+                    return await drive(conn, operation, first)
         except psycopg.Error as exc:
             raise translate(exc) from exc

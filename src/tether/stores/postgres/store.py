@@ -22,16 +22,15 @@ from tether.stores.postgres.connection import (
     redacted,
     translate,
 )
-from tether.stores.postgres.operations import Operation, manual_time
+from tether.stores.postgres.operations import Operation, Query, manual_time
 
 T = TypeVar("T")
 Connection = psycopg.Connection[Any]
 
 
-def drive(conn: Connection, operation: Operation[T]) -> T:
-    """Run an operation's queries on one connection, feeding each its rows."""
+def drive(conn: Connection, operation: Operation[T], query: Query) -> T:
+    """Run an operation's queries on one connection, from its first, feeding each its rows."""
     try:
-        query = next(operation)
         while True:
             cursor = conn.execute(query.sql, query.params, prepare=query.prepare)
             query = operation.send(cursor.fetchall() if cursor.description is not None else [])
@@ -120,12 +119,17 @@ class PostgresStore(Store):
         self._pool.close()
 
     def _run(self, operation: Operation[T], atomic: bool = False) -> T:
-        """One pooled connection per call; `atomic` wraps a multi-statement operation in a transaction."""
+        """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
+        multi-statement operation in a transaction."""
+        try:
+            first = next(operation)
+        except StopIteration as done:
+            return cast(T, done.value)
         try:
             with self._pool.connection() as conn:
                 if not atomic:
-                    return drive(conn, operation)
+                    return drive(conn, operation, first)
                 with conn.transaction():
-                    return drive(conn, operation)
+                    return drive(conn, operation, first)
         except psycopg.Error as exc:
             raise translate(exc) from exc
