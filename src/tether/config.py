@@ -18,6 +18,7 @@ DEFAULTS = {
     "TETHER_SQLITE_SYNCHRONOUS": "full",
     "TETHER_DEBUG": "0",  # 1: the CLI shows the traceback of an unexpected error
     "TETHER_REDIS_URL": "",  # set: heartbeats and leases live in Redis (tether[redis])
+    "TETHER_REDIS_FLUSH_INTERVAL": "5",  # seconds between copies of Redis leases into the store
 }
 
 
@@ -43,6 +44,17 @@ def max_payload_bytes() -> int:
         raise ConfigurationError(f"TETHER_MAX_PAYLOAD_BYTES must be an integer, got {raw!r}") from None
     if value <= 0:
         raise ConfigurationError("TETHER_MAX_PAYLOAD_BYTES must be positive")
+    return value
+
+
+def redis_flush_interval() -> float:
+    raw = setting("TETHER_REDIS_FLUSH_INTERVAL")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"TETHER_REDIS_FLUSH_INTERVAL must be a number, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigurationError("TETHER_REDIS_FLUSH_INTERVAL must be positive")
     return value
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import redis
 from tests.conftest import REDIS_URL
 from tests.redis.conftest import TIMEOUT
 from tether import (
     Beat,
+    ConfigurationError,
     InvalidTransition,
     LeaseLost,
     ManualClock,
@@ -212,8 +214,6 @@ def test_manager_takes_the_redis_url_from_the_environment(monkeypatch: pytest.Mo
 
 
 def test_async_manager_keeps_leases_in_redis_too(tmp_path: Path) -> None:
-    import redis
-
     url = f"sqlite:///{tmp_path}/tether.db"
 
     async def scenario() -> tuple[Session, Session]:
@@ -252,3 +252,31 @@ def test_a_recreated_store_reusing_an_id_replaces_the_old_sessions_redis_state(
         assert [s.session_id for s in new.stale(liveness="dead")] == ["s-1"]
     finally:
         second.close()
+
+
+def test_the_flusher_copies_leases_to_the_store_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_REDIS_FLUSH_INTERVAL", "0.1")
+    manager = SessionManager("memory://", redis_url=REDIS_URL)
+    store = manager.store
+    assert isinstance(store, RedisLivenessStore)
+    try:
+        session = manager.create("tutor", "u1")
+        time.sleep(0.01)
+        manager.heartbeat(session.session_id, epoch=1, phase="flushed")
+        deadline = time.monotonic() + 10
+        while store.inner.get(session.session_id).phase != "flushed":
+            assert time.monotonic() < deadline, "the flusher never copied the lease"
+            time.sleep(0.05)
+    finally:
+        prefix = store.redis.prefix
+        manager.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+
+
+def test_a_bad_flush_interval_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_REDIS_FLUSH_INTERVAL", "soon")
+    with pytest.raises(ConfigurationError, match="TETHER_REDIS_FLUSH_INTERVAL"):
+        SessionManager("memory://", redis_url=REDIS_URL)

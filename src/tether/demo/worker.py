@@ -42,6 +42,9 @@ def demo_policies(timeout: float) -> Policies:
     )
 
 
+FLUSH_ONLY_ON_CLOSE = 24 * 3600.0
+
+
 class Outbox:
     """The pipe to the parent, shared by the work loop and the heartbeat thread."""
 
@@ -201,6 +204,10 @@ class Worker:
 
 def main(settings: WorkerSettings, conn: Connection) -> None:
     """Process entry point (multiprocessing target)."""
+    # With leases in Redis, the store's copy is refreshed by a background flusher whose writes the
+    # write lock does not cover; a worker frozen inside one would stall every writer. Redis holds the
+    # truth during the demo, so the workers flush only when they close.
+    os.environ["TETHER_REDIS_FLUSH_INTERVAL"] = str(FLUSH_ONLY_ON_CLOSE)
     worker = Worker(settings, conn)
     try:
         worker.serve()

@@ -55,9 +55,10 @@ async def open_async_store(url: str, clock: Clock | None = None, redis_url: str 
 
 def with_liveness(store: Store, redis_url: str | None) -> Store:
     """The store itself keeps leases, unless a Redis URL is given: then heartbeats go to Redis and the
-    store gets leases flushed periodically (see `tether.stores.redis_liveness`)."""
+    store gets leases flushed every TETHER_REDIS_FLUSH_INTERVAL seconds (`tether.stores.redis_liveness`)."""
     if not redis_url:
         return store
+    from tether.config import redis_flush_interval
     from tether.stores.redis_liveness import RedisLivenessStore
 
-    return RedisLivenessStore(store, redis_url)
+    return RedisLivenessStore(store, redis_url, flush_interval=redis_flush_interval())
