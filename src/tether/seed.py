@@ -83,6 +83,8 @@ def read_jsonl(stream: IO[str]) -> Iterator[tuple[Session, list[Checkpoint]]]:
             yield from_seed_dict(json.loads(line))
         except json.JSONDecodeError as exc:
             raise ValidationError(f"line {number}", f"is not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise ValidationError(f"line {number}", "is nested too deeply to read") from None
         except ValidationError as exc:
             raise ValidationError(f"line {number}: {exc.field}", exc.problem) from None
 

@@ -47,6 +47,8 @@ def encode_json(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTE
         raise ValidationError(field, f"is not valid JSON: {exc}") from None
     except TypeError as exc:  # sets, bytes, custom objects, non-string keys of odd types
         raise ValidationError(field, f"is not valid JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the interpreter's stack (about 1,000 levels)
+        raise ValidationError(field, "is nested too deeply to encode") from None
     if text.isascii():
         size = len(text)
     else:
