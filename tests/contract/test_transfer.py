@@ -285,3 +285,10 @@ def test_import_names_the_checkpoint_field_that_is_missing(manager: SessionManag
     with pytest.raises(ValidationError) as caught:
         manager.import_sessions(io.StringIO(_jsonl([session])))
     assert caught.value.field == f"line 1: checkpoints[1].{missing}"
+
+
+def test_import_of_a_line_nested_beyond_recursion_names_the_line(manager: SessionManager) -> None:
+    deep = '{"session_id":"s","context":' + '{"a":' * 100_000 + "{}" + "}" * 100_000 + "}"
+    with pytest.raises(ValidationError) as caught:
+        manager.import_sessions(io.StringIO(_jsonl(SEED_SESSIONS[:1]) + deep + "\n"))
+    assert caught.value.field == "line 2"

@@ -113,6 +113,30 @@ def test_owner_writes_reject_bad_arguments_and_write_nothing(
         _raises_naming(field, lambda: call(manager, sid))
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    inner = data
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return data
+
+
+def test_data_nested_beyond_recursion_is_rejected(
+    manager: SessionManager, in_state: MakeSession, unchanged: Unchanged
+) -> None:
+    sid = in_state().session_id
+    with unchanged(sid):
+        _raises_naming("data", lambda: manager.checkpoint(sid, "deep", _nested(100_000)))
+
+
+def test_deeply_nested_data_round_trips(manager: SessionManager, in_state: MakeSession) -> None:
+    sid = in_state().session_id
+    manager.checkpoint(sid, "deep", _nested(200))
+    last = manager.last_checkpoint(sid)
+    assert last is not None and last.data == _nested(200)
+
+
 def test_payload_at_the_limit_is_accepted(manager: SessionManager, in_state: MakeSession) -> None:
     sid = in_state().session_id
     filler = "a" * (DEFAULT_MAX_PAYLOAD_BYTES - len('{"x":""}'))
