@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from collections.abc import Callable
@@ -227,14 +226,7 @@ def test_history_of_an_unknown_session_raises_not_found(store: Store) -> None:
         store.last_checkpoint("missing", "step")
 
 
-def test_integers_beyond_64_bits_round_trip_exactly(
-    manager: SessionManager, known_gap: Callable[[str, bool, str], None]
-) -> None:
-    known_gap(
-        "sqlite",
-        importlib.util.find_spec("orjson") is not None,
-        "sqlite rows.loads: orjson turns integers beyond 64 bits into floats instead of refusing them",
-    )
+def test_integers_beyond_64_bits_round_trip_exactly(manager: SessionManager) -> None:
     data = {"u64_max": 2**64 - 1, "past_u64": 2**64, "huge": 2**70, "below_i64": -(2**63) - 1}
     sid = manager.create("tutor", "user-1", context=data).session_id
     manager.checkpoint(sid, "wide", data)

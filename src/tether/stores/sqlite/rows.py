@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,13 +29,19 @@ def _fastest_loads() -> Callable[[str], Any]:
 _fast_loads = _fastest_loads()
 
 
+# orjson reads an integer beyond 64 bits as a float: text with such a number (19+ digits in a
+# row; a long digit run inside a string only costs the slower path) goes to the standard library.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
 def loads(text: str) -> Any:
-    """Decode JSON this store wrote; falls back to the standard library for what orjson refuses
-    (integers beyond 64 bits)."""
-    try:
-        return _fast_loads(text)
-    except ValueError:
-        return json.loads(text)
+    """Decode JSON this store wrote, exactly as the standard library would, faster when it can."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return _fast_loads(text)
+        except ValueError:  # anything else orjson refuses: the standard library decides
+            pass
+    return json.loads(text)
 
 
 def micros_or_none(value: datetime | None) -> int | None:
