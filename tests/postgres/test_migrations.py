@@ -30,7 +30,7 @@ def raw_connection(url: str) -> psycopg.Connection[dict[str, object]]:
 
 def applied_versions(url: str) -> list[int]:
     with raw_connection(url) as conn:
-        return [row["version"] for row in conn.execute("SELECT version FROM tether_schema ORDER BY 1")]  # type: ignore[misc]
+        return [row["version"] for row in conn.execute("SELECT version FROM tether_schema ORDER BY 1")]
 
 
 def index_names(url: str) -> set[str]:
