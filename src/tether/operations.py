@@ -180,12 +180,16 @@ class Operations:
         error = (yield from self.heartbeats([Beat(session_id, epoch, phase, expect_silence)]))[0]
         if error is not None:
             raise error
-        if self.events.active:
-            self._emit(session_id, "heartbeat", (yield store.now()), None, {"phase": phase})
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
+        """One store batch; a "heartbeat" event for each beat that was applied."""
         checked = [_checked_beat(beat) for beat in beats]
         results: builtins.list[TetherError | None] = yield store.heartbeat(checked)
+        if self.events.active:
+            now = yield store.now()
+            for beat, error in zip(checked, results, strict=True):
+                if error is None:
+                    self._emit(beat.session_id, "heartbeat", now, None, {"phase": beat.phase})
         return results
 
     def pause(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
