@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether import Event, ManualClock, SessionManager, TetherError
+from tether import Beat, Event, ManualClock, SessionManager, TetherError
 
 
 def test_each_change_emits_an_event_in_order(manager: SessionManager, clock: ManualClock) -> None:
@@ -81,3 +81,19 @@ def test_a_failing_subscriber_does_not_break_the_write_or_other_subscribers(
     assert manager.last_checkpoint(sid) == cp
     assert [e.kind for e in events] == ["created", "checkpoint"]
     assert events[0].at == clock.now()
+
+
+def test_batched_heartbeats_emit_one_event_per_applied_beat(
+    manager: SessionManager, clock: ManualClock
+) -> None:
+    a = manager.create("tutor", "user-1").session_id
+    b = manager.create("tutor", "user-1").session_id
+    events: list[Event] = []
+    manager.subscribe(events.append)
+    results = manager.heartbeats([Beat(a, phase="x"), Beat("missing"), Beat(b, 7), Beat(b)])
+    assert [r is None for r in results] == [True, False, False, True]
+    assert [(e.kind, e.session_id, e.data) for e in events] == [
+        ("heartbeat", a, {"phase": "x"}),
+        ("heartbeat", b, {"phase": None}),
+    ]
+    assert all(e.at == clock.now() for e in events)
