@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -49,6 +50,18 @@ class DemoOptions:
     step_seconds: float = 0.2
     users: int = 5
     deadline: float = 55.0  # stop waiting for stragglers after this many seconds
+
+
+# Imported once by the fork server, so a replacement worker starts in milliseconds, not a second.
+PRELOAD = ["tether.demo.worker", "tether.stores.sqlite", "tether.stores.redis_liveness", "redis"]
+
+
+def worker_context() -> ForkServerContext:
+    """Workers fork from a single-threaded fork server: plain fork would copy this process's threads'
+    locks mid-use, and spawn would re-import Tether for every replacement of a killed worker."""
+    context = get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 @dataclass
@@ -89,7 +102,7 @@ class Fleet:
         self.supervisor = Supervisor(manager)
         self.random = random.Random(options.seed)
         self.state = FleetState()
-        self.context = get_context("spawn")  # fork would copy the parent's threads and connections
+        self.context = worker_context()
         self.run_id = uuid.UUID(int=self.random.getrandbits(128)).hex[:6]
         self._undetected: dict[str, float] = {}  # session -> when its worker was killed or froze
         self._disruptions: Counter[str] = Counter()  # session -> kills and freezes it suffered
@@ -126,7 +139,7 @@ class Fleet:
                 self._drain(self._by_conn(conn))
             now = time.monotonic()
             for w in [w for w in self.state.workers.values() if not w.alive]:
-                self._reap(w, now, "died on its own")
+                self._gone(w, now)
             if now >= next_disruption and self._disrupt(now):
                 next_disruption = now + self._gap()
             try:
@@ -272,6 +285,16 @@ class Fleet:
     def _kill(self, w: WorkerProcess, now: float) -> None:
         os.kill(w.process.pid or 0, signal.SIGKILL)
         self._reap(w, now, "SIGKILL")
+
+    def _gone(self, w: WorkerProcess, now: float) -> None:
+        """A worker whose pipe ended: stopped when told to (exit 0), or crashed by itself."""
+        w.process.join()
+        if w.process.exitcode != 0:
+            self._reap(w, now, f"died by itself (exit {w.process.exitcode})")
+            return
+        self._drain(w)
+        w.conn.close()
+        del self.state.workers[w.worker_id]
 
     def _reap(self, w: WorkerProcess, now: float, how: str) -> None:
         """A worker is gone: collect what it said, hand its unstarted job on, start a replacement."""
