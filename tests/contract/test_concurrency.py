@@ -127,3 +127,22 @@ def test_heartbeats_racing_transitions_lose_neither(
     stored = manager.get(session.session_id)
     assert stored.version == session.version + 4  # every update applied, none lost to a retry limit
     assert (stored.last_heartbeat, stored.phase) == (clock.now(), "busy")  # no update rolled a beat back
+
+
+def test_workers_draining_claim_next_take_every_session_exactly_once(
+    manager: SessionManager, clock: ManualClock
+) -> None:
+    expected = {manager.create("tutor", f"user-{n % 3}").session_id for n in range(40)}
+    clock.advance(61)
+
+    def drain(worker: str) -> list[str]:
+        taken = []
+        while (session := manager.claim_next(["tutor"], worker)) is not None:
+            taken.append(session.session_id)
+        return taken
+
+    results, errors = _race([(lambda n=n: drain(f"worker-{n}")) for n in range(8)])
+    assert errors == []
+    taken = [sid for batch in results for sid in batch]
+    assert sorted(taken) == sorted(expected)  # each exactly once
+    assert manager.claim_next(["tutor"], "late-worker") is None
