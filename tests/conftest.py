@@ -6,7 +6,9 @@ TETHER_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from functools import cache
@@ -70,14 +72,44 @@ def postgres_admin() -> Any:
     return psycopg.connect(POSTGRES_URL, autocommit=True)
 
 
+# t_<host>_<pid>_<random>: a later run on this host drops the schemas of runs that died.
+_SCHEMA_PREFIX = f"t_{hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]}_"
+
+
 def fresh_postgres_url(**query: str) -> str:
     """A store URL on a new, empty schema of the test database, so no run sees another's data."""
-    schema = f"t_{uuid.uuid4().hex[:16]}"
+    schema = f"{_SCHEMA_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:10]}"
     with postgres_admin() as conn:
+        _drop_schemas_of_dead_runs(conn)
         conn.execute(f"CREATE SCHEMA {schema}")
     _POSTGRES_SCHEMAS.append(schema)
     options = "&".join([f"options=-csearch_path%3D{schema}", *(f"{k}={v}" for k, v in query.items())])
     return f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}{options}"
+
+
+_SWEPT: list[bool] = []
+
+
+def _drop_schemas_of_dead_runs(conn: Any) -> None:
+    """Once per process: drop this host's test schemas whose process is gone (killed runs)."""
+    if _SWEPT:
+        return
+    _SWEPT.append(True)
+    rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (_SCHEMA_PREFIX,))
+    for (schema,) in rows.fetchall():
+        pid = int(schema[len(_SCHEMA_PREFIX) :].split("_")[0])
+        if not _alive(pid):
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session", autouse=True)
