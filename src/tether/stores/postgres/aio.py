@@ -18,7 +18,6 @@ from tether.stores.postgres import operations as ops
 from tether.stores.postgres.connection import (
     PoolSettings,
     check_idle,
-    connection_kwargs,
     redacted,
     translate,
 )
@@ -60,14 +59,7 @@ class AsyncPostgresStore(AsyncStore):
         """Open a pool on the URL (pool_min, pool_max, pool_timeout in its query) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
-            settings.conninfo,
-            min_size=settings.min_size,
-            max_size=settings.max_size,
-            timeout=settings.timeout,
-            kwargs=connection_kwargs(),
-            check=_check_idle,
-            name="tether-async",
-            open=False,
+            check=_check_idle, name="tether-async", open=False, **settings.pool_arguments()
         )
         await pool.open()
         store = cls(pool, url, clock)

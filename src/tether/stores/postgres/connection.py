@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.rows import dict_row
 
 from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
 
@@ -43,6 +44,18 @@ class PoolSettings:
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), ""))
         return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]))
 
+    def pool_arguments(self) -> dict[str, Any]:
+        """What the sync and the async pool are built with (besides the idle check)."""
+        return {
+            "conninfo": self.conninfo,
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+            "timeout": self.timeout,
+            # Every write is one atomic statement, so connections run in autocommit and a write is
+            # one round trip; the few multi-statement operations open a transaction explicitly.
+            "kwargs": {"autocommit": True, "row_factory": dict_row},
+        }
+
 
 def redacted(url: str) -> str:
     """The URL as shown to people (`tether migrate`, logs): the password replaced by ***."""
@@ -61,14 +74,6 @@ def _number(key: str, value: str) -> float:
     if number < 0:
         raise ConfigurationError(f"{key} must not be negative, got {value!r}")
     return number
-
-
-def connection_kwargs() -> dict[str, Any]:
-    """Every statement is a single atomic statement, so connections run in autocommit and a write
-    is one round trip; the few multi-statement operations open a transaction explicitly."""
-    from psycopg.rows import dict_row
-
-    return {"autocommit": True, "row_factory": dict_row}
 
 
 def check_idle(conn: psycopg.BaseConnection[Any]) -> None:

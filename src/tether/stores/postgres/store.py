@@ -18,7 +18,6 @@ from tether.stores.postgres import operations as ops
 from tether.stores.postgres.connection import (
     PoolSettings,
     check_idle,
-    connection_kwargs,
     redacted,
     translate,
 )
@@ -52,14 +51,7 @@ class PostgresStore(Store):
         """Open a pool on the URL (pool_min, pool_max, pool_timeout in its query) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: ConnectionPool[Connection] = ConnectionPool(
-            settings.conninfo,
-            min_size=settings.min_size,
-            max_size=settings.max_size,
-            timeout=settings.timeout,
-            kwargs=connection_kwargs(),
-            check=check_idle,
-            name="tether",
-            open=True,
+            check=check_idle, name="tether", open=True, **settings.pool_arguments()
         )
         store = cls(pool, url, clock)
         if migrate:
