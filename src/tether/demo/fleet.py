@@ -103,7 +103,7 @@ class Fleet:
         self.random = random.Random(options.seed)
         self.state = FleetState()
         self.context = worker_context()
-        self.run_id = uuid.UUID(int=self.random.getrandbits(128)).hex[:6]
+        self.run_id = uuid.uuid4().hex[:6]  # session ids of this run: a --store may hold earlier runs
         self._undetected: dict[str, float] = {}  # session -> when its worker was killed or froze
         self._disruptions: Counter[str] = Counter()  # session -> kills and freezes it suffered
         self._serial = 0
