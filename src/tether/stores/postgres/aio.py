@@ -15,12 +15,7 @@ from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import AsyncStore, Beat
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres.connection import (
-    PoolSettings,
-    check_idle,
-    redacted,
-    translate,
-)
+from tether.stores.postgres.connection import PoolSettings, check_idle, redacted, translate
 from tether.stores.postgres.operations import Operation, Query, manual_time
 
 T = TypeVar("T")
