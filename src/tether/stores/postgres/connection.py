@@ -85,10 +85,19 @@ def check_idle(conn: psycopg.BaseConnection[Any]) -> None:
     """
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    if _has_input(conn.fileno()):
         conn.pgconn.finish()  # so the pool discards it and opens a replacement
         raise psycopg.OperationalError("the server closed the connection while it was idle")
+
+
+def _has_input(fd: int) -> bool:
+    """A zero-timeout readiness check; poll() where there is one, as select() fails on fds >= 1024."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def translate(exc: psycopg.Error) -> TetherError:
