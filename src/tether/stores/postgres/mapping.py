@@ -64,19 +64,8 @@ def checkpoint_from_row(session_id: str, row: Mapping[str, Any]) -> Checkpoint:
 
 
 def session_params(session: Session) -> Row:
-    """Every column of the session (JSON columns as text the statement casts to jsonb)."""
+    """Every column of the session (JSON columns as text the statements cast)."""
     failure = session.failure
-    texts = {
-        "context": _json(session.context),
-        "metadata": _json(session.metadata),
-        "failure_details": None if failure is None else _json(failure.details),
-    }
-    exact: dict[str, str] = {}
-    for field, text in texts.items():
-        if text is not None:
-            texts[field], original = jsonb_text(text)
-            if original is not None:
-                exact[field] = original
     return {
         "session_id": session.session_id,
         "agent_type": session.agent_type,
@@ -85,8 +74,6 @@ def session_params(session: Session) -> Row:
         "created_at": session.created_at,
         "last_heartbeat": session.last_heartbeat,
         "state_since": session.state_since,
-        "context": texts["context"],
-        "metadata": texts["metadata"],
         "parent_session_id": session.parent_session_id,
         "version": session.version,
         "owner": session.owner,
@@ -99,10 +86,30 @@ def session_params(session: Session) -> Row:
         "recoveries": session.recoveries,
         "ended_at": session.ended_at,
         "failure_error": None if failure is None else failure.error,
-        "failure_details": texts["failure_details"],
         "failure_final": None if failure is None else failure.final,
-        "json_exact": _json_object(exact) if exact else None,
+        **_json_columns(session),
     }
+
+
+def _json_columns(session: Session) -> dict[str, str | None]:
+    """context, metadata and failure_details for jsonb, and `json_exact` for those it cannot hold."""
+    failure = session.failure
+    values = {
+        "context": session.context,
+        "metadata": session.metadata,
+        "failure_details": None if failure is None else failure.details,
+    }
+    columns: dict[str, str | None] = {}
+    exact: dict[str, str] = {}
+    for field, value in values.items():
+        if value is None:
+            columns[field] = None
+            continue
+        columns[field], original = jsonb_text(_json(value))
+        if original is not None:
+            exact[field] = original
+    columns["json_exact"] = _json_object(exact) if exact else None
+    return columns
 
 
 def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Row:
