@@ -91,11 +91,14 @@ def test_watch_redraws_on_a_bridged_event_without_waiting_for_the_next_poll(tmp_
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3.0)  # started and subscribed
+    # Pub/sub keeps no history, and a loaded machine may take seconds to start the watch: keep
+    # publishing, so events arrive once it listens; the poll is 10 minutes away either way.
     with SessionManager(url, worker_id="w-remote") as manager, bridge(manager.events, REDIS_URL):
-        remote = manager.create("tutor", "erin")
+        for n in range(12):
+            remote = manager.create("tutor", f"erin-{n}")
+            time.sleep(0.5)
     time.sleep(2.0)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
-    assert remote.session_id in out  # only an event could have redrawn it: the poll is 10 minutes away
+    assert remote.session_id in out  # only an event could have redrawn the table with the last one

@@ -6,10 +6,11 @@ bridges its events to) it also redraws as soon as something happens anywhere in 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -57,22 +58,28 @@ def watch(
         if once:
             render.out.print(view())
             return
-        changed = threading.Event()
-        with Live(view(), console=render.out, refresh_per_second=4) as live:
-            listening = bridge(manager.events, events) if events else None
-            unsubscribe = manager.subscribe(lambda event: changed.set())
-            try:
-                while True:
-                    changed.wait(interval)
-                    changed.clear()
-                    live.update(view())
-                    time.sleep(MIN_REDRAW)
-            except KeyboardInterrupt:
-                pass  # the way out of a watch: not an error
-            finally:
-                unsubscribe()
-                if listening is not None:
-                    listening.close()
+        with contextlib.suppress(KeyboardInterrupt):  # the way out of a watch: not an error
+            _live(manager, view, interval, events)
+
+
+def _live(
+    manager: SessionManager, view: Callable[[], RenderableType], interval: float, events: str | None
+) -> None:
+    """Redraw every `interval` seconds, and as soon as an event (local or bridged) arrives."""
+    changed = threading.Event()
+    with Live(view(), console=render.out, refresh_per_second=4) as live:
+        listening = bridge(manager.events, events) if events else None
+        unsubscribe = manager.subscribe(lambda event: changed.set())
+        try:
+            while True:
+                changed.wait(interval)
+                changed.clear()
+                live.update(view())
+                time.sleep(MIN_REDRAW)
+        finally:
+            unsubscribe()
+            if listening is not None:
+                listening.close()
 
 
 def watch_view(sessions: Sequence[Session], now: datetime, store_url: str) -> RenderableType:
