@@ -28,13 +28,16 @@ class RedisEventBridge(EventBridge):
         self.client.publish(self.channel, text)
 
     def listen(self, ready: threading.Event, stop: threading.Event, deliver: Callable[[str], None]) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.channel)
-            ready.set()
             while not stop.is_set():
                 message = pubsub.get_message(timeout=POLL)
-                if message is not None and message["type"] == "message":
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":  # confirmed: events published from now on arrive
+                    ready.set()
+                elif message["type"] == "message":
                     deliver(message["data"])
         finally:
             pubsub.close()
