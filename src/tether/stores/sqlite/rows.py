@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from tether.validation import encode_json
 _STATES = {state.value: state for state in State}
 
 
-def _fastest_loads() -> Callable[[str], Any]:
+def _fastest_loads() -> Callable[[bytes], Any]:
     """JSON decoding dominates reads of large payloads: orjson (pip install 'tether[fast]') is
     3-6x faster than the standard library, when installed."""
     try:
@@ -28,17 +27,19 @@ def _fastest_loads() -> Callable[[str], Any]:
 
 _fast_loads = _fastest_loads()
 
-
-# orjson reads an integer beyond 64 bits as a float: text with such a number (19+ digits in a
-# row; a long digit run inside a string only costs the slower path) goes to the standard library.
-_LONG_DIGITS = re.compile(r"\d{19}")
+# orjson reads an integer beyond 64 bits as a float, so text with a run of 19 or more digits goes
+# to the standard library. The run is found at C speed: the UTF-8 bytes with every ASCII digit
+# turned into b"0" and every other byte into b" " (a regex search costs more than json.loads).
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(text: str) -> Any:
     """Decode JSON this store wrote, exactly as the standard library would, faster when it can."""
-    if _LONG_DIGITS.search(text) is None:
+    raw = text.encode()
+    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZEROS):
         try:
-            return _fast_loads(text)
+            return _fast_loads(raw)
         except ValueError:  # anything else orjson refuses: the standard library decides
             pass
     return json.loads(text)
