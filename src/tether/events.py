@@ -105,6 +105,7 @@ class EventBridge(ABC):
     def __init__(self, bus: EventBus, *, skip: frozenset[str] = frozenset({"heartbeat"})) -> None:
         self.bus, self.skip = bus, skip
         self.origin = uuid.uuid4().hex  # our own messages come back to us; this drops them
+        self.received = 0  # events delivered here from other processes
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._listener = threading.Thread(target=self._listen_forever, name="tether-events", daemon=True)
@@ -155,6 +156,7 @@ class EventBridge(ABC):
             logger.warning("ignoring a malformed event message on %s", self.describe())
             return
         if origin != self.origin:
+            self.received += 1
             self.bus.publish(event)
 
     def _listen_forever(self) -> None:

@@ -30,7 +30,7 @@ def test_demo_crashes_workers_and_loses_no_acknowledged_checkpoint(tmp_path: Pat
     assert report["takeovers"] >= 1
 
 
-def test_demo_with_leases_in_redis_loses_nothing_either(tmp_path: Path) -> None:
+def test_demo_with_leases_and_events_in_redis_loses_nothing_either(tmp_path: Path) -> None:
     import redis
 
     try:
@@ -40,7 +40,7 @@ def test_demo_with_leases_in_redis_loses_nothing_either(tmp_path: Path) -> None:
     result = run_tether(
         "demo",
         *("--sessions", "8", "--workers", "3", "--kill-rate", "3", "--seed", "5"),
-        *("--timeout", "0.5", "--step", "0.05", "--json", "--redis", REDIS_URL),
+        *("--timeout", "0.5", "--step", "0.05", "--json", "--redis", REDIS_URL, "--events", REDIS_URL),
         *("--store", f"sqlite:///{tmp_path}/demo.db"),
         cwd=tmp_path,
         timeout=120,
@@ -52,6 +52,8 @@ def test_demo_with_leases_in_redis_loses_nothing_either(tmp_path: Path) -> None:
     assert report["completed"] == report["sessions"]
     assert report["checkpoints_lost"] == 0
     assert report["takeovers"] >= 1
+    # A checkpoint's event is published before `checkpoint()` returns, hence before its ack.
+    assert report["events_received"] >= report["checkpoints_acknowledged"]
 
 
 def test_demo_refuses_a_store_its_worker_processes_cannot_share(tmp_path: Path) -> None:

@@ -46,6 +46,15 @@ def demo(
         str | None,
         typer.Option("--redis", metavar="URL", help="Keep leases and heartbeats in this Redis (redis://…)."),
     ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            metavar="URL",
+            help="Workers bridge their events over this redis:// or postgresql:// (watch them with "
+            "`tether watch --events URL`).",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Run simulated agents on a fleet of worker processes, crash some, and prove nothing was lost."""
@@ -56,6 +65,7 @@ def demo(
         seed=seed,
         store_url=store or _fresh_default(),
         redis_url=redis,
+        events_url=events,
         timeout=timeout,
         step_seconds=step,
     )

@@ -27,6 +27,7 @@ from tether.demo import worker
 from tether.demo.agents import AGENT_TYPES, Job
 from tether.demo.report import Ack, Ledger, Report, build_report
 from tether.errors import NotFound, TetherError
+from tether.events import bridge
 from tether.manager import SessionManager
 from tether.supervisor import Supervisor
 
@@ -46,6 +47,7 @@ class DemoOptions:
     seed: int = 7
     store_url: str = "sqlite:///tether-demo.db"
     redis_url: str | None = None  # leases and heartbeats in Redis (tether.stores.redis_liveness)
+    events_url: str | None = None  # workers bridge their events here (redis:// or postgresql://)
     timeout: float = 1.0  # heartbeat timeout of the simulated agents
     step_seconds: float = 0.2
     users: int = 5
@@ -104,6 +106,7 @@ class Fleet:
         self.state = FleetState()
         self.context = worker_context()
         self.run_id = uuid.uuid4().hex[:6]  # session ids of this run: a --store may hold earlier runs
+        self.events_namespace = f"tether-demo-{self.run_id}"
         self._undetected: dict[str, float] = {}  # session -> when its worker was killed or froze
         self._disruptions: Counter[str] = Counter()  # session -> kills and freezes it suffered
         self._serial = 0
@@ -118,12 +121,17 @@ class Fleet:
             )
             self.state.top_level.append(job.session_id)
             self.state.pending.append(job)
+        url = self.options.events_url
+        events = bridge(self.manager.events, url, self.events_namespace) if url else None
         for _ in range(self.options.workers):
             self._spawn()
         try:
             self._loop(on_tick)
         finally:
             self._shutdown()
+            if events is not None:
+                self.state.ledger.events_received = events.received
+                events.close()
         seconds = time.monotonic() - self.state.started_at
         state = self.state
         leases = self.options.redis_url or "store"
@@ -162,6 +170,8 @@ class Fleet:
         settings = worker.WorkerSettings(
             store_url=self.options.store_url,
             redis_url=self.options.redis_url,
+            events_url=self.options.events_url,
+            events_namespace=self.events_namespace,
             worker_id=worker_id,
             timeout=self.options.timeout,
             step_seconds=self.options.step_seconds,

@@ -36,6 +36,7 @@ class Ledger:
     detected_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by write kind
     workers_started: int = 0
+    events_received: int = 0  # from the workers, over the event bridge (--events)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Report:
     wrong_results: int
     zombie_writes_rejected: int
     zombie_writes_by_kind: dict[str, int]
+    events_received: int
     seconds: float
     store: str
     leases: str  # "store", or the Redis URL heartbeats went to
@@ -159,6 +161,7 @@ def build_report(
         wrong_results=wrong,
         zombie_writes_rejected=sum(ledger.rejected.values()),
         zombie_writes_by_kind=dict(ledger.rejected),
+        events_received=ledger.events_received,
         seconds=round(seconds, 2),
         store=manager.store.url,
         leases=leases,

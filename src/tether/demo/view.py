@@ -73,6 +73,7 @@ def report_table(report: Report) -> RenderableType:
         ("takeovers behind the last ack", _verdict(report.resumed_behind_last_ack)),
         ("wrong final results", _verdict(report.wrong_results)),
         ("zombie writes rejected", str(report.zombie_writes_rejected)),
+        ("events from the workers (bridged)", str(report.events_received) if report.events_received else "-"),
         ("wall time", f"{report.seconds:.1f} s"),
         ("store", report.store),
         ("leases and heartbeats in", report.leases),

@@ -19,6 +19,7 @@ from typing import Any
 
 from tether.demo.agents import AGENT_TYPES, LLM_STEPS, STEPS, Job, children_of, fingerprint, step_data
 from tether.errors import ConflictError, InvalidTransition, LeaseLost, TetherError
+from tether.events import bridge
 from tether.manager import SessionManager
 from tether.model import Session
 from tether.policy import OnTimeout, Policies, Policy
@@ -28,6 +29,8 @@ from tether.policy import OnTimeout, Policies, Policy
 class WorkerSettings:
     store_url: str
     redis_url: str | None
+    events_url: str | None
+    events_namespace: str
     worker_id: str
     timeout: float  # heartbeat timeout of every demo agent type
     step_seconds: float  # mean simulated work per step
@@ -209,7 +212,14 @@ def main(settings: WorkerSettings, conn: Connection) -> None:
     # truth during the demo, so the workers flush only when they close.
     os.environ["TETHER_REDIS_FLUSH_INTERVAL"] = str(FLUSH_ONLY_ON_CLOSE)
     worker = Worker(settings, conn)
+    events = (
+        bridge(worker.manager.events, settings.events_url, settings.events_namespace)
+        if settings.events_url
+        else None
+    )
     try:
         worker.serve()
     finally:
+        if events is not None:
+            events.close()
         worker.manager.close()
