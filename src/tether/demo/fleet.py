@@ -106,7 +106,6 @@ class Fleet:
         self.state = FleetState()
         self.context = worker_context()
         self.run_id = uuid.uuid4().hex[:6]  # session ids of this run: a --store may hold earlier runs
-        self.events_namespace = f"tether-demo-{self.run_id}"
         self._undetected: dict[str, float] = {}  # session -> when its worker was killed or froze
         self._disruptions: Counter[str] = Counter()  # session -> kills and freezes it suffered
         self._serial = 0
@@ -122,7 +121,8 @@ class Fleet:
             self.state.top_level.append(job.session_id)
             self.state.pending.append(job)
         url = self.options.events_url
-        events = bridge(self.manager.events, url, self.events_namespace) if url else None
+        # The default namespace, so `tether watch --events URL` sees the fleet too.
+        events = bridge(self.manager.events, url) if url else None
         for _ in range(self.options.workers):
             self._spawn()
         try:
@@ -171,7 +171,6 @@ class Fleet:
             store_url=self.options.store_url,
             redis_url=self.options.redis_url,
             events_url=self.options.events_url,
-            events_namespace=self.events_namespace,
             worker_id=worker_id,
             timeout=self.options.timeout,
             step_seconds=self.options.step_seconds,

@@ -30,7 +30,6 @@ class WorkerSettings:
     store_url: str
     redis_url: str | None
     events_url: str | None
-    events_namespace: str
     worker_id: str
     timeout: float  # heartbeat timeout of every demo agent type
     step_seconds: float  # mean simulated work per step
@@ -212,11 +211,7 @@ def main(settings: WorkerSettings, conn: Connection) -> None:
     # truth during the demo, so the workers flush only when they close.
     os.environ["TETHER_REDIS_FLUSH_INTERVAL"] = str(FLUSH_ONLY_ON_CLOSE)
     worker = Worker(settings, conn)
-    events = (
-        bridge(worker.manager.events, settings.events_url, settings.events_namespace)
-        if settings.events_url
-        else None
-    )
+    events = bridge(worker.manager.events, settings.events_url) if settings.events_url else None
     try:
         worker.serve()
     finally:
