@@ -60,3 +60,16 @@ def test_demo_refuses_a_store_its_worker_processes_cannot_share(tmp_path: Path) 
     result = run_tether("demo", "--store", "memory://", cwd=tmp_path)
     assert result.returncode == 6
     assert "separate processes" in result.stderr
+
+
+def test_demo_prints_its_report_for_people(tmp_path: Path) -> None:
+    result = run_tether(
+        "demo",
+        *("--sessions", "5", "--workers", "2", "--kill-rate", "0", "--step", "0.01"),
+        *("--store", f"sqlite:///{tmp_path}/demo.db"),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "nothing acknowledged was lost" in result.stdout
+    assert "7 of 7" in result.stdout  # the fifth session is an orchestrator: two children
