@@ -200,6 +200,11 @@ def test_unreachable_redis_with_fallback_beats_into_the_store(redis_prefix: str,
         clock.advance(1)
         assert store.heartbeat([Beat(session.session_id, 1)]) == [None]
         assert inner.get(session.session_id).last_heartbeat == clock.now()
+        clock.advance(3600)  # the expiry scan and claims then read the store's leases
+        assert [s.session_id for s in store.query(SessionFilter(lease_expired_at=clock.now()), 10)] == [
+            session.session_id
+        ]
+        assert [s.session_id for s in store.claimable(None, 10)] == [session.session_id]
     finally:
         store.close()
 

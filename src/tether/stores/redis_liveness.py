@@ -93,10 +93,14 @@ class RedisLivenessStore(Store):
         return self._overlay([self.inner.get(session_id)])[0]
 
     def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
-        if where.lease_expired_at is not None:
-            return self._query_due(where, "expiry", where.lease_expired_at, limit, cursor)
-        if where.suspect_at_or_before is not None:
-            return self._query_due(where, "suspect", where.suspect_at_or_before, limit, cursor)
+        try:
+            if where.lease_expired_at is not None:
+                return self._query_due(where, "expiry", where.lease_expired_at, limit, cursor)
+            if where.suspect_at_or_before is not None:
+                return self._query_due(where, "suspect", where.suspect_at_or_before, limit, cursor)
+        except StoreUnavailable as exc:
+            self._without_redis(exc)
+            return self.inner.query(where, limit, cursor)
         page = self.inner.query(where, limit, cursor)
         # The store's heartbeats are older than Redis's, so re-checking the overlaid rows is exact.
         return Page([s for s in self._overlay(list(page)) if matches(s, where)], page.next_cursor)
@@ -112,11 +116,13 @@ class RedisLivenessStore(Store):
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         """Expired leases from Redis, plus the store's recoverably failed sessions (the store's
         own idea of which leases expired is stale)."""
-        now = self.now()
+        try:
+            due = self._load(self.redis.due("expiry", self.now(), limit * 4))
+        except StoreUnavailable as exc:
+            self._without_redis(exc)
+            return self.inner.claimable(agent_types, limit)
         expired = [
-            s
-            for s in self._load(self.redis.due("expiry", now, limit * 4))
-            if s.state is State.ACTIVE and (agent_types is None or s.agent_type in agent_types)
+            s for s in due if s.state is State.ACTIVE and (agent_types is None or s.agent_type in agent_types)
         ]
         failed = [s for s in self.inner.claimable(agent_types, limit) if s.state is State.FAILED]
         found = [*expired, *failed]
@@ -233,6 +239,12 @@ class RedisLivenessStore(Store):
                 logger.exception("flushing Redis leases to the store failed; retrying")
 
     # -- internals ---------------------------------------------------------------------------
+    def _without_redis(self, exc: StoreUnavailable) -> None:
+        """With fallback="store", carry on with the store's own (flushed) leases; else re-raise."""
+        if self.fallback != "store":
+            raise exc
+        logger.warning("Redis unreachable; leases come from the store: %s", exc)
+
     def _manual_now(self) -> datetime | None:
         return self.clock.now() if self._test_clock else None
 
