@@ -457,3 +457,30 @@ def test_time_out_of_a_live_lease_is_refused(
     clock.advance(59)
     with unchanged(sid), pytest.raises(NotClaimable):
         manager.time_out(sid)
+
+
+@pytest.mark.parametrize("end", ["complete", "fail", "pause", "update"])
+def test_a_transition_keeps_the_last_heartbeat_and_phase(
+    manager: SessionManager,
+    clock: ManualClock,
+    end: str,
+    known_gap: Callable[[str, bool, str], None],
+) -> None:
+    known_gap(
+        "redis",
+        end in ("complete", "fail"),
+        "redis liveness: ending a session returns the durable store's unflushed liveness columns",
+    )
+    sid = manager.create("tutor", "user-1").session_id
+    clock.advance(10)
+    manager.heartbeat(sid, phase="tool_call")
+    beat_at = clock.now()
+    clock.advance(5)
+    after = {
+        "complete": lambda: manager.complete(sid),
+        "fail": lambda: manager.fail(sid, "crash"),
+        "pause": lambda: manager.pause(sid),
+        "update": lambda: manager.update(sid, metadata={"k": 1}),
+    }[end]()
+    for session in (after, manager.get(sid)):
+        assert (session.last_heartbeat, session.phase) == (beat_at, "tool_call")
