@@ -14,15 +14,20 @@ from typing import Any
 
 SEED_MODULE = Path("/work/shared/seed/session_models.py")
 
-# The same table and indexes as Tether's checkpoints (migrations/0001_initial.sql), so the floor
-# writes the same pages per commit; BARE_DDL is a table without any index, the absolute floor.
-SAME_SCHEMA_DDL = (
-    "CREATE TABLE checkpoints (session_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,"
-    " ts_us INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session_id, seq))",
-    "CREATE INDEX checkpoints_by_name ON checkpoints (session_id, name, seq)",
-)
-BARE_DDL = ("CREATE TABLE checkpoints (session_id TEXT, seq INTEGER, name TEXT, ts_us INTEGER, data TEXT)",)
-INSERT = "INSERT INTO checkpoints (session_id, seq, name, ts_us, data) VALUES (?, ?, ?, ?, ?)"
+
+def raw_table_ddl(table: str, indexed: bool) -> tuple[str, ...]:
+    """A checkpoint table for the raw floor. Indexed: the same primary key and name index as
+    Tether's checkpoints (migrations/0001_initial.sql), so the floor writes the same pages per
+    commit. Not indexed: a bare table, the absolute floor."""
+    if not indexed:
+        return (f"CREATE TABLE {table} (session_id TEXT, seq INTEGER, name TEXT, ts_us INTEGER, data TEXT)",)
+    return (
+        f"CREATE TABLE {table} (session_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,"
+        " ts_us INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session_id, seq))",
+        f"CREATE INDEX {table}_by_name ON {table} (session_id, name, seq)",
+    )
+
+
 LAST = "SELECT seq, name, ts_us, data FROM checkpoints WHERE session_id = ? ORDER BY seq DESC LIMIT 1"
 LAST_BY_NAME = (
     "SELECT seq, name, ts_us, data FROM checkpoints WHERE session_id = ? AND name = ?"
@@ -42,17 +47,26 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def raw_appender(path: Path, synchronous: str, payload: dict[str, Any], ddl: tuple[str, ...]) -> Append:
-    """The floor: json.dumps + one INSERT (its own transaction and commit) per append."""
+def raw_appender(
+    path: Path,
+    synchronous: str,
+    payload: dict[str, Any],
+    *,
+    table: str = "raw_checkpoints",
+    indexed: bool = True,
+) -> Append:
+    """The floor: json.dumps + one INSERT (its own transaction and commit) per append, into its
+    own table — in Tether's own database file when given that path, so both sync the same WAL."""
     conn = connect(path, synchronous)
-    for statement in ddl:
+    for statement in raw_table_ddl(table, indexed):
         conn.execute(statement)
+    insert = f"INSERT INTO {table} (session_id, seq, name, ts_us, data) VALUES (?, ?, ?, ?, ?)"
     seq = 0
 
     def append() -> None:
         nonlocal seq
         seq += 1
-        conn.execute(INSERT, ("raw", seq, "step", time.time_ns() // 1000, json.dumps(payload)))
+        conn.execute(insert, ("raw", seq, "step", time.time_ns() // 1000, json.dumps(payload)))
 
     return append
 
