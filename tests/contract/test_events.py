@@ -97,3 +97,15 @@ def test_batched_heartbeats_emit_one_event_per_applied_beat(
         ("heartbeat", b, {"phase": None}),
     ]
     assert all(e.at == clock.now() for e in events)
+
+
+def test_a_supervisor_time_out_is_announced(manager: SessionManager, clock: ManualClock) -> None:
+    sid = manager.create("tutor", "user-1").session_id
+    clock.advance(61)
+    events: list[Event] = []
+    manager.subscribe(events.append)
+    manager.time_out(sid)
+    [event] = events
+    assert (event.kind, event.session_id, event.seq, event.at) == ("timed_out", sid, 1, clock.now())
+    assert event.data["state"] == "failed"
+    assert event.data["error"] == "heartbeat_timeout"
