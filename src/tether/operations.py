@@ -34,6 +34,7 @@ from tether.validation import (
     check_limit,
     check_optional_counter,
     check_optional_text,
+    check_payload_limit,
     check_positive,
     check_text,
     encode_json,
@@ -64,7 +65,11 @@ class Operations:
     ) -> None:
         self.policies = policies or settings.policies
         self.worker_id = check_text("worker_id", default_worker_id() if worker_id is None else worker_id)
-        self.max_payload_bytes = max_payload_bytes or settings.max_payload_bytes
+        self.max_payload_bytes = (
+            settings.max_payload_bytes
+            if max_payload_bytes is None
+            else check_payload_limit(max_payload_bytes)
+        )
         self.events = EventBus()
 
     # -- creating and reading ----------------------------------------------------------------

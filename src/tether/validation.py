@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from tether.errors import PayloadTooLarge, ValidationError
+from tether.errors import ConfigurationError, PayloadTooLarge, ValidationError
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200
@@ -59,6 +59,13 @@ def encode_json(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTE
     if size > limit:
         raise PayloadTooLarge(field, size, limit)
     return text
+
+
+def check_payload_limit(value: object) -> int:
+    """A manager's byte limit: 0 or a negative limit would refuse every payload."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"max_payload_bytes must be a positive integer, got {value!r}")
+    return value
 
 
 def check_positive(field: str, value: float | None) -> float | None:
