@@ -61,3 +61,18 @@ def test_a_named_policy_file_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_an_unknown_store_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="unknown store URL"):
         SessionManager("mysql://localhost/x")
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "1024", 1.5])
+def test_a_bad_payload_limit_in_code_is_a_configuration_error(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_payload_bytes"):
+        SessionManager("memory://", worker_id="w", max_payload_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_a_payload_limit_in_code_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_MAX_PAYLOAD_BYTES", "1000000")
+    manager = SessionManager("memory://", worker_id="w", max_payload_bytes=32)
+    sid = manager.create("tutor", "u").session_id
+    with pytest.raises(PayloadTooLarge) as caught:
+        manager.checkpoint(sid, "step", {"x": "a" * 32})
+    assert caught.value.limit == 32
