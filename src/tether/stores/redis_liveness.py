@@ -139,7 +139,9 @@ class RedisLivenessStore(Store):
         return self.inner.append(session_id, checkpoint, epoch)  # fenced by the store's epoch
 
     def apply(self, write: Write) -> Session:
-        after = self.inner.apply(write)
+        # The decision was made on Redis's (newer) lease, and only this store's flush (itself a
+        # version compare-and-set) otherwise writes the store's liveness columns: write them all.
+        after = self.inner.apply(replace(write, renews_lease=True))
         self._mirror(after, renews=write.renews_lease)
         return self._overlay([after])[0]
 
