@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SEED_MODULE = Path("/work/shared/seed/session_models.py")
+SEED_RELATIVE = Path("shared/seed/session_models.py")
+# shared/ lies beside the repository (../shared locally; a copy next to the clone in CI).
+SEED_CANDIDATES = [parent / SEED_RELATIVE for parent in Path(__file__).resolve().parents[1:]]
+SEED_MODULE = next((c for c in SEED_CANDIDATES if c.is_file()), SEED_CANDIDATES[0])
 
 
 def raw_table_ddl(table: str, indexed: bool) -> tuple[str, ...]:
@@ -75,7 +78,7 @@ def seed_saver(path: Path, payload: dict[str, Any], existing: int) -> Append | s
     """The seed's design persisted naively: `AgentSession.checkpoint` then the whole `to_dict()`
     re-serialised and written as one row per save. Returns a reason string if the seed is absent."""
     if not SEED_MODULE.exists():
-        return f"seed module not found at {SEED_MODULE}"
+        return f"seed module not found beside the repository ({SEED_RELATIVE} in a parent folder)"
     spec = importlib.util.spec_from_file_location("seed_session_models", SEED_MODULE)
     assert spec is not None and spec.loader is not None
     seed = importlib.util.module_from_spec(spec)
