@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import peers_postgres
 import psycopg
+from workload import NAMES, PAYLOAD, Row
 
 from tether import SessionManager
 from tether.model import NewCheckpoint
@@ -35,13 +36,6 @@ from tether.stores.postgres.connection import PoolSettings
 from tether.validation import encode_json
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PAYLOAD: dict[str, Any] = {
-    "task": "summarise the customer's last three tickets",
-    "step": 7,
-    "scores": [round(i * 0.37, 2) for i in range(40)],
-    "notes": "lorem ipsum dolor sit amet " * 26,
-}
-NAMES = ("task_received", "tool_call", "tool_result", "draft", "review")
 RAW_DDL = """
 CREATE TABLE raw_checkpoints (session_id text COLLATE "C" NOT NULL, seq bigint NOT NULL,
     name text COLLATE "C" NOT NULL, created_at timestamptz NOT NULL, data jsonb NOT NULL,
@@ -49,17 +43,6 @@ CREATE TABLE raw_checkpoints (session_id text COLLATE "C" NOT NULL, seq bigint N
 CREATE INDEX raw_by_name ON raw_checkpoints (session_id, name, seq DESC);
 """
 RAW_INSERT = "INSERT INTO raw_checkpoints VALUES (%s, %s, %s, now(), %s::jsonb)"
-
-
-@dataclass
-class Row:
-    metric: str
-    tether: str
-    baseline: str
-    ratio: float | None
-    target: str
-    ok: bool | None
-    note: str = ""
 
 
 def alternate(contenders: dict[str, Callable[[int], None]], per_block: int, rounds: int) -> dict[str, float]:

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,31 +25,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import baselines
+from workload import NAMES, PAYLOAD, Row
 
 from tether import SessionManager
 from tether.lifecycle import new_session
 from tether.model import NewCheckpoint, Session
 from tether.policy import Policy
 from tether.validation import encode_json
-
-PAYLOAD: dict[str, Any] = {
-    "task": "summarise the customer's last three tickets",
-    "step": 7,
-    "scores": [round(i * 0.37, 2) for i in range(40)],
-    "notes": "lorem ipsum dolor sit amet " * 26,
-}
-NAMES = ("task_received", "tool_call", "tool_result", "draft", "review")
-
-
-@dataclass
-class Row:
-    metric: str
-    tether: str
-    baseline: str
-    ratio: float | None
-    target: str
-    ok: bool | None
-    note: str = ""
 
 
 def rate_of(append: Callable[[], None], count: int) -> float:
