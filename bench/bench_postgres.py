@@ -33,7 +33,7 @@ from tether import SessionManager
 from tether.model import NewCheckpoint
 from tether.stores.postgres import PostgresStore
 from tether.stores.postgres.connection import PoolSettings
-from tether.validation import encode_json
+from tether.validation import encode_payload
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RAW_DDL = """
@@ -115,7 +115,8 @@ def store_appender(store: PostgresStore, session_id: str) -> Callable[[int], Non
 
     def run(n: int) -> None:
         for i in range(n):
-            new = NewCheckpoint(NAMES[i % 5], store.clock.now(), encode_json("data", PAYLOAD))
+            payload = encode_payload("data", PAYLOAD)
+            new = NewCheckpoint(NAMES[i % 5], store.clock.now(), payload.text, payload.copy)
             store.append(session_id, new, 1)
 
     return run

@@ -31,7 +31,7 @@ from tether import SessionManager
 from tether.lifecycle import new_session
 from tether.model import NewCheckpoint, Session
 from tether.policy import Policy
-from tether.validation import encode_json
+from tether.validation import encode_payload
 
 
 def rate_of(append: Callable[[], None], count: int) -> float:
@@ -177,8 +177,8 @@ def bulk_session(manager: SessionManager, session_id: str, count: int) -> None:
         metadata={},
         parent_session_id=None,
     )
-    data = encode_json("data", PAYLOAD)
-    history = [NewCheckpoint(NAMES[i % len(NAMES)], now, data) for i in range(count)]
+    data = encode_payload("data", PAYLOAD)
+    history = [NewCheckpoint(NAMES[i % len(NAMES)], now, data.text, data.copy) for i in range(count)]
     manager.store.create(session, history)
 
 

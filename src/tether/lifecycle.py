@@ -26,7 +26,7 @@ from tether.errors import (
 )
 from tether.model import LIVE_STATES, Failure, NewCheckpoint, Session, State
 from tether.policy import Policy
-from tether.validation import encode_json
+from tether.validation import encode_json, encode_payload
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
@@ -119,7 +119,8 @@ def _require(session: Session, action: str, *states: State) -> None:
 
 
 def _checkpoint(name: str, now: datetime, data: dict[str, Any]) -> NewCheckpoint:
-    return NewCheckpoint(name=name, timestamp=now, data_json=encode_json("data", data))
+    encoded = encode_payload("data", data)
+    return NewCheckpoint(name, now, encoded.text, encoded.copy)
 
 
 def _transition(

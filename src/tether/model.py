@@ -51,11 +51,13 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class NewCheckpoint:
-    """A checkpoint not yet written: the store assigns its seq. Data arrives already encoded."""
+    """A checkpoint not yet written: the store assigns its seq. Data arrives already encoded, with
+    the decoded copy a write hands back (`tether.validation.encode_payload` makes both)."""
 
     name: str
     timestamp: datetime
     data_json: str
+    data: JSON
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from tether.validation import (
     check_positive,
     check_text,
     encode_json,
+    encode_payload,
 )
 
 MAX_AGE = timedelta(seconds=MAX_SECONDS)
@@ -171,9 +172,9 @@ class Operations:
         self, session_id: str, name: str, data: dict[str, Any] | None, epoch: int | None
     ) -> Flow[Checkpoint]:
         session_id, name = check_text("session_id", session_id), check_text("name", name, MAX_NAME_LENGTH)
-        payload = encode_json("data", {} if data is None else data, self.max_payload_bytes)
+        payload = encode_payload("data", {} if data is None else data, self.max_payload_bytes)
         epoch = check_optional_counter("epoch", epoch, 1)
-        new = NewCheckpoint(name, (yield store.now()), payload)
+        new = NewCheckpoint(name, (yield store.now()), payload.text, payload.copy)
         cp: Checkpoint = yield store.append(session_id, new, epoch)
         if self.events.active:  # the hot path: build no event nobody reads
             self._emit(session_id, "checkpoint", cp.timestamp, cp.seq, {"name": cp.name})

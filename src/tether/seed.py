@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from tether.errors import ValidationError
 from tether.model import ENDED_STATES, Checkpoint, Failure, NewCheckpoint, Session, State, as_aware
-from tether.validation import MAX_SECONDS, check_text, encode_json
+from tether.validation import MAX_SECONDS, check_text, encode_json, encode_payload
 
 # Stores hold instants in UTC; a lease (at most MAX_SECONDS) measured from the latest must still fit.
 LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=MAX_SECONDS)
@@ -71,7 +71,11 @@ def from_seed_dict(data: Mapping[str, Any]) -> tuple[Session, list[Checkpoint]]:
 
 def new_checkpoints(checkpoints: Sequence[Checkpoint]) -> list[NewCheckpoint]:
     """Checkpoints read from a seed dict, in the form a store writes."""
-    return [NewCheckpoint(cp.name, cp.timestamp, encode_json("data", cp.data)) for cp in checkpoints]
+    written = []
+    for cp in checkpoints:
+        encoded = encode_payload("data", cp.data)
+        written.append(NewCheckpoint(cp.name, cp.timestamp, encoded.text, encoded.copy))
+    return written
 
 
 def read_jsonl(stream: IO[str]) -> Iterator[tuple[Session, list[Checkpoint]]]:

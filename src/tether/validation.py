@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from tether.codec import Encoded, encode
 from tether.errors import ConfigurationError, PayloadTooLarge, ValidationError
 
 MAX_ID_LENGTH = 200
@@ -13,8 +13,6 @@ MAX_NAME_LENGTH = 200
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_COUNTER = 2**63 - 1  # the largest seq / epoch / version a store column holds
 MAX_SECONDS = 100 * 366 * 86_400  # any duration: past this, datetime arithmetic overflows or means nothing
-
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def check_text(field: str, value: object, max_length: int = MAX_ID_LENGTH) -> str:
@@ -39,26 +37,26 @@ def encode_json(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTE
 
     Encoded once here and handed to the store, so the payload is never serialised twice.
     """
+    return encode_payload(field, value, limit).text
+
+
+def encode_payload(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Encoded:
+    """`encode_json`, also giving the decoded copy a write returns (so no store decodes it again)."""
     if not isinstance(value, dict):
         raise ValidationError(field, f"must be a JSON object (dict), got {type(value).__name__}")
     try:
-        text = _encoder.encode(value)
+        encoded = encode(value)
+    except UnicodeEncodeError:  # a lone surrogate: no database (nor UTF-8 JSON) can hold it
+        raise ValidationError(field, "contains a lone surrogate, which is not valid Unicode") from None
     except ValueError as exc:  # NaN / Infinity, circular references
         raise ValidationError(field, f"is not valid JSON: {exc}") from None
     except TypeError as exc:  # sets, bytes, custom objects, non-string keys of odd types
         raise ValidationError(field, f"is not valid JSON: {exc}") from None
     except RecursionError:  # nesting deeper than the interpreter's stack (about 1,000 levels)
         raise ValidationError(field, "is nested too deeply to encode") from None
-    if text.isascii():
-        size = len(text)
-    else:
-        try:
-            size = len(text.encode())
-        except UnicodeEncodeError:  # a lone surrogate: no database (nor UTF-8 JSON) can hold it
-            raise ValidationError(field, "contains a lone surrogate, which is not valid Unicode") from None
-    if size > limit:
-        raise PayloadTooLarge(field, size, limit)
-    return text
+    if encoded.size > limit:
+        raise PayloadTooLarge(field, encoded.size, limit)
+    return encoded
 
 
 def check_payload_limit(value: object) -> int:

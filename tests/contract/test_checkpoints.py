@@ -209,7 +209,7 @@ def test_concurrent_appenders_never_share_or_skip_a_seq(manager: SessionManager)
 def test_store_create_numbers_imported_checkpoints(store: Store, manager: SessionManager) -> None:
     template = manager.create("tutor", "user-1")
     manager.delete(template.session_id)
-    new = [NewCheckpoint(f"c{n}", template.created_at, f'{{"n":{n}}}') for n in range(1, 4)]
+    new = [NewCheckpoint(f"c{n}", template.created_at, f'{{"n":{n}}}', {"n": n}) for n in range(1, 4)]
     created = store.create(template, new)
     assert created.last_seq == 3
     assert [(cp.seq, cp.name, cp.data) for cp in store.checkpoints(template.session_id)] == [

@@ -25,7 +25,7 @@ from .conftest import ALL_CHECKPOINTS, MakeSession
 
 
 def _new(name: str, clock: ManualClock) -> NewCheckpoint:
-    return NewCheckpoint(name, clock.now(), '{"k":"v"}')
+    return NewCheckpoint(name, clock.now(), '{"k":"v"}', {"k": "v"})
 
 
 def test_apply_with_a_stale_version_is_a_conflict_and_writes_nothing(

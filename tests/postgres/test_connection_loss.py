@@ -147,7 +147,7 @@ def test_the_async_store_reports_a_dead_connection_the_same_way(pg_url: str) -> 
         with admin(pg_url) as blocker, admin(pg_url) as observer:
             blocker.execute("BEGIN")
             blocker.execute("SELECT 1 FROM sessions WHERE session_id = 'async-s' FOR UPDATE")
-            new = NewCheckpoint("in_flight", session.created_at, "{}")
+            new = NewCheckpoint("in_flight", session.created_at, "{}", {})
             in_flight = asyncio.create_task(store.append("async-s", new, 1))
             while backends(observer, name, waiting=True) < 1:
                 await asyncio.sleep(0.02)
@@ -155,7 +155,9 @@ def test_the_async_store_reports_a_dead_connection_the_same_way(pg_url: str) -> 
             with pytest.raises(StoreUnavailable):
                 await in_flight
             blocker.execute("ROLLBACK")
-        assert (await store.append("async-s", NewCheckpoint("after", session.created_at, "{}"), 1)).seq == 1
+        assert (
+            await store.append("async-s", NewCheckpoint("after", session.created_at, "{}", {}), 1)
+        ).seq == 1
         await store.close()
 
     asyncio.run(scenario())

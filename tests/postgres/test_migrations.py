@@ -75,7 +75,8 @@ def test_upgrading_a_version_1_database_keeps_every_session_and_checkpoint(pg_ur
             upgraded.last_checkpoint(sessions[3].session_id, "step") == before[sessions[3].session_id][1][-1]
         )
         assert (
-            upgraded.append(sessions[3].session_id, NewCheckpoint("upgraded", clock.now(), "{}"), 1).seq == 6
+            upgraded.append(sessions[3].session_id, NewCheckpoint("upgraded", clock.now(), "{}", {}), 1).seq
+            == 6
         )
         ended = upgraded.purge(datetime(2027, 1, 1, tzinfo=UTC), frozenset({State.COMPLETED}))
         assert ended == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 from tether import ConfigurationError, SchemaMismatch, SessionManager, StoreUnavailable
 from tether.stores import open_store
 from tether.stores.sqlite import SQLiteStore
-from tether.stores.sqlite.rows import loads
 from tether.stores.sqlite.store import SCHEMA_VERSION
 
 FULL, NORMAL = 2, 1  # PRAGMA synchronous values
@@ -111,18 +109,3 @@ def test_a_closed_store_raises_store_unavailable(tmp_path: Path) -> None:
 def test_a_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         open_store(f"sqlite:///{tmp_path}/missing/t.db")
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        {"u64_max": 2**64 - 1, "past_u64": 2**64, "huge": 2**70, "below_i64": -(2**63) - 1},
-        {"digits in a string": "1234567890123456789012", "small": 12, "float": 0.1},
-        {"non-ascii": "é ✓ 漢字", "n": [1, 2.5, -3], "nested": {"deep": [None, True, False]}},
-    ],
-)
-def test_stored_json_decodes_exactly_as_the_standard_library(value: dict[str, object]) -> None:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    decoded = loads(text)
-    assert decoded == value
-    assert [type(v) for v in decoded.values()] == [type(v) for v in value.values()]

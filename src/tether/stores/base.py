@@ -76,7 +76,7 @@ class Store(ABC):
     @abstractmethod
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         """Candidates for takeover: active sessions whose lease expired by `now()`, and failed
-        sessions whose failure is not final; longest-waiting first."""
+        sessions whose failure is not final; longest-waiting first, ties by session id."""
 
     # -- writes ------------------------------------------------------------------------------
     @abstractmethod

@@ -90,7 +90,7 @@ class MemoryStore(Store):
                 for s in self._sessions.values()
                 if (agent_types is None or s.agent_type in agent_types) and _claimable(s, now)
             ]
-        found.sort(key=lambda s: s.lease_expires_at or s.state_since or s.created_at)
+        found.sort(key=lambda s: (s.lease_expires_at or s.state_since or s.created_at, s.session_id))
         return found[:limit]
 
     # -- writes ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ means, which error a rejected write gets) exists once, here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -134,9 +133,7 @@ def create(session: Session, new: Sequence[NewCheckpoint]) -> Operation[Session]
 def append(session_id: str, new: NewCheckpoint, epoch: int | None) -> Operation[Checkpoint]:
     rows = yield _query("append_checkpoint", mapping.append_params(session_id, new, epoch))
     if rows:
-        return Checkpoint(
-            session_id, rows[0]["seq"], new.name, rows[0]["created_at"], json.loads(new.data_json)
-        )
+        return Checkpoint(session_id, rows[0]["seq"], new.name, rows[0]["created_at"], new.data)
     current = yield from _find(session_id)
     raise explain_rejected_append(current, session_id, epoch)
 

@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from tether.codec import decode
 from tether.lifecycle import Write
 from tether.model import Checkpoint, Failure, Session, State
 from tether.stores.base import from_micros, to_micros
 from tether.validation import encode_json
 
 _STATES = {state.value: state for state in State}
-
-
-def _fastest_loads() -> Callable[[bytes], Any]:
-    """JSON decoding dominates reads of large payloads: orjson (pip install 'tether[fast]') is
-    3-6x faster than the standard library, when installed."""
-    try:
-        from orjson import loads as fast
-    except ImportError:  # pragma: no cover - depends on the environment
-        return json.loads
-    return fast
-
-
-_fast_loads = _fastest_loads()
-
-# orjson reads an integer beyond 64 bits as a float, so text with a run of 19 or more digits goes
-# to the standard library. The run is found at C speed: the UTF-8 bytes with every ASCII digit
-# turned into b"0" and every other byte into b" " (a regex search costs more than json.loads).
-_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
-_LONG_NUMBER = b"0" * 19
-
-
-def loads(text: str) -> Any:
-    """Decode JSON this store wrote, exactly as the standard library would, faster when it can."""
-    raw = text.encode()
-    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZEROS):
-        try:
-            return _fast_loads(raw)
-        except ValueError:  # anything else orjson refuses: the standard library decides
-            pass
-    return json.loads(text)
 
 
 def micros_or_none(value: datetime | None) -> int | None:
@@ -57,7 +26,7 @@ def _document(text: str) -> dict[str, Any]:
     """Most contexts and metadata are empty: skip the parser for them."""
     if text == "{}":
         return {}
-    value: dict[str, Any] = loads(text)
+    value: dict[str, Any] = decode(text)
     return value
 
 
@@ -158,4 +127,4 @@ def write_params(write: Write) -> dict[str, Any]:
 
 def checkpoint_from_row(session_id: str, row: tuple[Any, ...]) -> Checkpoint:
     """A row of (seq, name, ts_us, data)."""
-    return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), loads(row[3]))
+    return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), decode(row[3]))

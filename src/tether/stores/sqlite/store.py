@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.clock import Clock
+from tether.codec import decode
 from tether.errors import ConflictError, NotFound, StoreUnavailable, TetherError
 from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
@@ -36,7 +37,6 @@ from tether.stores.sqlite.connections import Readers, SQLiteSettings, connect, u
 from tether.stores.sqlite.group_commit import GroupCommit
 from tether.stores.sqlite.rows import (
     checkpoint_from_row,
-    loads,
     micros_or_none,
     session_from_row,
     session_to_row,
@@ -131,7 +131,7 @@ class SQLiteStore(Store):
         if row is None:
             self._require(session_id)
             return None
-        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), loads(row[3]))
+        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), decode(row[3]))
 
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         params = {"now_us": to_micros(self.now()), "agent_types": _json_list(agent_types), "limit": limit}
@@ -170,7 +170,8 @@ class SQLiteStore(Store):
             return seq
 
         seq = self._writes.run(work)
-        return Checkpoint(session_id, seq, name, ts if ts.tzinfo is UTC else from_micros(ts_us), loads(data))
+        timestamp = ts if ts.tzinfo is UTC else from_micros(ts_us)
+        return Checkpoint(session_id, seq, name, timestamp, checkpoint.data)
 
     def apply(self, write: Write) -> Session:
         sid = write.before.session_id
