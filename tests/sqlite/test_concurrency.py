@@ -280,3 +280,86 @@ def test_leadership_handed_to_an_interrupted_follower_passes_on() -> None:
     writes._leave(chosen, chosen.wake)
     assert writes._queue == [next_in_line] and writes._leading
     assert not next_in_line.wake.locked()  # it leads now
+
+
+def counting_commits(path: Path) -> tuple[GroupCommit, list[str], sqlite3.Connection]:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    commits: list[str] = []
+    conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    return GroupCommit(conn, lambda exc: StoreUnavailable(str(exc))), commits, conn
+
+
+def insert_many(conn: sqlite3.Connection, values: list[int]) -> list[int | Exception]:
+    """A `Many`: refuses negative values (writing none of them), inserts the rest at once."""
+    conn.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values if v >= 0])
+    return [ValueError(f"refused {v}") if v < 0 else v for v in values]
+
+
+def test_queued_items_of_one_kind_run_as_one_call_in_queue_order(tmp_path: Path) -> None:
+    writes, commits, conn = counting_commits(tmp_path / "g.db")
+    calls: list[list[int]] = []
+    release = threading.Event()
+    outcomes: dict[int, object] = {}
+
+    def many(c: sqlite3.Connection, values: list[int]) -> list[int | Exception]:
+        calls.append(values)
+        if values == [0]:
+            release.wait(5)  # the first leader holds the others back until all are queued
+        return insert_many(c, values)
+
+    def plain(c: sqlite3.Connection) -> int:
+        c.execute("INSERT INTO t VALUES (100)")
+        return 100
+
+    def call(value: int) -> None:
+        try:
+            outcomes[value] = writes.run(plain) if value == 100 else writes.run_many(many, value)
+        except ValueError as exc:
+            outcomes[value] = exc
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    while not writes._leading:  # white-box: wait until the first write leads
+        time.sleep(0.001)
+    queued = []
+    for value in (1, -2, 3, 100, 4):  # started one by one, so they queue in this order
+        queued.append(threading.Thread(target=call, args=(value,)))
+        queued[-1].start()
+        while len(writes._queue) < len(queued):
+            time.sleep(0.001)
+    release.set()
+    for t in [first, *queued]:
+        t.join()
+    assert calls == [[0], [1, -2, 3], [4]]  # the plain write in between splits the run
+    assert [outcomes[v] for v in (0, 1, 3, 100, 4)] == [0, 1, 3, 100, 4]
+    assert isinstance(outcomes[-2], ValueError)
+    assert sorted(v for (v,) in conn.execute("SELECT v FROM t")) == [0, 1, 3, 4, 100]
+    assert len(commits) == 2  # the first alone, then the five queued ones together
+
+
+def test_a_leader_waits_for_the_callers_of_the_last_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tether.stores.sqlite.group_commit.GATHER_LIMIT", (30.0, 30.0))
+    writes, commits, conn = counting_commits(tmp_path / "g.db")
+    writes._last_batch = 3  # white-box: three callers were served together last time
+    run_threads(3, lambda i: writes.run_many(insert_many, i))
+    assert len(commits) == 1  # the first to arrive waited for the other two
+    assert sorted(v for (v,) in conn.execute("SELECT v FROM t")) == [0, 1, 2]
+    assert writes._last_batch == 3
+
+
+def test_a_leader_stops_waiting_for_callers_who_do_not_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tether.stores.sqlite.group_commit.GATHER_LIMIT", (1.0, 1.0))
+    writes, commits, _ = counting_commits(tmp_path / "g.db")
+    writes._last_batch = 16
+    started = time.monotonic()
+    assert writes.run_many(insert_many, 7) == 7
+    assert 1.0 <= time.monotonic() - started < 30
+    assert writes._last_batch == 1  # alone now: the next write does not wait
+    started = time.monotonic()
+    writes.run_many(insert_many, 8)
+    assert time.monotonic() - started < 1.0 and len(commits) == 2

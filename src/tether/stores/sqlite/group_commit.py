@@ -3,11 +3,15 @@
 Each caller queues its write. A caller that finds no leader becomes the leader: it takes
 everything queued, runs it in one `BEGIN IMMEDIATE` transaction (each write inside its own
 SAVEPOINT, so one rejected write does not undo the others), commits once — one fsync for the
-whole batch — and hands every caller its result or error. Followers sleep on their own lock, so
-a commit wakes exactly the callers it served, then hands leadership to the oldest caller that
-queued meanwhile. A caller alone pays for two uncontended locks; sixteen callers share one sync.
-The write lock of the database file (BEGIN IMMEDIATE, with the busy timeout) serialises this
-process's leader with other processes.
+whole batch — and hands every caller its result or error. Writes of one kind that can be applied
+together (checkpoint appends) queue as items of a `Many` function instead: consecutive ones run
+as one call, which checks them all with one query and writes them with one executemany, and
+reports each item's own result or refusal without writing the refused ones.
+
+Followers sleep on their own lock, so a commit wakes exactly the callers it served, then hands
+leadership to the oldest caller that queued meanwhile. A caller alone pays for two uncontended
+locks; sixteen callers share one sync. The write lock of the database file (BEGIN IMMEDIATE, with
+the busy timeout) serialises this process's leader with other processes.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -22,13 +27,20 @@ from tether.errors import StoreUnavailable
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
+# Applies many items at once; returns, per item, its result or the exception refusing it (a
+# refused item writes nothing). A raised exception fails the whole transaction.
+Many = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+# How long a new leader waits, at most, for the callers of the previous batch to queue again.
+GATHER_LIMIT = (0.0002, 0.002)  # seconds: at least, at most (between them, one commit's time)
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "error", "result", "wake", "work")
+    __slots__ = ("done", "error", "item", "many", "result", "wake", "work")
 
-    def __init__(self, work: Work[T]) -> None:
+    def __init__(self, work: Work[T] | None, many: Many | None = None, item: Any = None) -> None:
         self.work = work
+        self.many = many
+        self.item = item
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -51,14 +63,30 @@ class GroupCommit:
         self._queue: list[_Job[Any]] = []
         self._leading = False
         self._closed = False
+        # Gathering: callers served together tend to write again together (agents in lockstep,
+        # a benchmark). A leader that finds fewer queued than the last batch held waits, at most
+        # about one commit's time, until that many have queued, instead of syncing a batch of one
+        # and making everyone else wait for the next sync.
+        self._last_batch = 0
+        self._last_commit_seconds = 0.0
+        self._wanted = 0
+        self._gathered = threading.Event()
 
     def run(self, work: Work[T]) -> T:
         """Run `work` in a write transaction; return once it is committed (or raise its error)."""
-        job: _Job[T] = _Job(work)
+        return self._run(_Job(work))
+
+    def run_many(self, many: Many, item: Any) -> Any:
+        """Apply `item` through `many`, together with the items other callers queued meanwhile."""
+        return self._run(_Job(None, many, item))
+
+    def _run(self, job: _Job[T]) -> T:
         with self._lock:
             if self._closed:
                 raise self._describe(sqlite3.ProgrammingError("the store is closed"))
             self._queue.append(job)
+            if self._wanted and len(self._queue) >= self._wanted:
+                self._gathered.set()
             follower = self._leading
             if follower:
                 job.wake = threading.Lock()
@@ -78,11 +106,19 @@ class GroupCommit:
         return job.outcome()
 
     def _lead(self, own: _Job[Any]) -> None:
+        try:
+            self._gather()
+        except BaseException:  # a signal handler raised while waiting: serve the queue, then raise
+            self._lead(own)
+            raise
         with self._lock:
             batch, self._queue = self._queue, []
         try:
             with self._committing:
+                started = time.perf_counter()
                 self._commit(batch)
+                self._last_commit_seconds = time.perf_counter() - started
+                self._last_batch = len(batch)
         finally:
             with self._lock:
                 successor = self._queue[0] if self._queue else None
@@ -92,6 +128,21 @@ class GroupCommit:
                     job.wake.release()
             if successor is not None and successor.wake is not None:
                 successor.wake.release()
+
+    def _gather(self) -> None:
+        with self._lock:
+            wanted = self._last_batch
+            if wanted < 2 or len(self._queue) >= wanted:
+                return
+            self._wanted = wanted
+            self._gathered.clear()
+        low, high = GATHER_LIMIT
+        try:
+            self._gathered.wait(min(max(self._last_commit_seconds, low), high))
+        finally:
+            with self._lock:
+                self._wanted = 0
+                self._last_batch = 0  # so the retried _lead of an interrupted wait does not wait
 
     def _leave(self, job: _Job[Any], wake: threading.Lock) -> None:
         """An interrupted follower: a write not started yet is dropped; if leadership had just
@@ -117,11 +168,13 @@ class GroupCommit:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if len(batch) > 1:
-                for job in batch:
-                    self._run_in_savepoint(job)
-            elif not self._run_alone(batch[0]):
-                return
+            if len(batch) == 1 and batch[0].work is not None:
+                if not self._run_alone(batch[0]):
+                    return
+            else:
+                start = 0
+                while start < len(batch):
+                    start = self._run_next(batch, start)
             conn.execute("COMMIT")
         except BaseException as exc:
             error = self._describe(exc) if isinstance(exc, sqlite3.Error) else StoreUnavailable(str(exc))
@@ -132,9 +185,28 @@ class GroupCommit:
             for job in batch:
                 job.done = True
 
+    def _run_next(self, batch: list[_Job[Any]], start: int) -> int:
+        """Run the job at `start`, or the run of jobs for the same `Many` starting there; returns
+        where the next one starts."""
+        many = batch[start].many
+        if many is None:
+            self._run_in_savepoint(batch[start])
+            return start + 1
+        end = start + 1
+        while end < len(batch) and batch[end].many is many:
+            end += 1
+        group = batch[start:end]
+        for job, outcome in zip(group, many(self._conn, [job.item for job in group]), strict=True):
+            if isinstance(outcome, Exception):
+                job.error = outcome
+            else:
+                job.result = outcome
+        return end
+
     def _run_alone(self, job: _Job[Any]) -> bool:
         """The single-writer case needs no savepoint: a rejected write rolls back the transaction.
         Returns whether there is something to commit."""
+        assert job.work is not None
         try:
             job.result = job.work(self._conn)
             return True
@@ -147,6 +219,7 @@ class GroupCommit:
 
     def _run_in_savepoint(self, job: _Job[Any]) -> None:
         conn = self._conn
+        assert job.work is not None
         conn.execute("SAVEPOINT tether_write")
         try:
             job.result = job.work(conn)

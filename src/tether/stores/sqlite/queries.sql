@@ -29,10 +29,17 @@ INSERT INTO checkpoints (session_id, seq, name, ts_us, data) VALUES (?, ?, ?, ?,
 -- What a fenced append checks (state, epoch) and the next seq's predecessor, read under the
 -- write lock the append's BEGIN IMMEDIATE holds; the plain insert_checkpoint follows. Two cached
 -- statements cost less CPU than one INSERT … SELECT … RETURNING (which materialises its result).
-SELECT s.state, s.epoch,
+SELECT s.session_id, s.state, s.epoch,
        (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
 FROM sessions AS s
 WHERE s.session_id = ?;
+
+-- name: append_fences
+-- append_fence for a batch of concurrent appends: the sessions named in a JSON array.
+SELECT s.session_id, s.state, s.epoch,
+       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+FROM sessions AS s
+WHERE s.session_id IN (SELECT value FROM json_each(?));
 
 -- name: append_unfenced
 -- A lifecycle checkpoint, written in the same transaction as the version-checked update.

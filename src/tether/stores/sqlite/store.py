@@ -50,6 +50,7 @@ MIGRATIONS = load_migrations(PACKAGE)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _NEWEST = (2**63 - 1, "")  # keyset position before the first page
 _FENCE = Q["append_fence"]
+_FENCES = Q["append_fences"]
 _INSERT_CHECKPOINT = Q["insert_checkpoint"]
 _GET = Q["get_session"]
 _LAST = Q["last_checkpoint"]
@@ -157,21 +158,12 @@ class SQLiteStore(Store):
         return session_from_row(self._writes.run(work))
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        name, data = checkpoint.name, checkpoint.data_json
         ts = checkpoint.timestamp
         ts_us = to_micros(ts)
-
-        def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(_FENCE, (session_id,)).fetchone()
-            if row is None or row[0] != "active" or (epoch is not None and epoch != row[1]):
-                raise explain_rejected_append(_session_in(conn, session_id), session_id, epoch)
-            seq: int = (row[2] or 0) + 1
-            conn.execute(_INSERT_CHECKPOINT, (session_id, seq, name, ts_us, data))
-            return seq
-
-        seq = self._writes.run(work)
+        append = (session_id, checkpoint.name, ts_us, checkpoint.data_json, epoch)
+        seq: int = self._writes.run_many(_append_many, append)
         timestamp = ts if ts.tzinfo is UTC else from_micros(ts_us)
-        return Checkpoint(session_id, seq, name, timestamp, checkpoint.data)
+        return Checkpoint(session_id, seq, checkpoint.name, timestamp, checkpoint.data)
 
     def apply(self, write: Write) -> Session:
         sid = write.before.session_id
@@ -305,6 +297,34 @@ def _reconnect_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reconnect_after_fork)
+
+
+Append = tuple[str, str, int, str, int | None]  # session_id, name, ts_us, data, epoch
+
+
+def _append_many(conn: sqlite3.Connection, appends: list[Append]) -> list[int | TetherError]:
+    """Concurrent appends in one go: one query reads every session's fence (state, epoch) and
+    newest seq, under the write lock of the batch's transaction; one executemany inserts the
+    accepted ones. Appends to the same session get consecutive seqs in queue order."""
+    if len(appends) == 1:
+        fences = conn.execute(_FENCE, (appends[0][0],)).fetchall()
+    else:
+        fences = conn.execute(_FENCES, (json.dumps(list({append[0] for append in appends})),)).fetchall()
+    fence = {row[0]: row for row in fences}
+    last_seq: dict[str, int] = {}
+    outcomes: list[int | TetherError] = []
+    rows = []
+    for session_id, name, ts_us, data, epoch in appends:
+        found = fence.get(session_id)
+        if found is None or found[1] != "active" or (epoch is not None and epoch != found[2]):
+            outcomes.append(explain_rejected_append(_session_in(conn, session_id), session_id, epoch))
+            continue
+        seq = last_seq.get(session_id, found[3] or 0) + 1
+        last_seq[session_id] = seq
+        rows.append((session_id, seq, name, ts_us, data))
+        outcomes.append(seq)
+    conn.executemany(_INSERT_CHECKPOINT, rows)
+    return outcomes
 
 
 def _session_in(conn: sqlite3.Connection, session_id: str) -> Session | None:
