@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -60,8 +60,36 @@ class NewCheckpoint:
     data: JSON
 
 
+# How a store turns one of its rows into each Session field: field name -> function of the row.
+RowLayout = Mapping[str, Callable[[Any], Any]]
+
+
+class _DecodedOnAccess:
+    """Lets a store build a Session from a row without decoding it: each field is decoded from the
+    row when first read, then kept. Listings hand out many sessions of which callers read a few
+    fields, so building them costs little more than fetching the rows. Fields of a Session built
+    the usual way are all set and never come here."""
+
+    __slots__ = ("_layout", "_row")
+
+    if not TYPE_CHECKING:  # mypy would otherwise allow any attribute name on Session
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                decode = _LAYOUT.__get__(self)[name]
+            except (AttributeError, KeyError):  # built the usual way, or not a field
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+            value = decode(_ROW.__get__(self))
+            object.__setattr__(self, name, value)
+            return value
+
+
+_LAYOUT = _DecodedOnAccess._layout  # type: ignore[attr-defined]  # the slot descriptors
+_ROW = _DecodedOnAccess._row  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
-class Session:
+class Session(_DecodedOnAccess):
     session_id: str
     agent_type: str
     user_id: str
@@ -84,6 +112,14 @@ class Session:
     ended_at: datetime | None = None
     failure: Failure | None = None
     last_seq: int = 0
+
+    @classmethod
+    def from_row(cls, layout: RowLayout, row: Any) -> Session:
+        """A Session whose fields are decoded from `row` by `layout` when first read."""
+        session = object.__new__(cls)
+        _LAYOUT.__set__(session, layout)
+        _ROW.__set__(session, row)
+        return session
 
     @property
     def checkpoint_count(self) -> int:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from tether import Liveness, Page, Session, State
-from tether.model import as_aware
+from tether.model import Failure, as_aware
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -99,3 +103,50 @@ def test_naive_timestamps_are_read_as_utc() -> None:
 
 def test_state_values_are_the_seed_s_strings() -> None:
     assert [s.value for s in State] == ["active", "paused", "completed", "failed"]
+
+
+def _decoded_on_access(session: Session, decoded: list[str]) -> Session:
+    """`session` rebuilt as a store builds one from a row, noting each field it decodes."""
+    names = [f.name for f in dataclasses.fields(session)]
+    row = tuple(getattr(session, name) for name in names)
+
+    def decoder(index: int, name: str) -> Callable[[tuple[object, ...]], object]:
+        def decode(r: tuple[object, ...]) -> object:
+            decoded.append(name)
+            return copy.deepcopy(r[index])  # as a store decodes JSON: a new object
+
+        return decode
+
+    return Session.from_row({name: decoder(i, name) for i, name in enumerate(names)}, row)
+
+
+def test_a_session_built_from_a_row_decodes_each_field_once_when_read() -> None:
+    decoded: list[str] = []
+    lazy = _decoded_on_access(_session(context={"k": [1]}), decoded)
+    assert decoded == []
+    assert lazy.context == {"k": [1]} and lazy.context is lazy.context
+    assert lazy.session_id == "s"
+    assert decoded == ["context", "session_id"]
+
+
+def test_a_session_built_from_a_row_is_the_same_value() -> None:
+    eager = _session(context={"k": [1]}, failure=Failure("boom", {"d": 1}))
+    lazy = _decoded_on_access(eager, [])
+    assert lazy == eager and eager == lazy
+    assert repr(lazy) == repr(eager)
+    assert pickle.loads(pickle.dumps(_decoded_on_access(eager, []))) == eager
+    assert copy.deepcopy(_decoded_on_access(eager, [])) == eager
+    assert dataclasses.replace(_decoded_on_access(eager, []), version=7) == dataclasses.replace(
+        eager, version=7
+    )
+    assert dataclasses.asdict(_decoded_on_access(eager, [])) == dataclasses.asdict(eager)
+    assert _decoded_on_access(eager, []).liveness(T0) is Liveness.HEALTHY
+
+
+def test_a_session_built_from_a_row_stays_immutable_and_has_no_other_attributes() -> None:
+    lazy = _decoded_on_access(_session(), [])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lazy.version = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lazy.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert not hasattr(_session(), "nope")
