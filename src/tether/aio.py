@@ -34,7 +34,7 @@ from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, Stat
 from tether.operations import ManagerBase, Operations
 from tether.policy import Policies
 from tether.stores import AsyncStore, Beat, Store, open_async_store, with_liveness
-from tether.stores._threaded import ThreadedStore
+from tether.stores._threaded import threaded
 from tether.supervisor import AsyncRunningSupervisor, AsyncSupervisor
 
 T = TypeVar("T")
@@ -62,9 +62,7 @@ class AsyncSessionManager(ManagerBase):
         self._redis_url = config.redis_url(redis_url)
         if isinstance(store, AsyncStore) and self._redis_url:
             raise ConfigurationError("Redis liveness wraps a sync store: pass a URL or a sync Store")
-        self._store = (
-            ThreadedStore(with_liveness(store, self._redis_url)) if isinstance(store, Store) else store
-        )
+        self._store = threaded(with_liveness(store, self._redis_url)) if isinstance(store, Store) else store
         self._url, self._clock = settings.store_url, clock
         self._opening = asyncio.Lock()
 

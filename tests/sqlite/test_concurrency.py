@@ -3,6 +3,7 @@ exactly once, seq runs 1…n without gaps, and a killed process loses nothing it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -17,8 +18,11 @@ import pytest
 
 from tests.support import subprocess_env
 from tether import InvalidTransition, SessionManager, StoreUnavailable
+from tether.model import NewCheckpoint
+from tether.stores.sqlite import SQLiteStore
 from tether.stores.sqlite.group_commit import GroupCommit
 from tether.stores.sqlite.group_commit import _Job as Job
+from tether.validation import encode_payload
 
 THREADS = 8
 PER_THREAD = 40
@@ -363,3 +367,87 @@ def test_a_leader_stops_waiting_for_callers_who_do_not_come(
     started = time.monotonic()
     writes.run_many(insert_many, 8)
     assert time.monotonic() - started < 1.0 and len(commits) == 2
+
+
+def test_a_cancelled_coroutine_s_queued_write_never_happens(tmp_path: Path) -> None:
+    writes, _, conn = counting_commits(tmp_path / "g.db")
+    started, release = threading.Event(), threading.Event()
+
+    def slow(c: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+
+    leader = threading.Thread(target=writes.run, args=(slow,))
+    leader.start()
+    started.wait(10)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(writes.run_many_async(insert_many, 5))
+        while not writes._queue:  # white-box: queued behind the busy leader
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert writes._queue == []
+
+    asyncio.run(scenario())
+    release.set()
+    leader.join()
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert writes.run_many(insert_many, 6) == 6  # the queue still moves
+
+
+def test_a_cancelled_coroutine_s_started_write_finishes_first(tmp_path: Path) -> None:
+    writes, _, conn = counting_commits(tmp_path / "g.db")
+    started, release = threading.Event(), threading.Event()
+
+    def slow_many(c: sqlite3.Connection, values: list[int]) -> list[int | Exception]:
+        started.set()
+        release.wait(10)
+        return insert_many(c, values)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(writes.run_many_async(slow_many, 7))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # the cancellation waits for the write in progress
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert conn.execute("SELECT v FROM t").fetchall() == [(7,)]
+
+
+def test_threads_and_coroutines_append_to_one_session_through_one_group_commit(tmp_path: Path) -> None:
+    manager = SessionManager(f"sqlite:///{tmp_path}/t.db")
+    store = manager.store
+    assert isinstance(store, SQLiteStore)
+    session = manager.create("tutor", "u1")
+    acknowledged: list[tuple[int, int, int]] = []
+
+    def thread_appends(writer: int) -> None:
+        for n in range(PER_THREAD):
+            seq = manager.checkpoint(session.session_id, "step", {"writer": writer, "n": n}).seq
+            acknowledged.append((seq, writer, n))
+
+    async def coroutine_appends() -> None:
+        async def one(writer: int, n: int) -> None:
+            data = {"writer": writer, "n": n}
+            encoded = encode_payload("data", data)
+            new = NewCheckpoint("step", store.now(), encoded.text, encoded.copy)
+            acknowledged.append(((await store.append_async(session.session_id, new, None)).seq, writer, n))
+
+        await asyncio.gather(*(one(writer, n) for writer in range(100, 104) for n in range(PER_THREAD)))
+
+    threads = [threading.Thread(target=thread_appends, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    asyncio.run(coroutine_appends())
+    for t in threads:
+        t.join()
+    assert sorted(seq for seq, _, _ in acknowledged) == list(range(1, 8 * PER_THREAD + 1))
+    assert_history(manager, session.session_id, {(w, n) for _, w, n in acknowledged})
+    manager.close()

@@ -12,10 +12,15 @@ Followers sleep on their own lock, so a commit wakes exactly the callers it serv
 leadership to the oldest caller that queued meanwhile. A caller alone pays for two uncontended
 locks; sixteen callers share one sync. The write lock of the database file (BEGIN IMMEDIATE, with
 the busy timeout) serialises this process's leader with other processes.
+
+Coroutines queue writes too (`run_many_async`) but never lead: the event loop must not wait on the
+disk. Leadership for them goes to one writer thread per GroupCommit, started on first use, which
+settles each coroutine's future through the loop (`call_soon_threadsafe`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -35,7 +40,7 @@ GATHER_LIMIT = (0.0002, 0.002)  # seconds: at least, at most (between them, one 
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "error", "item", "many", "result", "wake", "work")
+    __slots__ = ("done", "error", "item", "many", "result", "settle", "wake", "work")
 
     def __init__(self, work: Work[T] | None, many: Many | None = None, item: Any = None) -> None:
         self.work = work
@@ -45,6 +50,7 @@ class _Job(Generic[T]):
         self.result: T | None = None
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None  # held while a follower sleeps
+        self.settle: Callable[[], object] | None = None  # a coroutine's: hands it the outcome
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -71,6 +77,9 @@ class GroupCommit:
         self._last_commit_seconds = 0.0
         self._wanted = 0
         self._gathered = threading.Event()
+        self._writer: threading.Thread | None = None  # leads for coroutines
+        self._writer_turn = threading.Lock()  # released when the writer thread is to lead
+        self._writer_turn.acquire()
 
     def run(self, work: Work[T]) -> T:
         """Run `work` in a write transaction; return once it is committed (or raise its error)."""
@@ -80,13 +89,61 @@ class GroupCommit:
         """Apply `item` through `many`, together with the items other callers queued meanwhile."""
         return self._run(_Job(None, many, item))
 
+    async def run_many_async(self, many: Many, item: Any) -> Any:
+        """`run_many` for a coroutine: the writer thread leads its batch. Cancelling the caller
+        drops the item if it has not been taken into a batch yet; otherwise the write finishes
+        before the cancellation reaches the caller (all or nothing, never half)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        job: _Job[Any] = _Job(None, many, item)
+        job.settle = lambda: loop.call_soon_threadsafe(_settle, future, job)
+        with self._lock:
+            self._enqueue(job)
+            lead = not self._leading
+            self._leading = True
+            if lead:
+                self._hand_over(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with self._lock:
+                queued = job in self._queue
+                if queued:
+                    self._queue.remove(job)
+            while not queued and not job.done:  # in a batch already: it finishes first
+                await asyncio.sleep(0.001)
+            raise
+
+    def _enqueue(self, job: _Job[Any]) -> None:
+        """Under the lock: queue the job, and wake a leader gathering callers once enough came."""
+        if self._closed:
+            raise self._describe(sqlite3.ProgrammingError("the store is closed"))
+        self._queue.append(job)
+        if self._wanted and len(self._queue) >= self._wanted:
+            self._gathered.set()
+
+    def _hand_over(self, successor: _Job[Any]) -> None:
+        """Let the successor's thread lead: a waiting caller's own, or for a coroutine's job the
+        writer thread (started here on first use)."""
+        if successor.wake is not None:
+            successor.wake.release()
+            return
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._lead_for_coroutines, name="tether-sqlite-writer")
+            self._writer.daemon = True
+            self._writer.start()
+        self._writer_turn.release()
+
+    def _lead_for_coroutines(self) -> None:
+        while True:
+            if self._writer_turn.acquire(timeout=0.5):
+                self._lead(None)
+            elif self._closed:  # idle, and no more writes can come
+                return
+
     def _run(self, job: _Job[T]) -> T:
         with self._lock:
-            if self._closed:
-                raise self._describe(sqlite3.ProgrammingError("the store is closed"))
-            self._queue.append(job)
-            if self._wanted and len(self._queue) >= self._wanted:
-                self._gathered.set()
+            self._enqueue(job)
             follower = self._leading
             if follower:
                 job.wake = threading.Lock()
@@ -105,7 +162,7 @@ class GroupCommit:
         self._lead(job)
         return job.outcome()
 
-    def _lead(self, own: _Job[Any]) -> None:
+    def _lead(self, own: _Job[Any] | None) -> None:
         try:
             self._gather()
         except BaseException:  # a signal handler raised while waiting: serve the queue, then raise
@@ -114,20 +171,24 @@ class GroupCommit:
         with self._lock:
             batch, self._queue = self._queue, []
         try:
-            with self._committing:
-                started = time.perf_counter()
-                self._commit(batch)
-                self._last_commit_seconds = time.perf_counter() - started
-                self._last_batch = len(batch)
+            if batch:  # empty when a coroutine withdrew the only queued job
+                with self._committing:
+                    started = time.perf_counter()
+                    self._commit(batch)
+                    self._last_commit_seconds = time.perf_counter() - started
+                    self._last_batch = len(batch)
         finally:
             with self._lock:
                 successor = self._queue[0] if self._queue else None
                 self._leading = successor is not None
             for job in batch:
-                if job.wake is not None and job is not own:
+                if job.settle is not None:
+                    with contextlib.suppress(RuntimeError):  # its event loop is closed: nobody waits
+                        job.settle()
+                elif job.wake is not None and job is not own:
                     job.wake.release()
-            if successor is not None and successor.wake is not None:
-                successor.wake.release()
+            if successor is not None:
+                self._hand_over(successor)
 
     def _gather(self) -> None:
         with self._lock:
@@ -154,8 +215,8 @@ class GroupCommit:
                 return  # served already, or never chosen (and now it cannot be)
             successor = self._queue[0] if self._queue else None
             self._leading = successor is not None
-        if successor is not None and successor.wake is not None:
-            successor.wake.release()
+        if successor is not None:
+            self._hand_over(successor)
 
     def close(self) -> None:
         """Close the connection once the current leader is done; later writes raise. Idempotent."""
@@ -236,3 +297,13 @@ class GroupCommit:
         for job in batch:
             if job.error is None:
                 job.error = error
+
+
+def _settle(future: asyncio.Future[Any], job: _Job[Any]) -> None:
+    """On the caller's event loop: hand the coroutine its write's outcome."""
+    if future.cancelled():
+        return
+    if job.error is not None:
+        future.set_exception(job.error)
+    else:
+        future.set_result(job.result)

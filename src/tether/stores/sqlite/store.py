@@ -158,12 +158,16 @@ class SQLiteStore(Store):
         return session_from_row(self._writes.run(work))
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        ts = checkpoint.timestamp
-        ts_us = to_micros(ts)
-        append = (session_id, checkpoint.name, ts_us, checkpoint.data_json, epoch)
-        seq: int = self._writes.run_many(_append_many, append)
-        timestamp = ts if ts.tzinfo is UTC else from_micros(ts_us)
-        return Checkpoint(session_id, seq, checkpoint.name, timestamp, checkpoint.data)
+        seq: int = self._writes.run_many(_append_many, _append_item(session_id, checkpoint, epoch))
+        return _appended(session_id, checkpoint, seq)
+
+    async def append_async(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
+        """`append` for a coroutine: it joins the same group commit without a thread of its own
+        (the writer thread leads), so the event loop never waits on the disk."""
+        seq: int = await self._writes.run_many_async(
+            _append_many, _append_item(session_id, checkpoint, epoch)
+        )
+        return _appended(session_id, checkpoint, seq)
 
     def apply(self, write: Write) -> Session:
         sid = write.before.session_id
@@ -300,6 +304,17 @@ os.register_at_fork(after_in_child=_reconnect_after_fork)
 
 
 Append = tuple[str, str, int, str, int | None]  # session_id, name, ts_us, data, epoch
+
+
+def _append_item(session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Append:
+    return (session_id, checkpoint.name, to_micros(checkpoint.timestamp), checkpoint.data_json, epoch)
+
+
+def _appended(session_id: str, checkpoint: NewCheckpoint, seq: int) -> Checkpoint:
+    """The stored checkpoint: its timestamp in UTC, as a read returns it."""
+    ts = checkpoint.timestamp
+    timestamp = ts if ts.tzinfo is UTC else from_micros(to_micros(ts))
+    return Checkpoint(session_id, seq, checkpoint.name, timestamp, checkpoint.data)
 
 
 def _append_many(conn: sqlite3.Connection, appends: list[Append]) -> list[int | TetherError]:
