@@ -58,9 +58,10 @@ def encode(value: Any) -> Encoded:
     return Encoded(text, size, decode(text))
 
 
-def decode(text: str) -> Any:
-    """Decode JSON this store wrote, exactly as the standard library would, faster when it can."""
-    raw = text.encode()
+def decode(text: str | bytes) -> Any:
+    """Decode JSON this store wrote, exactly as the standard library would, faster when it can
+    (text, or UTF-8 bytes as psycopg hands over json and jsonb values)."""
+    raw = text.encode() if isinstance(text, str) else text
     if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZEROS):
         try:
             return orjson.loads(raw)

@@ -53,10 +53,14 @@ def eventually(condition: object, timeout: float = 20.0) -> None:
 
 
 def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_url: str) -> None:
+    """Three appends to a locked session: the first runs alone and waits on the row lock, the two
+    that arrive meanwhile queue for the next batch. Killing the connection under each batch gives
+    every caller in it StoreUnavailable, and none of them wrote anything."""
     url, name = pool_url(pg_url, 4)
     manager = SessionManager(url, worker_id="w")
     session = manager.create("tutor", "u1")
     manager.checkpoint(session.session_id, "before", {})
+    queue = manager.store._appends  # type: ignore[attr-defined]  # white-box: the group commit
     outcomes: list[object] = []
     with admin(pg_url) as blocker, admin(pg_url) as observer:
         blocker.execute("BEGIN")
@@ -69,16 +73,23 @@ def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_u
                 outcomes.append(exc)
 
         threads = [threading.Thread(target=append) for _ in range(3)]
-        for t in threads:
+        threads[0].start()
+        eventually(lambda: backends(observer, name, waiting=True) == 1)  # the first, alone, waits
+        for t in threads[1:]:
             t.start()
-        eventually(lambda: backends(observer, name, waiting=True) == 3)  # all three wait on the row lock
+        eventually(lambda: len(queue._queue) == 2)  # the other two queue behind it
+        terminate(observer, name)
+        eventually(lambda: len(outcomes) == 1)
+        eventually(lambda: backends(observer, name, waiting=True) == 1)  # their batch: one statement
+        assert not queue._queue
         terminate(observer, name)
         for t in threads:
             t.join()
         blocker.execute("ROLLBACK")
     assert len(outcomes) == 3 and all(isinstance(o, StoreUnavailable) for o in outcomes)
-    assert isinstance(outcomes[0], StoreUnavailable) and isinstance(
-        outcomes[0].__cause__, psycopg.OperationalError
+    assert all(
+        isinstance(o, StoreUnavailable) and isinstance(o.__cause__, psycopg.OperationalError)
+        for o in outcomes
     )
     after = manager.checkpoint(session.session_id, "after", {}, epoch=1)
     assert after.seq == 2  # the killed appends wrote nothing and used up no seq

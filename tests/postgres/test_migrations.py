@@ -50,7 +50,7 @@ def test_upgrading_a_version_1_database_keeps_every_session_and_checkpoint(pg_ur
     assert LATEST >= 2, "the upgrade path needs a migration after 0001"
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
     to_version_1 = ops.migrate(ops.MIGRATIONS[:1])
-    with raw_connection(pg_url) as conn, conn.transaction():
+    with psycopg.connect(PoolSettings.from_url(pg_url).conninfo, autocommit=True) as conn, conn.transaction():
         assert drive(conn, to_version_1, next(to_version_1)) == 1
     old = PostgresStore.from_url(pg_url, clock, migrate=False)  # the code of version 1 writing data
     manager = SessionManager(old, worker_id="w1")

@@ -4,30 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from tether.clock import Clock, SystemClock
-from tether.errors import TetherError
+from tether.errors import StoreUnavailable, TetherError
 from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import AsyncStore, Beat
+from tether.stores.group_commit import AsyncGroupCommit, Job
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres.connection import PoolSettings, check_idle, redacted, translate
-from tether.stores.postgres.operations import Operation, Query, manual_time
+from tether.stores.postgres.connection import (
+    AsyncConnection,
+    PoolSettings,
+    check_idle,
+    redacted,
+    returned_rows,
+    translate,
+)
+from tether.stores.postgres.operations import Append, Operation, Query, manual_time
 
 T = TypeVar("T")
-AsyncConnection = psycopg.AsyncConnection[Any]
 
 
 async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) -> T:
-    """Run an operation's queries on one connection, from its first, feeding each its rows."""
+    """Run an operation's queries on one connection, from its first, feeding each its rows (and
+    throwing a failed statement's error into it)."""
+    cursor = conn.statements()
     try:
         while True:
-            cursor = await conn.execute(query.sql, query.params, prepare=query.prepare)
-            query = operation.send(await cursor.fetchall() if cursor.description is not None else [])
+            try:
+                await cursor.execute(query.sql, query.params, prepare=query.prepare)
+                rows = await cursor.fetchall() if returned_rows(cursor) else []
+            except psycopg.Error as exc:
+                query = operation.throw(exc)
+                continue
+            query = operation.send(rows)
     except StopIteration as done:
         return cast(T, done.value)
 
@@ -46,6 +60,7 @@ class AsyncPostgresStore(AsyncStore):
         self.url = redacted(url)
         self._pool = pool
         self._database_clock = ops.DatabaseClock()
+        self._appends: AsyncGroupCommit[Append] = AsyncGroupCommit(self._commit_appends, self._closed)
 
     @classmethod
     async def from_url(
@@ -54,7 +69,11 @@ class AsyncPostgresStore(AsyncStore):
         """Open a pool on the URL (pool_min, pool_max, pool_timeout in its query) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
-            check=_check_idle, name="tether-async", open=False, **settings.pool_arguments()
+            connection_class=AsyncConnection,
+            check=_check_idle,
+            name="tether-async",
+            open=False,
+            **settings.pool_arguments(),
         )
         await pool.open()
         store = cls(pool, url, clock)
@@ -90,7 +109,18 @@ class AsyncPostgresStore(AsyncStore):
         return await self._run(ops.create(session, checkpoints))
 
     async def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        return await self._run(ops.append(session_id, checkpoint, epoch))
+        stored: Checkpoint | None = await self._appends.run(Append(session_id, checkpoint, epoch))
+        if stored is None:
+            raise await self._run(ops.explain_append(session_id, epoch))
+        return stored
+
+    async def _commit_appends(self, jobs: list[Job[Append]]) -> None:
+        outcomes = await self._run(ops.append_batch([job.work for job in jobs]))
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, TetherError):
+                job.error = outcome
+            else:
+                job.result = outcome
 
     async def apply(self, write: Write) -> Session:
         return await self._run(ops.apply(write))
@@ -112,7 +142,11 @@ class AsyncPostgresStore(AsyncStore):
         return await self._run(ops.migrate(), atomic=True)
 
     async def close(self) -> None:
+        await self._appends.close()
         await self._pool.close()
+
+    def _closed(self) -> StoreUnavailable:
+        return StoreUnavailable("the store is closed")
 
     async def _run(self, operation: Operation[T], atomic: bool = False) -> T:
         """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
@@ -122,10 +156,13 @@ class AsyncPostgresStore(AsyncStore):
         except StopIteration as done:
             return cast(T, done.value)
         try:
-            async with self._pool.connection() as conn:
+            conn = await self._pool.getconn()
+            try:
                 if not atomic:
                     return await drive(conn, operation, first)
                 async with conn.transaction():
                     return await drive(conn, operation, first)
+            finally:
+                await self._pool.putconn(conn)
         except psycopg.Error as exc:
             raise translate(exc) from exc

@@ -9,14 +9,50 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg import errors as pg_errors
+from psycopg.adapt import AdaptersMap
+from psycopg.pq import ExecStatus
+from psycopg.types.json import set_json_loads
 
 from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
+from tether import codec
 
 # URL query parameters the pool consumes; everything else goes to libpq (sslmode, options, …).
 POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
 # Timestamps come back in UTC, as the store contract asks, without converting each one.
 UTC_OPTION = "-c TimeZone=UTC"
+# json/jsonb values (checkpoint data, context, metadata) decode with orjson (tether.codec).
+ADAPTERS = AdaptersMap(psycopg.adapters)
+set_json_loads(codec.decode, ADAPTERS)
+
+
+class Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection that runs every statement on one cursor it keeps: creating a cursor per
+    statement costs more Python time than the rest of a short read."""
+
+    _statements: psycopg.Cursor[tuple[Any, ...]] | None = None
+
+    def statements(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        if self._statements is None:
+            self._statements = self.cursor()
+        return self._statements
+
+
+class AsyncConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
+    """`Connection` for asyncio."""
+
+    _statements: psycopg.AsyncCursor[tuple[Any, ...]] | None = None
+
+    def statements(self) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+        if self._statements is None:
+            self._statements = self.cursor()
+        return self._statements
+
+
+def returned_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the last statement returned rows (cheaper than building `cursor.description`)."""
+    result = cursor.pgresult
+    return result is not None and result.status == ExecStatus.TUPLES_OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +89,8 @@ class PoolSettings:
             "timeout": self.timeout,
             # Every write is one atomic statement, so connections run in autocommit and a write is
             # one round trip; the few multi-statement operations open a transaction explicitly.
-            "kwargs": {"autocommit": True, "row_factory": dict_row},
+            # Rows are tuples (mapping.py reads them by position).
+            "kwargs": {"autocommit": True, "context": ADAPTERS},
         }
 
 
@@ -98,6 +135,14 @@ def _has_input(fd: int) -> bool:
         return bool(poller.poll(0))
     readable, _, _ = select.select([fd], [], [], 0)
     return bool(readable)
+
+
+def may_have_committed(exc: psycopg.Error) -> bool:
+    """Whether a statement that raised this may still have been committed: only when the connection
+    was lost (the answer with it). Any other error rolled the statement back: nothing was written."""
+    if isinstance(exc, pg_errors.TransactionRollback):  # deadlock, serialization: rolled back
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def translate(exc: psycopg.Error) -> TetherError:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tether.lifecycle import Write
 from tether.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.stores.base import Beat, decode_cursor, from_micros
 
-Row = dict[str, Any]
+Row = tuple[Any, ...]
+Params = dict[str, Any]
 
 # JSON encoders always write the NUL character as this escape; jsonb refuses it (text cannot
 # hold NUL), so such values keep their exact text in a `json` column (see 0001_initial.sql).
@@ -26,44 +28,59 @@ def jsonb_text(text: str) -> tuple[str, str | None]:
     return text.replace(NUL_ESCAPE, "\\ufffd"), text
 
 
-def session_from_row(row: Mapping[str, Any]) -> Session:
-    exact = row["json_exact"] or {}
+# The columns of `sessions` in table order (migrations/0001_initial.sql; later migrations only
+# add columns at the end), which is how every `SELECT *` / `RETURNING *` hands them back.
+SESSION_COLUMNS = (
+    "session_id", "agent_type", "user_id", "state", "created_at", "last_heartbeat", "state_since",
+    "context", "metadata", "parent_session_id", "version", "owner", "epoch", "heartbeat_timeout",
+    "suspect_after", "lease_expires_at", "suspect_at", "phase", "recoveries", "ended_at",
+    "failure_error", "failure_details", "failure_final", "json_exact", "last_seq",
+)  # fmt: skip
+_STATES = {state.value: state for state in State}
+
+
+def session_from_row(row: Sequence[Any]) -> Session:
+    """A row of `sessions` (tuple rows: listings build one per row, so this is a hot path)."""
+    exact = row[23]  # json_exact
+    context, metadata = row[7], row[8]
     failure = None
-    if row["failure_error"] is not None:
-        details = exact.get("failure_details", row["failure_details"])
-        failure = Failure(row["failure_error"], details or {}, bool(row["failure_final"]))
+    if exact is not None:
+        context, metadata = exact.get("context", context), exact.get("metadata", metadata)
+    if row[20] is not None:
+        details = row[21] if exact is None else exact.get("failure_details", row[21])
+        failure = Failure(row[20], details or {}, bool(row[22]))
     return Session(
-        session_id=row["session_id"],
-        agent_type=row["agent_type"],
-        user_id=row["user_id"],
-        state=State(row["state"]),
-        created_at=row["created_at"],
-        last_heartbeat=row["last_heartbeat"],
-        state_since=row["state_since"],
-        context=exact.get("context", row["context"]),
-        metadata=exact.get("metadata", row["metadata"]),
-        parent_session_id=row["parent_session_id"],
-        version=row["version"],
-        owner=row["owner"],
-        epoch=row["epoch"],
-        heartbeat_timeout=row["heartbeat_timeout"],
-        suspect_after=row["suspect_after"],
-        lease_expires_at=row["lease_expires_at"],
-        suspect_at=row["suspect_at"],
-        phase=row["phase"],
-        recoveries=row["recoveries"],
-        ended_at=row["ended_at"],
+        session_id=row[0],
+        agent_type=row[1],
+        user_id=row[2],
+        state=_STATES[row[3]],
+        created_at=row[4],
+        last_heartbeat=row[5],
+        state_since=row[6],
+        context=context,
+        metadata=metadata,
+        parent_session_id=row[9],
+        version=row[10],
+        owner=row[11],
+        epoch=row[12],
+        heartbeat_timeout=row[13],
+        suspect_after=row[14],
+        lease_expires_at=row[15],
+        suspect_at=row[16],
+        phase=row[17],
+        recoveries=row[18],
+        ended_at=row[19],
         failure=failure,
-        last_seq=row["last_seq"],
+        last_seq=row[24],
     )
 
 
-def checkpoint_from_row(session_id: str, row: Mapping[str, Any]) -> Checkpoint:
-    data = row["data"] if row["data_exact"] is None else row["data_exact"]
-    return Checkpoint(session_id, row["seq"], row["name"], row["created_at"], data)
+def checkpoint_from_row(session_id: str, row: Sequence[Any]) -> Checkpoint:
+    """A row of (seq, name, created_at, data, data_exact)."""
+    return Checkpoint(session_id, row[0], row[1], row[2], row[3] if row[4] is None else row[4])
 
 
-def session_params(session: Session) -> Row:
+def session_params(session: Session) -> Params:
     """Every column of the session (JSON columns as text the statements cast)."""
     failure = session.failure
     return {
@@ -112,7 +129,7 @@ def _json_columns(session: Session) -> dict[str, str | None]:
     return columns
 
 
-def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Row:
+def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Params:
     return {
         **session_params(session),
         "cp_names": [cp.name for cp in checkpoints],
@@ -122,7 +139,7 @@ def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Row
     }
 
 
-def write_params(write: Write) -> Row:
+def write_params(write: Write) -> Params:
     cp = write.checkpoint
     data, exact = (None, None) if cp is None else jsonb_text(cp.data_json)
     return {
@@ -136,7 +153,7 @@ def write_params(write: Write) -> Row:
     }
 
 
-def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Row:
+def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Params:
     data, exact = jsonb_text(checkpoint.data_json)
     return {
         "session_id": session_id,
@@ -148,7 +165,29 @@ def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None)
     }
 
 
-def beat_params(beats: Sequence[Beat], now: Any) -> Row:
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One caller's checkpoint append, as the group commit queues it."""
+
+    session_id: str
+    checkpoint: NewCheckpoint
+    epoch: int | None
+
+
+def batch_params(appends: Sequence[Append]) -> Params:
+    """The columns of a batch of appends, as arrays `append_checkpoints` unnests in this order."""
+    texts = [jsonb_text(a.checkpoint.data_json) for a in appends]
+    return {
+        "session_ids": [a.session_id for a in appends],
+        "epochs": [a.epoch for a in appends],
+        "names": [a.checkpoint.name for a in appends],
+        "times": [a.checkpoint.timestamp for a in appends],
+        "data": [data for data, _ in texts],
+        "data_exact": [exact for _, exact in texts],
+    }
+
+
+def beat_params(beats: Sequence[Beat], now: Any) -> Params:
     return {
         "now": now,
         "session_ids": [b.session_id for b in beats],
@@ -158,7 +197,7 @@ def beat_params(beats: Sequence[Beat], now: Any) -> Row:
     }
 
 
-def filter_params(where: SessionFilter, limit: int, cursor: str | None) -> Row:
+def filter_params(where: SessionFilter, limit: int, cursor: str | None) -> Params:
     """The listing's parameters; asks for one row more than `limit` to learn if a next page exists."""
     after_at, after_id = None, None
     if cursor is not None:

@@ -1,9 +1,10 @@
 """Each store operation once, as a generator of queries: the sync and async stores only drive them.
 
 An operation yields a `Query`, receives the rows it returned, and finally returns its result (or
-raises a TetherError). It never touches a connection, so `PostgresStore` runs it with blocking
-calls and `AsyncPostgresStore` with awaits, and every decision about rows (what a missing row
-means, which error a rejected write gets) exists once, here.
+raises a TetherError); a statement that fails is thrown into it at its `yield`, so the one that can
+recover from a failed statement (`append_batch`) does it here too. It never touches a connection,
+so `PostgresStore` runs it with blocking calls and `AsyncPostgresStore` with awaits, and every
+decision about rows (what a missing row means, which error a rejected write gets) exists once, here.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, TypeVar
 
+import psycopg
+
 from tether.clock import Clock, SystemClock
 from tether.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
+from tether.stores.postgres.connection import may_have_committed, translate
+from tether.stores.postgres.mapping import Append as Append
 from tether.stores.postgres.mapping import Row, session_from_row
 from tether.stores.sql_files import Migration, load_migrations, load_queries
 
@@ -85,7 +90,7 @@ def now(manual: datetime | None, clock: DatabaseClock) -> Operation[datetime]:
         return carried
     sent = monotonic()
     rows = yield _query("clock", {"now": None})
-    return clock.anchor(rows[0]["now"], sent, monotonic())
+    return clock.anchor(rows[0][0], sent, monotonic())
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -130,12 +135,54 @@ def create(session: Session, new: Sequence[NewCheckpoint]) -> Operation[Session]
     return session_from_row(rows[0])
 
 
-def append(session_id: str, new: NewCheckpoint, epoch: int | None) -> Operation[Checkpoint]:
-    rows = yield _query("append_checkpoint", mapping.append_params(session_id, new, epoch))
-    if rows:
-        return Checkpoint(session_id, rows[0]["seq"], new.name, rows[0]["created_at"], new.data)
+# An append's outcome in a batch: stored, rejected by its fence (None: `explain_append` says why),
+# or failed with its own error.
+Outcome = Checkpoint | TetherError | None
+
+
+def append_batch(appends: Sequence[Append]) -> Operation[list[Outcome]]:
+    """Concurrent appends in one statement: one transaction, one commit (one WAL flush) for all.
+
+    An append its fence rejects is left out, the others are stored. If the statement fails, it
+    wrote nothing, and each append is retried alone, so a bad one fails alone; if the connection
+    was lost, nobody can know whether it committed, and every caller gets StoreUnavailable.
+    """
+    if len(appends) > 1:
+        try:
+            rows = yield _query("append_checkpoints", mapping.batch_params(appends))
+        except psycopg.Error as exc:
+            if may_have_committed(exc):
+                raise
+        else:
+            stored = {row[0]: row for row in rows}  # by the append's position (1-based)
+            return [_stored(a, stored.get(n)) for n, a in enumerate(appends, 1)]
+    outcomes: list[Outcome] = []
+    for a in appends:
+        try:
+            rows = yield _query(
+                "append_checkpoint", mapping.append_params(a.session_id, a.checkpoint, a.epoch)
+            )
+        except psycopg.Error as exc:
+            if len(appends) == 1:
+                raise
+            outcomes.append(translate(exc))
+            continue
+        outcomes.append(_stored(a, (None, *rows[0]) if rows else None))
+    return outcomes
+
+
+def _stored(append: Append, row: Row | None) -> Checkpoint | None:
+    """The checkpoint an append stored, from its (position, seq, created_at) row, if it has one."""
+    if row is None:
+        return None
+    cp = append.checkpoint
+    return Checkpoint(append.session_id, row[1], cp.name, row[2], cp.data)
+
+
+def explain_append(session_id: str, epoch: int | None) -> Operation[TetherError]:
+    """Why a fenced append wrote nothing, from the session as it is now."""
     current = yield from _find(session_id)
-    raise explain_rejected_append(current, session_id, epoch)
+    return explain_rejected_append(current, session_id, epoch)
 
 
 def apply(write: Write) -> Operation[Session]:
@@ -155,12 +202,12 @@ def heartbeat(beats: Sequence[Beat], manual: datetime | None) -> Operation[list[
     results: list[TetherError | None] = [None] * len(beats)
     for batch in beat_rounds(beats):
         rows = yield _query("heartbeat", mapping.beat_params([beat for _, beat in batch], manual))
-        accepted = {row["session_id"] for row in rows}
+        accepted = {row[0] for row in rows}
         rejected = [(i, beat) for i, beat in batch if beat.session_id not in accepted]
         if rejected:
             ids = sorted({beat.session_id for _, beat in rejected})
             found = yield _query("sessions_by_ids", {"session_ids": ids})
-            current = {row["session_id"]: session_from_row(row) for row in found}
+            current = {row[0]: session_from_row(row) for row in found}
             at = yield from now(manual, DatabaseClock(resync=0))
             for i, beat in rejected:
                 results[i] = explain_rejected_beat(current.get(beat.session_id), beat, at)
@@ -189,13 +236,13 @@ def delete(session_id: str) -> Operation[None]:
 
 def purge(ended_before: datetime, states: frozenset[State]) -> Operation[int]:
     rows = yield _query("purge", {"before": ended_before, "states": sorted(s.value for s in states)})
-    removed: int = rows[0]["removed"]
+    removed: int = rows[0][0]
     return removed
 
 
 def erase_user(user_id: str) -> Operation[int]:
     rows = yield _query("erase_user", {"user_id": user_id})
-    removed: int = rows[0]["removed"]
+    removed: int = rows[0][0]
     return removed
 
 
@@ -205,7 +252,7 @@ def migrate(migrations: Sequence[Migration] = MIGRATIONS) -> Operation[int]:
     yield _query("migration_lock")
     yield _query("create_version_table", prepare=False)
     rows = yield _query("schema_version")
-    current: int = rows[0]["version"]
+    current: int = rows[0][0]
     if current > len(migrations):
         raise SchemaMismatch(current, len(migrations))
     for migration in migrations[current:]:
@@ -224,4 +271,4 @@ def _found_checkpoints(session_id: str, rows: list[Row]) -> list[Checkpoint]:
     """Rows of a LEFT JOIN from the session: none means no session, a NULL seq no checkpoints."""
     if not rows:
         raise NotFound(session_id)
-    return [mapping.checkpoint_from_row(session_id, row) for row in rows if row["seq"] is not None]
+    return [mapping.checkpoint_from_row(session_id, row) for row in rows if row[0] is not None]

@@ -10,24 +10,38 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from tether.clock import Clock
-from tether.errors import TetherError
+from tether.errors import StoreUnavailable, TetherError
 from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store
+from tether.stores.group_commit import GroupCommit, Job
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres.connection import PoolSettings, check_idle, redacted, translate
-from tether.stores.postgres.operations import Operation, Query, manual_time
+from tether.stores.postgres.connection import (
+    Connection,
+    PoolSettings,
+    check_idle,
+    redacted,
+    returned_rows,
+    translate,
+)
+from tether.stores.postgres.operations import Append, Operation, Query, manual_time
 
 T = TypeVar("T")
-Connection = psycopg.Connection[Any]
 
 
-def drive(conn: Connection, operation: Operation[T], query: Query) -> T:
-    """Run an operation's queries on one connection, from its first, feeding each its rows."""
+def drive(conn: psycopg.Connection[Any], operation: Operation[T], query: Query) -> T:
+    """Run an operation's queries on one connection, from its first, feeding each its rows (and
+    throwing a failed statement's error into it)."""
+    cursor = conn.statements() if isinstance(conn, Connection) else conn.cursor()
     try:
         while True:
-            cursor = conn.execute(query.sql, query.params, prepare=query.prepare)
-            query = operation.send(cursor.fetchall() if cursor.description is not None else [])
+            try:
+                cursor.execute(query.sql, query.params, prepare=query.prepare)
+                rows = cursor.fetchall() if returned_rows(cursor) else []
+            except psycopg.Error as exc:
+                query = operation.throw(exc)
+                continue
+            query = operation.send(rows)
     except StopIteration as done:
         return cast(T, done.value)
 
@@ -40,13 +54,19 @@ class PostgresStore(Store):
         self.url = redacted(url)
         self._pool = pool
         self._database_clock = ops.DatabaseClock()
+        # Concurrent appends share a statement and a commit; one caller alone runs its own.
+        self._appends: GroupCommit[Append] = GroupCommit(self._commit_appends, self._closed)
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
         """Open a pool on the URL (pool_min, pool_max, pool_timeout in its query) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: ConnectionPool[Connection] = ConnectionPool(
-            check=check_idle, name="tether", open=True, **settings.pool_arguments()
+            connection_class=Connection,
+            check=check_idle,
+            name="tether",
+            open=True,
+            **settings.pool_arguments(),
         )
         store = cls(pool, url, clock)
         if migrate:
@@ -81,7 +101,18 @@ class PostgresStore(Store):
         return self._run(ops.create(session, checkpoints))
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        return self._run(ops.append(session_id, checkpoint, epoch))
+        stored: Checkpoint | None = self._appends.run(Append(session_id, checkpoint, epoch))
+        if stored is None:
+            raise self._run(ops.explain_append(session_id, epoch))
+        return stored
+
+    def _commit_appends(self, jobs: list[Job[Append]]) -> None:
+        outcomes = self._run(ops.append_batch([job.work for job in jobs]))
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, TetherError):
+                job.error = outcome
+            else:
+                job.result = outcome
 
     def apply(self, write: Write) -> Session:
         return self._run(ops.apply(write))
@@ -103,7 +134,10 @@ class PostgresStore(Store):
         return self._run(ops.migrate(), atomic=True)
 
     def close(self) -> None:
-        self._pool.close()
+        self._appends.close(then=self._pool.close)
+
+    def _closed(self) -> StoreUnavailable:
+        return StoreUnavailable("the store is closed")
 
     def _run(self, operation: Operation[T], atomic: bool = False) -> T:
         """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
@@ -113,10 +147,13 @@ class PostgresStore(Store):
         except StopIteration as done:
             return cast(T, done.value)
         try:
-            with self._pool.connection() as conn:
+            conn = self._pool.getconn()
+            try:
                 if not atomic:
                     return drive(conn, operation, first)
                 with conn.transaction():
                     return drive(conn, operation, first)
+            finally:
+                self._pool.putconn(conn)
         except psycopg.Error as exc:
             raise translate(exc) from exc
