@@ -134,13 +134,15 @@ RETURNING seq, created_at
 -- each append is checked against its fence on the locked row; each session's last_seq moves by
 -- the number of its accepted appends, which take the seqs after the old value in batch order.
 -- Returns (position in the batch, seq, created_at) per stored append; rejected ones are absent.
+-- The arrays travel in binary format: a text array literal of 1 KB documents costs the client
+-- more to escape than the statement costs the server.
 WITH batch AS (
-    SELECT * FROM unnest(%(session_ids)s::text[], %(epochs)s::bigint[], %(names)s::text[],
-                         %(times)s::timestamptz[], %(data)s::jsonb[], %(data_exact)s::json[])
+    SELECT * FROM unnest(%(session_ids)b::text[], %(epochs)b::bigint[], %(names)b::text[],
+                         %(times)b::timestamptz[], %(data)b::jsonb[], %(data_exact)b::json[])
         WITH ORDINALITY AS b (session_id, epoch, name, created_at, data, data_exact, position)
 ), locked AS MATERIALIZED (
     SELECT session_id, epoch FROM sessions
-    WHERE session_id IN (SELECT session_id FROM batch) AND state = 'active'
+    WHERE session_id = ANY(%(session_ids)b::text[]) AND state = 'active'
     ORDER BY session_id
     FOR UPDATE
 ), accepted AS MATERIALIZED (

@@ -1,0 +1,217 @@
+"""The group commit queue every store shares (tether/stores/group_commit.py), without a database:
+concurrent callers share batches, each gets its own outcome, leadership never strands a caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tether import StoreUnavailable
+from tether.stores.group_commit import AsyncGroupCommit, GroupCommit, Job
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+class Recorder:
+    """A commit that records its batches, can be held back, and rejects negative numbers alone."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.running = 0
+        self.most_running = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, jobs: list[Job[int]]) -> None:
+        with self._lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self.gate.wait(10)
+        time.sleep(0.001)
+        with self._lock:
+            self.batches.append([job.work for job in jobs])
+            self.running -= 1
+        for job in jobs:
+            if job.work < 0:
+                job.error = ValueError(job.work)
+            else:
+                job.result = job.work * 10
+
+
+def run_threads(
+    queue: GroupCommit[int], values: list[int], outcomes: dict[int, object]
+) -> list[threading.Thread]:
+    def call(value: int) -> None:
+        try:
+            outcomes[value] = queue.run(value)
+        except Exception as exc:
+            outcomes[value] = exc
+
+    threads = [threading.Thread(target=call, args=(v,)) for v in values]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_callers_queued_behind_a_commit_share_the_next_one_and_get_their_own_outcome() -> None:
+    commit = Recorder()
+    commit.gate.clear()
+    queue: GroupCommit[int] = GroupCommit(commit, lambda: StoreUnavailable("closed"))
+    outcomes: dict[int, object] = {}
+    leaders = run_threads(queue, [100], outcomes)  # leads alone, held at the gate
+    eventually(lambda: commit.running == 1)
+    queued = run_threads(queue, [1, -2, 3, 4], outcomes)
+    eventually(lambda: len(queue._queue) == 4)
+    commit.gate.set()
+    for t in leaders + queued:
+        t.join()
+    assert outcomes[1] == 10 and outcomes[3] == 30 and outcomes[4] == 40
+    assert isinstance(outcomes[-2], ValueError)  # rejected alone
+    assert outcomes[100] == 1000
+    assert commit.batches == [[100], [1, -2, 3, 4]]  # one commit for all four, in arrival order
+    assert not queue._leading and not queue._queue
+
+
+def test_commits_never_overlap_and_callers_share_them_under_load() -> None:
+    commit = Recorder()
+    queue: GroupCommit[int] = GroupCommit(commit, lambda: StoreUnavailable("closed"))
+    outcomes: dict[int, object] = {}
+    threads = run_threads(queue, list(range(200)), outcomes)
+    for t in threads:
+        t.join()
+    assert outcomes == {v: v * 10 for v in range(200)}
+    assert commit.most_running == 1
+    assert len(commit.batches) < 200  # some shared a commit
+
+
+def test_a_commit_that_raises_gives_every_caller_in_its_batch_the_error() -> None:
+    def commit(jobs: list[Job[int]]) -> None:
+        raise StoreUnavailable("connection lost")
+
+    queue: GroupCommit[int] = GroupCommit(commit, lambda: StoreUnavailable("closed"))
+    with pytest.raises(StoreUnavailable, match="connection lost"):
+        queue.run(1)
+    assert not queue._leading  # the next caller leads
+
+
+def test_close_waits_for_the_batch_in_flight_then_refuses_writes() -> None:
+    commit = Recorder()
+    commit.gate.clear()
+    queue: GroupCommit[int] = GroupCommit(commit, lambda: StoreUnavailable("closed"))
+    outcomes: dict[int, object] = {}
+    threads = run_threads(queue, [1], outcomes)
+    eventually(lambda: commit.running == 1)
+    closed: list[bool] = []
+    closer = threading.Thread(target=queue.close, kwargs={"then": lambda: closed.append(True)})
+    closer.start()
+    time.sleep(0.05)
+    assert not closed  # still committing
+    commit.gate.set()
+    closer.join()
+    threads[0].join()
+    assert closed == [True] and outcomes == {1: 10}
+    with pytest.raises(StoreUnavailable, match="closed"):
+        queue.run(2)
+
+
+def waiting_jobs(count: int) -> list[Job[int]]:
+    """Followers as `GroupCommit.run` queues them: each asleep on its own held lock."""
+    jobs: list[Job[int]] = []
+    for n in range(count):
+        job: Job[int] = Job(n)
+        job.wake = threading.Lock()
+        job.wake.acquire()
+        jobs.append(job)
+    return jobs
+
+
+def test_an_interrupted_follower_drops_its_unstarted_write() -> None:
+    """White-box (a signal handler raising in a waiting thread cannot be timed reliably)."""
+    queue: GroupCommit[int] = GroupCommit(lambda jobs: None, lambda: StoreUnavailable("closed"))
+    interrupted, behind = waiting_jobs(2)
+    queue._leading, queue._queue = True, [interrupted, behind]
+    queue._leave(interrupted)
+    assert queue._queue == [behind] and queue._leading
+    assert behind.wake is not None and behind.wake.locked()  # still waits for the current leader
+
+
+def test_leadership_handed_to_an_interrupted_follower_passes_on() -> None:
+    """White-box: the leader chose the waiter as its successor, but the waiter was interrupted."""
+    queue: GroupCommit[int] = GroupCommit(lambda jobs: None, lambda: StoreUnavailable("closed"))
+    chosen, next_in_line = waiting_jobs(2)
+    queue._leading, queue._queue = True, [chosen, next_in_line]
+    with queue._lock:
+        wake = queue._hand_over()  # what the finishing leader does for its successor
+    assert wake is chosen.wake and chosen.leads and queue._queue == [next_in_line]
+    wake.release()
+    queue._leave(chosen)
+    assert queue._queue == [] and queue._leading and next_in_line.leads
+    assert next_in_line.wake is not None and not next_in_line.wake.locked()  # it leads now
+
+
+def test_async_callers_share_batches_and_a_cancelled_unstarted_write_never_happens() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        batches: list[list[int]] = []
+
+        async def commit(jobs: list[Job[int]]) -> None:
+            await gate.wait()
+            batches.append([job.work for job in jobs])
+            for job in jobs:
+                if job.work < 0:
+                    job.error = ValueError(job.work)
+                else:
+                    job.result = job.work * 10
+
+        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        first = asyncio.create_task(queue.run(0))
+        await asyncio.sleep(0.01)  # the drain task holds the first batch at the gate
+        others = {v: asyncio.create_task(queue.run(v)) for v in (1, -2, 3, 4)}
+        await asyncio.sleep(0.01)
+        others[4].cancel()  # queued, not started: dropped
+        await asyncio.sleep(0)
+        gate.set()
+        assert await first == 0
+        assert await others[1] == 10 and await others[3] == 30
+        with pytest.raises(ValueError):
+            await others[-2]
+        with pytest.raises(asyncio.CancelledError):
+            await others[4]
+        assert batches == [[0], [1, -2, 3]]
+        await queue.close()
+        with pytest.raises(StoreUnavailable, match="closed"):
+            await queue.run(5)
+
+    asyncio.run(scenario())
+
+
+def test_an_async_caller_cancelled_while_its_batch_commits_does_not_stop_the_others() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        committed: list[int] = []
+
+        async def commit(jobs: list[Job[int]]) -> None:
+            await gate.wait()
+            committed.extend(job.work for job in jobs)
+            for job in jobs:
+                job.result = job.work
+
+        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        tasks = [asyncio.create_task(queue.run(v)) for v in (1, 2, 3)]
+        await asyncio.sleep(0.01)  # all three in the batch at the gate
+        tasks[0].cancel()
+        gate.set()
+        assert [await t for t in tasks[1:]] == [2, 3]
+        assert committed == [1, 2, 3]  # the cancelled caller's write was already under way
+
+    asyncio.run(scenario())
