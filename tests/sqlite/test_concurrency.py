@@ -345,7 +345,7 @@ def test_queued_items_of_one_kind_run_as_one_call_in_queue_order(tmp_path: Path)
 def test_a_leader_waits_for_the_callers_of_the_last_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tether.stores.sqlite.group_commit.GATHER_LIMIT", (30.0, 30.0))
+    monkeypatch.setattr("tether.stores.group_commit.GATHER_LIMIT", (30.0, 30.0))
     writes, commits, conn = counting_commits(tmp_path / "g.db")
     writes._last_batch = 3  # white-box: three callers were served together last time
     run_threads(3, lambda i: writes.run_many(insert_many, i))
@@ -357,7 +357,7 @@ def test_a_leader_waits_for_the_callers_of_the_last_batch(
 def test_a_leader_stops_waiting_for_callers_who_do_not_come(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tether.stores.sqlite.group_commit.GATHER_LIMIT", (1.0, 1.0))
+    monkeypatch.setattr("tether.stores.group_commit.GATHER_LIMIT", (1.0, 1.0))
     writes, commits, _ = counting_commits(tmp_path / "g.db")
     writes._last_batch = 16
     started = time.monotonic()

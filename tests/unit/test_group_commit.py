@@ -124,41 +124,6 @@ def test_close_waits_for_the_batch_in_flight_then_refuses_writes() -> None:
         queue.run(2)
 
 
-def waiting_jobs(count: int) -> list[Job[int]]:
-    """Followers as `GroupCommit.run` queues them: each asleep on its own held lock."""
-    jobs: list[Job[int]] = []
-    for n in range(count):
-        job: Job[int] = Job(n)
-        job.wake = threading.Lock()
-        job.wake.acquire()
-        jobs.append(job)
-    return jobs
-
-
-def test_an_interrupted_follower_drops_its_unstarted_write() -> None:
-    """White-box (a signal handler raising in a waiting thread cannot be timed reliably)."""
-    queue: GroupCommit[int] = GroupCommit(lambda jobs: None, lambda: StoreUnavailable("closed"))
-    interrupted, behind = waiting_jobs(2)
-    queue._leading, queue._queue = True, [interrupted, behind]
-    queue._leave(interrupted)
-    assert queue._queue == [behind] and queue._leading
-    assert behind.wake is not None and behind.wake.locked()  # still waits for the current leader
-
-
-def test_leadership_handed_to_an_interrupted_follower_passes_on() -> None:
-    """White-box: the leader chose the waiter as its successor, but the waiter was interrupted."""
-    queue: GroupCommit[int] = GroupCommit(lambda jobs: None, lambda: StoreUnavailable("closed"))
-    chosen, next_in_line = waiting_jobs(2)
-    queue._leading, queue._queue = True, [chosen, next_in_line]
-    with queue._lock:
-        wake = queue._hand_over()  # what the finishing leader does for its successor
-    assert wake is chosen.wake and chosen.leads and queue._queue == [next_in_line]
-    wake.release()
-    queue._leave(chosen)
-    assert queue._queue == [] and queue._leading and next_in_line.leads
-    assert next_in_line.wake is not None and not next_in_line.wake.locked()  # it leads now
-
-
 def test_async_callers_share_batches_and_a_cancelled_unstarted_write_never_happens() -> None:
     async def scenario() -> None:
         gate = asyncio.Event()

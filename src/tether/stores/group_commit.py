@@ -1,33 +1,46 @@
-"""Group commit, the queueing half: concurrent writes share one commit, whatever the store.
+"""Group commit, the queueing half every store shares: concurrent writes share one commit.
 
-Each caller queues its write as a `Job`. `GroupCommit` (threads) lets the first caller that finds
-no leader lead: it takes everything queued, hands the batch to the store's `commit(jobs)`, which
-writes the batch in one transaction (one disk sync) and gives every job its result or error, and
-then wakes exactly the callers it served. Followers sleep on their own lock; when the commit is
-done, leadership passes to the oldest caller that queued meanwhile. A caller alone pays for two
-uncontended locks. `AsyncGroupCommit` is the same for coroutines of one event loop: one drain task
-commits batch after batch while callers await their job's future.
+Each caller queues its write as a `Job`. A caller that finds no leader becomes the leader: it takes
+everything queued and hands the batch to the store's `commit(jobs)`, which writes it in one
+transaction (one disk sync) and gives each job its own result or error, then wakes exactly the
+callers it served and hands leadership to the oldest caller that queued meanwhile. Followers sleep
+on their own lock. A caller alone pays for two uncontended locks; sixteen callers share one sync.
 
-What a batch is — savepoints in one SQLite transaction, one multi-row PostgreSQL statement — is the
-store's `commit`; a commit that raises gives its error to every job it left without an outcome.
+Gathering: callers served together tend to write again together (agents in lockstep, a
+benchmark). A leader that finds fewer queued than the last batch held waits, at most about one
+commit's time, until that many have queued, instead of syncing a batch of one and making everyone
+else wait for the next sync.
+
+Coroutines of a sync store queue too (`run_async`) but never lead: the event loop must not wait on
+the disk. Leadership for them goes to one writer thread per queue, started on first use, which
+settles each coroutine's future through its loop (`call_soon_threadsafe`). A store driven by
+asyncio itself uses `AsyncGroupCommit`: one drain task commits batch after batch.
+
+What a batch is — savepoints and executemany in one SQLite transaction, one multi-row PostgreSQL
+statement — is the store's `commit`; a commit that raises gives its error to every job in the batch
+without one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from tether.errors import StoreUnavailable
 
 W = TypeVar("W")
+# How long a new leader waits, at most, for the callers of the previous batch to queue again.
+GATHER_LIMIT = (0.0002, 0.002)  # seconds: at least, at most (between them, one commit's time)
 
 
 class Job(Generic[W]):
     """One queued write: `work` is what the store's commit needs to perform it."""
 
-    __slots__ = ("done", "error", "future", "leads", "result", "wake", "work")
+    __slots__ = ("done", "error", "future", "result", "settle", "wake", "work")
 
     def __init__(self, work: W) -> None:
         self.work = work
@@ -35,8 +48,8 @@ class Job(Generic[W]):
         self.result: Any = None
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None  # held while a follower thread sleeps
-        self.leads = False  # chosen to lead a batch (a thread's job)
-        self.future: asyncio.Future[Any] | None = None  # what an async caller awaits
+        self.settle: Callable[[], object] | None = None  # a coroutine's: hands it the outcome
+        self.future: asyncio.Future[Any] | None = None  # what a coroutine awaits (AsyncGroupCommit)
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -53,51 +66,134 @@ def _fail_all(batch: list[Job[Any]], exc: BaseException) -> None:
 
 
 class GroupCommit(Generic[W]):
-    """Threads' writes, many per commit, one commit at a time. `commit(jobs)` sets each job's
-    result or error. (Two batches in flight on two PostgreSQL connections measured slower on two
-    cores: smaller batches, more commits.)"""
+    """Threads' (and coroutines') writes, many per commit, one commit at a time."""
 
     def __init__(self, commit: Callable[[list[Job[W]]], None], closed: Callable[[], BaseException]) -> None:
-        self._commit = commit
+        self._apply = commit
         self._closed_error = closed
         self._lock = threading.Lock()  # guards the queue and the leader flag
-        self._idle = threading.Condition(self._lock)  # notified when the leader is done
+        self._committing = threading.Lock()  # held by the leader while it commits
         self._queue: list[Job[W]] = []
         self._leading = False
         self._closed = False
+        self._last_batch = 0
+        self._last_commit_seconds = 0.0
+        self._wanted = 0
+        self._gathered = threading.Event()
+        self._writer: threading.Thread | None = None  # leads for coroutines
+        self._writer_turn = threading.Lock()  # released when the writer thread is to lead
+        self._writer_turn.acquire()
 
     def run(self, work: W) -> Any:
         """Queue `work`; return its result once its batch is committed (or raise its error)."""
-        job = Job(work)
+        return self._run(Job(work))
+
+    async def run_async(self, work: W) -> Any:
+        """`run` for a coroutine: the writer thread leads its batch. Cancelling the caller drops
+        the write if it has not been taken into a batch yet; otherwise the write finishes before
+        the cancellation reaches the caller (all or nothing, never half)."""
+        return await self._run_async(Job(work))
+
+    async def _run_async(self, job: Job[W]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        job.settle = lambda: loop.call_soon_threadsafe(_settle, future, job)
         with self._lock:
-            if self._closed:
-                raise self._closed_error()
+            self._enqueue(job)
+            lead = not self._leading
+            self._leading = True
+            if lead:
+                self._hand_over(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with self._lock:
+                queued = job in self._queue
+                if queued:
+                    self._queue.remove(job)
+            while not queued and not job.done:  # in a batch already: it finishes first
+                await asyncio.sleep(0.001)
+            raise
+
+    def _enqueue(self, job: Job[W]) -> None:
+        """Under the lock: queue the job, and wake a leader gathering callers once enough came."""
+        if self._closed:
+            raise self._closed_error()
+        self._queue.append(job)
+        if self._wanted and len(self._queue) >= self._wanted:
+            self._gathered.set()
+
+    def _hand_over(self, successor: Job[W]) -> None:
+        """Let the successor's thread lead: a waiting caller's own, or for a coroutine's job the
+        writer thread (started here on first use)."""
+        if successor.wake is not None:
+            successor.wake.release()
+            return
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._lead_for_coroutines, name="tether-writer")
+            self._writer.daemon = True
+            self._writer.start()
+        self._writer_turn.release()
+
+    def _lead_for_coroutines(self) -> None:
+        while True:
+            if self._writer_turn.acquire(timeout=0.5):
+                self._lead(None)
+            elif self._closed:  # idle, and no more writes can come
+                return
+
+    def _run(self, job: Job[W]) -> Any:
+        with self._lock:
+            self._enqueue(job)
             follower = self._leading
             if follower:
-                self._queue.append(job)
                 job.wake = threading.Lock()
                 job.wake.acquire()
             else:
                 self._leading = True
-                job.leads = True
         if follower:
             assert job.wake is not None
             try:
                 job.wake.acquire()  # released when the job is done, or when it is its turn to lead
             except BaseException:  # interrupted (a signal handler raised): never strand the queue
-                self._leave(job)
+                self._leave(job, job.wake)
                 raise
             if job.done:
                 return job.outcome()
         self._lead(job)
         return job.outcome()
 
-    def _lead(self, own: Job[W]) -> None:
-        """Commit the leader's own job and every job queued behind it (oldest first)."""
-        with self._lock:
-            batch, self._queue = [own, *self._queue], []
+    def _lead(self, own: Job[W] | None) -> None:
         try:
-            self._commit(batch)
+            self._gather()
+        except BaseException:  # a signal handler raised while waiting: serve the queue, then raise
+            self._lead(own)
+            raise
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            if batch:  # empty when a coroutine withdrew the only queued job
+                with self._committing:
+                    started = time.perf_counter()
+                    self._commit(batch)
+                    self._last_commit_seconds = time.perf_counter() - started
+                    self._last_batch = len(batch)
+        finally:
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                self._leading = successor is not None
+            for job in batch:
+                if job.settle is not None:
+                    with contextlib.suppress(RuntimeError):  # its event loop is closed: nobody waits
+                        job.settle()
+                elif job.wake is not None and job is not own:
+                    job.wake.release()
+            if successor is not None:
+                self._hand_over(successor)
+
+    def _commit(self, batch: list[Job[W]]) -> None:
+        try:
+            self._apply(batch)
         except BaseException as exc:
             _fail_all(batch, exc)
             if not isinstance(exc, Exception):
@@ -105,45 +201,51 @@ class GroupCommit(Generic[W]):
         finally:
             for job in batch:
                 job.done = True
+
+    def _gather(self) -> None:
+        with self._lock:
+            wanted = self._last_batch
+            if wanted < 2 or len(self._queue) >= wanted:
+                return
+            self._wanted = wanted
+            self._gathered.clear()
+        low, high = GATHER_LIMIT
+        try:
+            self._gathered.wait(min(max(self._last_commit_seconds, low), high))
+        finally:
             with self._lock:
-                successor = self._hand_over()
-            for job in batch:
-                if job is not own and job.wake is not None:
-                    job.wake.release()
-            if successor is not None:
-                successor.release()
+                self._wanted = 0
+                self._last_batch = 0  # so the retried _lead of an interrupted wait does not wait
 
-    def _hand_over(self) -> threading.Lock | None:
-        """The leader is done (the lock is held): leadership goes to the oldest queued caller, taken
-        out of the queue; returns that caller's lock to release. Without one, nobody leads (callers
-        queue only while somebody does)."""
-        if not self._queue:
-            self._leading = False
-            self._idle.notify_all()
-            return None
-        successor = self._queue.pop(0)
-        successor.leads = True
-        return successor.wake
-
-    def _leave(self, job: Job[W]) -> None:
+    def _leave(self, job: Job[W], wake: threading.Lock) -> None:
         """An interrupted follower: a write not started yet is dropped; if leadership had just
         been handed to it, it passes leadership on, so the callers behind it are not stranded."""
         with self._lock:
             if job in self._queue:
                 self._queue.remove(job)
-            if job.done or not job.leads:
-                return  # served already, or not chosen to lead (and now it cannot be)
-            successor = self._hand_over()
+            if job.done or wake.locked():
+                return  # served already, or never chosen (and now it cannot be)
+            successor = self._queue[0] if self._queue else None
+            self._leading = successor is not None
         if successor is not None:
-            successor.release()
+            self._hand_over(successor)
 
     def close(self, then: Callable[[], object] = lambda: None) -> None:
-        """Refuse new writes, wait for the batches being committed, then call `then`. Idempotent."""
+        """Refuse new writes, wait for the batch being committed, then call `then`. Idempotent."""
         with self._lock:
             self._closed = True
-            while self._leading:
-                self._idle.wait()
-        then()
+        with self._committing:
+            then()
+
+
+def _settle(future: asyncio.Future[Any], job: Job[Any]) -> None:
+    """On the caller's event loop: hand the coroutine its write's outcome."""
+    if future.cancelled():
+        return
+    if job.error is not None:
+        future.set_exception(job.error)
+    else:
+        future.set_result(job.result)
 
 
 class AsyncGroupCommit(Generic[W]):

@@ -14,8 +14,8 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import ExecStatus
 from psycopg.types.json import set_json_loads
 
-from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
 from tether import codec
+from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
 
 # URL query parameters the pool consumes; everything else goes to libpq (sslmode, options, …).
 POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
