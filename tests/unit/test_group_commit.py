@@ -162,21 +162,57 @@ def test_async_callers_share_batches_and_a_cancelled_unstarted_write_never_happe
 
 def test_an_async_caller_cancelled_while_its_batch_commits_does_not_stop_the_others() -> None:
     async def scenario() -> None:
-        gate = asyncio.Event()
+        gates = {0: asyncio.Event(), 1: asyncio.Event()}
         committed: list[int] = []
 
         async def commit(jobs: list[Job[int]]) -> None:
-            await gate.wait()
+            await gates[jobs[0].work].wait()
             committed.extend(job.work for job in jobs)
             for job in jobs:
                 job.result = job.work
 
         queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        alone = asyncio.create_task(queue.run(0))  # commits itself, held at its gate
+        await asyncio.sleep(0.01)
         tasks = [asyncio.create_task(queue.run(v)) for v in (1, 2, 3)]
-        await asyncio.sleep(0.01)  # all three in the batch at the gate
+        await asyncio.sleep(0.01)
+        gates[0].set()
+        assert await alone == 0
+        await asyncio.sleep(0.01)  # the drain task holds the batch of the other three
         tasks[0].cancel()
-        gate.set()
+        gates[1].set()
         assert [await t for t in tasks[1:]] == [2, 3]
-        assert committed == [1, 2, 3]  # the cancelled caller's write was already under way
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+        assert committed == [0, 1, 2, 3]  # the cancelled caller's write was already under way
+        await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_async_caller_cancelled_mid_commit_leaves_the_queue_moving() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        committed: list[int] = []
+
+        async def commit(jobs: list[Job[int]]) -> None:
+            if jobs[0].work == 0:
+                await gate.wait()
+            committed.extend(job.work for job in jobs)
+            for job in jobs:
+                job.result = job.work
+
+        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        alone = asyncio.create_task(queue.run(0))
+        await asyncio.sleep(0.01)
+        behind = asyncio.create_task(queue.run(1))
+        await asyncio.sleep(0.01)
+        alone.cancel()  # its own commit (nobody else's) is cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await alone
+        assert await behind == 1
+        assert committed == [1]
+        assert await queue.run(2) == 2
+        await queue.close()
 
     asyncio.run(scenario())

@@ -249,10 +249,11 @@ def _settle(future: asyncio.Future[Any], job: Job[Any]) -> None:
 
 
 class AsyncGroupCommit(Generic[W]):
-    """Coroutines' writes, many per commit: one drain task commits what is queued, batch after
-    batch, while each caller awaits its own job. A caller cancelled before its batch started is
-    dropped from the queue (its write never happens); once started, the batch completes for the
-    others whatever happens to the caller."""
+    """Coroutines' writes, many per commit, for a store driven by asyncio. A caller alone commits
+    its write itself; callers that come while a commit runs queue, and one drain task commits what
+    is queued, batch after batch, while each awaits its own job. A queued caller cancelled before
+    its batch started is dropped (its write never happens); once started, a batch completes for
+    the others whatever happens to its callers."""
 
     def __init__(
         self, commit: Callable[[list[Job[W]]], Awaitable[None]], closed: Callable[[], BaseException]
@@ -260,19 +261,39 @@ class AsyncGroupCommit(Generic[W]):
         self._commit = commit
         self._closed_error = closed
         self._queue: list[Job[W]] = []
-        self._drain: asyncio.Task[None] | None = None
+        self._busy = False  # a commit runs (a lone caller's, or the drain task's)
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closed = False
 
     async def run(self, work: W) -> Any:
         if self._closed:
             raise self._closed_error()
-        loop = asyncio.get_running_loop()
         job = Job(work)
-        job.future = loop.create_future()
+        if not self._busy:  # alone: no task switch, the caller commits its own write
+            self._set_busy(True)
+            try:
+                await self._commit_batch([job])
+            finally:
+                self._next()
+            return job.outcome()
+        job.future = asyncio.get_running_loop().create_future()
         self._queue.append(job)
-        if self._drain is None:
-            self._drain = loop.create_task(self._drain_queue())
         return await job.future
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        if busy:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    def _next(self) -> None:
+        """A commit is done: the drain task takes what queued meanwhile, or nothing runs."""
+        if self._queue:
+            asyncio.get_running_loop().create_task(self._drain_queue())
+        else:
+            self._set_busy(False)
 
     async def _drain_queue(self) -> None:
         try:
@@ -282,10 +303,10 @@ class AsyncGroupCommit(Generic[W]):
                 if batch:
                     await self._commit_batch(batch)
         finally:
-            self._drain = None
             for job in self._queue:  # only if the drain task itself was cancelled
                 self._resolve(job, self._closed_error())
             self._queue = []
+            self._set_busy(False)
 
     async def _commit_batch(self, batch: list[Job[W]]) -> None:
         try:
@@ -314,6 +335,4 @@ class AsyncGroupCommit(Generic[W]):
     async def close(self) -> None:
         """Refuse new writes and wait for the writes already queued. Idempotent."""
         self._closed = True
-        drain = self._drain
-        if drain is not None:
-            await asyncio.shield(drain)
+        await self._idle.wait()
