@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from tether.lifecycle import Write
-from tether.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
+from tether.model import Checkpoint, Failure, NewCheckpoint, RowLayout, Session, SessionFilter, State
 from tether.stores.base import Beat, decode_cursor, from_micros
 
 Row = tuple[Any, ...]
@@ -37,42 +38,43 @@ SESSION_COLUMNS = (
     "failure_error", "failure_details", "failure_final", "json_exact", "last_seq",
 )  # fmt: skip
 _STATES = {state.value: state for state in State}
+# Columns that are a Session field as they come (no decoding, same name).
+_PLAIN = frozenset(SESSION_COLUMNS) - {"state", "context", "metadata", "json_exact"} - {
+    "failure_error", "failure_details", "failure_final"
+}  # fmt: skip
+
+
+def _exact(field: str, at: int) -> Callable[[Sequence[Any]], Any]:
+    """A JSON column's value: the exact text kept beside it (json_exact) when jsonb could not hold it."""
+
+    def value(row: Sequence[Any]) -> Any:
+        exact = row[23]
+        return row[at] if exact is None else exact.get(field, row[at])
+
+    return value
+
+
+def _failure(row: Sequence[Any]) -> Failure | None:
+    if row[20] is None:
+        return None
+    details = _exact("failure_details", 21)(row)
+    return Failure(row[20], details or {}, bool(row[22]))
+
+
+# Each Session field from a row of `sessions` (psycopg has already decoded timestamps and JSON).
+SESSION_LAYOUT: RowLayout = {
+    **{name: itemgetter(at) for at, name in enumerate(SESSION_COLUMNS) if name in _PLAIN},
+    "state": lambda row: _STATES[row[3]],
+    "context": _exact("context", 7),
+    "metadata": _exact("metadata", 8),
+    "failure": _failure,
+}
 
 
 def session_from_row(row: Sequence[Any]) -> Session:
-    """A row of `sessions` (tuple rows: listings build one per row, so this is a hot path)."""
-    exact = row[23]  # json_exact
-    context, metadata = row[7], row[8]
-    failure = None
-    if exact is not None:
-        context, metadata = exact.get("context", context), exact.get("metadata", metadata)
-    if row[20] is not None:
-        details = row[21] if exact is None else exact.get("failure_details", row[21])
-        failure = Failure(row[20], details or {}, bool(row[22]))
-    return Session(
-        session_id=row[0],
-        agent_type=row[1],
-        user_id=row[2],
-        state=_STATES[row[3]],
-        created_at=row[4],
-        last_heartbeat=row[5],
-        state_since=row[6],
-        context=context,
-        metadata=metadata,
-        parent_session_id=row[9],
-        version=row[10],
-        owner=row[11],
-        epoch=row[12],
-        heartbeat_timeout=row[13],
-        suspect_after=row[14],
-        lease_expires_at=row[15],
-        suspect_at=row[16],
-        phase=row[17],
-        recoveries=row[18],
-        ended_at=row[19],
-        failure=failure,
-        last_seq=row[24],
-    )
+    """A row of `sessions` as a Session whose fields are read from the row when first used
+    (listings hand out many sessions of which callers read a few fields)."""
+    return Session.from_row(SESSION_LAYOUT, row)
 
 
 def checkpoint_from_row(session_id: str, row: Sequence[Any]) -> Checkpoint:
