@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from tether.errors import StoreUnavailable
@@ -55,6 +55,16 @@ class Job(Generic[W]):
         if self.error is not None:
             raise self.error
         return self.result
+
+
+def assign(jobs: Sequence[Job[Any]], outcomes: Sequence[Any]) -> None:
+    """Give each job its outcome from a commit that reports one per job: an exception refusing it
+    (it wrote nothing), or its result."""
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            job.error = outcome
+        else:
+            job.result = outcome
 
 
 def _fail_all(batch: list[Job[Any]], exc: BaseException) -> None:

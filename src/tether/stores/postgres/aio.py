@@ -14,7 +14,7 @@ from tether.errors import StoreUnavailable, TetherError
 from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import AsyncStore, Beat
-from tether.stores.group_commit import AsyncGroupCommit, Job
+from tether.stores.group_commit import AsyncGroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
 from tether.stores.postgres.connection import (
     AsyncConnection,
@@ -115,12 +115,7 @@ class AsyncPostgresStore(AsyncStore):
         return stored
 
     async def _commit_appends(self, jobs: list[Job[Append]]) -> None:
-        outcomes = await self._run(ops.append_batch([job.work for job in jobs]))
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if isinstance(outcome, TetherError):
-                job.error = outcome
-            else:
-                job.result = outcome
+        assign(jobs, await self._run(ops.append_batch([job.work for job in jobs])))
 
     async def apply(self, write: Write) -> Session:
         return await self._run(ops.apply(write))

@@ -14,7 +14,7 @@ from tether.errors import StoreUnavailable, TetherError
 from tether.lifecycle import Write
 from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store
-from tether.stores.group_commit import GroupCommit, Job
+from tether.stores.group_commit import GroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
 from tether.stores.postgres.connection import (
     Connection,
@@ -107,12 +107,7 @@ class PostgresStore(Store):
         return stored
 
     def _commit_appends(self, jobs: list[Job[Append]]) -> None:
-        outcomes = self._run(ops.append_batch([job.work for job in jobs]))
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if isinstance(outcome, TetherError):
-                job.error = outcome
-            else:
-                job.result = outcome
+        assign(jobs, self._run(ops.append_batch([job.work for job in jobs])))
 
     def apply(self, write: Write) -> Session:
         return self._run(ops.apply(write))

@@ -92,11 +92,7 @@ class GroupCommit(group_commit.GroupCommit[Any]):
         while end < len(batch) and batch[end].many is many:
             end += 1
         group = batch[start:end]
-        for job, outcome in zip(group, many(self._conn, [job.item for job in group]), strict=True):
-            if isinstance(outcome, Exception):
-                job.error = outcome
-            else:
-                job.result = outcome
+        group_commit.assign(group, many(self._conn, [job.item for job in group]))
         return end
 
     def _run_alone(self, job: _Job) -> bool:
