@@ -231,11 +231,13 @@ RAW_BY_NAME = (
 def interleaved_ms(
     calls: dict[str, Callable[[], object]], samples: int, rounds: int = 10
 ) -> dict[str, list[float]]:
-    """Latencies of each call, sampled in alternating blocks so machine noise hits them alike."""
+    """Latencies of each call, sampled in alternating blocks (the order rotating every round, as a
+    call's place in the round measurably shifts its latency) so machine noise hits them alike."""
     out: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            out[name] += latencies_ms(call, samples // rounds)
+    order = list(calls)
+    for round_ in range(rounds):
+        for name in order[round_ % len(order) :] + order[: round_ % len(order)]:
+            out[name] += latencies_ms(calls[name], samples // rounds)
     return out
 
 
@@ -253,6 +255,7 @@ def bench_reads(url: str, manager: SessionManager, history: int, users: int, sam
             "latest short": lambda: store.last_checkpoint("short"),
         },
         samples,
+        rounds=14,
     )
     raw.close()
     latest, by_name, latest_short = reads["latest"], reads["by name"], reads["latest short"]
