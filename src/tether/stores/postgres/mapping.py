@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from tether.lifecycle import Write
-from tether.model import Checkpoint, Failure, NewCheckpoint, RowLayout, Session, SessionFilter, State
+from tether.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.stores.base import Beat, decode_cursor, from_micros
 
 Row = tuple[Any, ...]
@@ -38,43 +37,36 @@ SESSION_COLUMNS = (
     "failure_error", "failure_details", "failure_final", "json_exact", "last_seq",
 )  # fmt: skip
 _STATES = {state.value: state for state in State}
-# Columns that are a Session field as they come (no decoding, same name).
-_PLAIN = frozenset(SESSION_COLUMNS) - {"state", "context", "metadata", "json_exact"} - {
-    "failure_error", "failure_details", "failure_final"
-}  # fmt: skip
 
 
-def _exact(field: str, at: int) -> Callable[[Sequence[Any]], Any]:
+def _exact(row: Sequence[Any], field: str, at: int) -> Any:
     """A JSON column's value: the exact text kept beside it (json_exact) when jsonb could not hold it."""
-
-    def value(row: Sequence[Any]) -> Any:
-        exact = row[23]
-        return row[at] if exact is None else exact.get(field, row[at])
-
-    return value
+    exact = row[23]
+    return row[at] if exact is None else exact.get(field, row[at])
 
 
-def _failure(row: Sequence[Any]) -> Failure | None:
-    if row[20] is None:
-        return None
-    details = _exact("failure_details", 21)(row)
-    return Failure(row[20], details or {}, bool(row[22]))
-
-
-# Each Session field from a row of `sessions` (psycopg has already decoded timestamps and JSON).
-SESSION_LAYOUT: RowLayout = {
-    **{name: itemgetter(at) for at, name in enumerate(SESSION_COLUMNS) if name in _PLAIN},
-    "state": lambda row: _STATES[row[3]],
-    "context": _exact("context", 7),
-    "metadata": _exact("metadata", 8),
-    "failure": _failure,
-}
+def _session_values(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row of `sessions` as the values of Session's fields in order (psycopg has already decoded
+    timestamps and JSON): the columns up to ended_at are fields as they come."""
+    failure = (
+        None if row[20] is None else Failure(row[20], _exact(row, "failure_details", 21) or {}, bool(row[22]))
+    )
+    return (
+        *row[:3],
+        _STATES[row[3]],
+        *row[4:7],
+        _exact(row, "context", 7),
+        _exact(row, "metadata", 8),
+        *row[9:20],
+        failure,
+        row[24],  # last_seq
+    )
 
 
 def session_from_row(row: Sequence[Any]) -> Session:
-    """A row of `sessions` as a Session whose fields are read from the row when first used
-    (listings hand out many sessions of which callers read a few fields)."""
-    return Session.from_row(SESSION_LAYOUT, row)
+    """A row of `sessions` as a Session decoded when a field is first read (listings hand out many
+    sessions of which callers may read none)."""
+    return Session.from_row(_session_values, row)
 
 
 def checkpoint_from_row(session_id: str, row: Sequence[Any]) -> Checkpoint:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 from tether.codec import decode
 from tether.lifecycle import Write
-from tether.model import Checkpoint, Failure, RowLayout, Session, State
+from tether.model import Checkpoint, Failure, Session, State
 from tether.stores.base import from_micros, to_micros
 from tether.validation import encode_json
 
@@ -28,50 +26,43 @@ def _document(text: str) -> dict[str, Any]:
     return value
 
 
-def _failure(row: tuple[Any, ...]) -> Failure | None:
-    return None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
+def _time_or_none(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
 
 
-def _time_at(index: int) -> Callable[[tuple[Any, ...]], datetime | None]:
-    return lambda row: None if row[index] is None else from_micros(row[index])
-
-
-def _document_at(index: int) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
-    return lambda row: _document(row[index])
-
-
-# Columns of every session `SELECT` in queries.sql, in order; last_seq (the newest checkpoint's
-# seq, from the primary key index) last.
-SESSION_LAYOUT: RowLayout = {
-    "session_id": itemgetter(0),
-    "agent_type": itemgetter(1),
-    "user_id": itemgetter(2),
-    "state": lambda row: _STATES[row[3]],
-    "created_at": lambda row: from_micros(row[4]),
-    "last_heartbeat": lambda row: from_micros(row[5]),
-    "state_since": _time_at(6),
-    "context": _document_at(7),
-    "metadata": _document_at(8),
-    "parent_session_id": itemgetter(9),
-    "version": itemgetter(10),
-    "owner": itemgetter(11),
-    "epoch": itemgetter(12),
-    "heartbeat_timeout": itemgetter(13),
-    "suspect_after": itemgetter(14),
-    "lease_expires_at": _time_at(15),
-    "suspect_at": _time_at(16),
-    "phase": itemgetter(17),
-    "recoveries": itemgetter(18),
-    "ended_at": _time_at(19),
-    "failure": _failure,
-    "last_seq": lambda row: row[23] or 0,
-}
+def _session_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of any `SELECT` in queries.sql that starts with the session columns, as the values of
+    Session's fields in order: the session columns, then last_seq (the newest checkpoint's seq)."""
+    failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
+    return (
+        row[0],  # session_id
+        row[1],  # agent_type
+        row[2],  # user_id
+        _STATES[row[3]],
+        from_micros(row[4]),  # created_at
+        from_micros(row[5]),  # last_heartbeat
+        _time_or_none(row[6]),  # state_since
+        _document(row[7]),  # context
+        _document(row[8]),  # metadata
+        row[9],  # parent_session_id
+        row[10],  # version
+        row[11],  # owner
+        row[12],  # epoch
+        row[13],  # heartbeat_timeout
+        row[14],  # suspect_after
+        _time_or_none(row[15]),  # lease_expires_at
+        _time_or_none(row[16]),  # suspect_at
+        row[17],  # phase
+        row[18],  # recoveries
+        _time_or_none(row[19]),  # ended_at
+        failure,
+        row[23] or 0,  # last_seq
+    )
 
 
 def session_from_row(row: tuple[Any, ...]) -> Session:
-    """A row of any `SELECT` in queries.sql that starts with the session columns; its fields are
-    decoded when first read (listings build one per row, so this is a hot path)."""
-    return Session.from_row(SESSION_LAYOUT, row)
+    """A Session decoded from the row when a field is first read (listings build one per row)."""
+    return Session.from_row(_session_values, row)
 
 
 def session_to_row(s: Session) -> tuple[Any, ...]:
