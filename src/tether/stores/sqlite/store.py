@@ -321,10 +321,15 @@ def _append_many(conn: sqlite3.Connection, appends: list[Append]) -> list[int | 
     """Concurrent appends in one go: one query reads every session's fence (state, epoch) and
     newest seq, under the write lock of the batch's transaction; one executemany inserts the
     accepted ones. Appends to the same session get consecutive seqs in queue order."""
-    if len(appends) == 1:
-        fences = conn.execute(_FENCE, (appends[0][0],)).fetchall()
-    else:
-        fences = conn.execute(_FENCES, (json.dumps(list({append[0] for append in appends})),)).fetchall()
+    if len(appends) == 1:  # a lone writer: the same, with less to build
+        session_id, name, ts_us, data, epoch = appends[0]
+        found = conn.execute(_FENCE, (session_id,)).fetchone()
+        if found is None or found[1] != "active" or (epoch is not None and epoch != found[2]):
+            return [explain_rejected_append(_session_in(conn, session_id), session_id, epoch)]
+        seq: int = (found[3] or 0) + 1
+        conn.execute(_INSERT_CHECKPOINT, (session_id, seq, name, ts_us, data))
+        return [seq]
+    fences = conn.execute(_FENCES, (json.dumps(list({append[0] for append in appends})),)).fetchall()
     fence = {row[0]: row for row in fences}
     last_seq: dict[str, int] = {}
     outcomes: list[int | TetherError] = []
