@@ -76,6 +76,15 @@ def test_threads_appending_to_their_own_sessions(tmp_path: Path) -> None:
     manager.close()
 
 
+def start_leader(writes: GroupCommit, call: Callable[[], None]) -> threading.Thread:
+    """Run `call` on a thread and return once its write leads (white-box)."""
+    first = threading.Thread(target=call)
+    first.start()
+    while not writes._leading:
+        time.sleep(0.001)
+    return first
+
+
 def test_concurrent_writes_share_a_commit_and_a_rejected_one_spoils_none(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
     conn.execute("CREATE TABLE t (v INTEGER)")
@@ -102,10 +111,7 @@ def test_concurrent_writes_share_a_commit_and_a_rejected_one_spoils_none(tmp_pat
         except ValueError as exc:
             outcomes[value] = exc
 
-    first = threading.Thread(target=call, args=(0,))
-    first.start()
-    while not writes._leading:  # white-box: wait until the first write leads
-        time.sleep(0.001)
+    first = start_leader(writes, lambda: call(0))
     others = [threading.Thread(target=call, args=(v,)) for v in (1, 2, 3)]
     for t in others:
         t.start()
@@ -322,10 +328,7 @@ def test_queued_items_of_one_kind_run_as_one_call_in_queue_order(tmp_path: Path)
         except ValueError as exc:
             outcomes[value] = exc
 
-    first = threading.Thread(target=call, args=(0,))
-    first.start()
-    while not writes._leading:  # white-box: wait until the first write leads
-        time.sleep(0.001)
+    first = start_leader(writes, lambda: call(0))
     queued = []
     for value in (1, -2, 3, 100, 4):  # started one by one, so they queue in this order
         queued.append(threading.Thread(target=call, args=(value,)))
@@ -362,7 +365,8 @@ def test_a_leader_stops_waiting_for_callers_who_do_not_come(
     writes._last_batch = 16
     started = time.monotonic()
     assert writes.run_many(insert_many, 7) == 7
-    assert 1.0 <= time.monotonic() - started < 30
+    waited = time.monotonic() - started
+    assert waited >= 1.0 and waited < 30
     assert writes._last_batch == 1  # alone now: the next write does not wait
     started = time.monotonic()
     writes.run_many(insert_many, 8)
