@@ -16,6 +16,7 @@ from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter
 from tether.stores.base import AsyncStore, Beat
 from tether.stores.group_commit import AsyncGroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
+from tether.stores.postgres import prepared
 from tether.stores.postgres.connection import (
     AsyncConnection,
     PoolSettings,
@@ -31,13 +32,17 @@ T = TypeVar("T")
 
 async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) -> T:
     """Run an operation's queries on one connection, from its first, feeding each its rows (and
-    throwing a failed statement's error into it)."""
+    throwing a failed statement's error into it). Point reads skip the cursor (`prepared.py`)."""
     cursor = conn.statements()
     try:
         while True:
             try:
-                await cursor.execute(query.sql, query.params, prepare=query.prepare)
-                rows = await cursor.fetchall() if returned_rows(cursor) else []
+                if query.point is not None:
+                    step = prepared.execute(conn.point_reads(), query.point, query.params or {})
+                    rows = await prepared.wait_async(step, conn.pgconn.socket)
+                else:
+                    await cursor.execute(query.sql, query.params, prepare=query.prepare)
+                    rows = await cursor.fetchall() if returned_rows(cursor) else []
             except psycopg.Error as exc:
                 query = operation.throw(exc)
                 continue

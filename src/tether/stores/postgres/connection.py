@@ -16,9 +16,11 @@ from psycopg.types.json import set_json_loads
 
 from tether import codec
 from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
+from tether.stores.postgres.prepared import Statements
 
-# URL query parameters the pool consumes; everything else goes to libpq (sslmode, options, …).
-POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
+# URL query parameters the store consumes; everything else goes to libpq (sslmode, options, …).
+# read_spin_us: how long a point read polls for its reply before blocking (prepared.wait).
+POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0, "read_spin_us": 100.0}
 # Timestamps come back in UTC, as the store contract asks, without converting each one.
 UTC_OPTION = "-c TimeZone=UTC"
 # json/jsonb values (checkpoint data, context, metadata) decode with orjson (tether.codec).
@@ -27,26 +29,39 @@ set_json_loads(codec.decode, ADAPTERS)
 
 
 class Connection(psycopg.Connection[tuple[Any, ...]]):
-    """A pooled connection that runs every statement on one cursor it keeps: creating a cursor per
-    statement costs more Python time than the rest of a short read."""
+    """A pooled connection that runs every statement on one cursor it keeps (creating a cursor per
+    statement costs more Python time than the rest of a short read), and the point reads through
+    libpq directly (`prepared.py`)."""
 
     _statements: psycopg.Cursor[tuple[Any, ...]] | None = None
+    _point_reads: Statements | None = None
 
     def statements(self) -> psycopg.Cursor[tuple[Any, ...]]:
         if self._statements is None:
             self._statements = self.cursor()
         return self._statements
 
+    def point_reads(self) -> Statements:
+        if self._point_reads is None:
+            self._point_reads = Statements(self)
+        return self._point_reads
+
 
 class AsyncConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
     """`Connection` for asyncio."""
 
     _statements: psycopg.AsyncCursor[tuple[Any, ...]] | None = None
+    _point_reads: Statements | None = None
 
     def statements(self) -> psycopg.AsyncCursor[tuple[Any, ...]]:
         if self._statements is None:
             self._statements = self.cursor()
         return self._statements
+
+    def point_reads(self) -> Statements:
+        if self._point_reads is None:
+            self._point_reads = Statements(self)
+        return self._point_reads
 
 
 def returned_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
@@ -61,6 +76,7 @@ class PoolSettings:
     min_size: int
     max_size: int
     timeout: float
+    read_spin: float = 0.0  # seconds
 
     @classmethod
     def from_url(cls, url: str) -> PoolSettings:
@@ -78,7 +94,7 @@ class PoolSettings:
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ConfigurationError(f"need 0 <= pool_min <= pool_max and pool_max >= 1 in {url!r}")
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), ""))
-        return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]))
+        return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]), pool["read_spin_us"] / 1e6)
 
     def pool_arguments(self) -> dict[str, Any]:
         """What the sync and the async pool are built with (besides the idle check)."""

@@ -26,6 +26,7 @@ from tether.stores.postgres import mapping
 from tether.stores.postgres.connection import may_have_committed, translate
 from tether.stores.postgres.mapping import Append as Append
 from tether.stores.postgres.mapping import Row, session_from_row
+from tether.stores.postgres.prepared import Prepared
 from tether.stores.sql_files import Migration, load_migrations, load_queries
 
 T = TypeVar("T")
@@ -42,13 +43,22 @@ class Query:
     sql: str  # from queries.sql or a migration file, never built at runtime
     params: Mapping[str, Any] | None = None
     prepare: bool | None = None
+    # A point read the stores run through libpq directly (prepared.py); `sql` stays its cursor form.
+    point: Prepared | None = None
 
 
 Operation = Generator[Query, list[Row], T]
 
 
+# The hot one-row reads, prepared on each connection and run without a cursor (prepared.py).
+POINT_READS = {
+    name: Prepared.of(name, QUERIES[name])
+    for name in ("get_session", "last_checkpoint", "last_checkpoint_named")
+}
+
+
 def _query(name: str, params: Mapping[str, Any] | None = None, prepare: bool | None = None) -> Query:
-    return Query(QUERIES[name], params, prepare)
+    return Query(QUERIES[name], params, prepare, POINT_READS.get(name))
 
 
 def manual_time(clock: Clock) -> datetime | None:

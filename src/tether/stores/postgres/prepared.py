@@ -1,0 +1,210 @@
+"""Point reads through libpq directly: the hot one-row statements, prepared once per connection.
+
+A point read is one short round trip: the statement runs in ~0.02 ms inside the server, yet going
+through a psycopg cursor (query conversion, its prepared-statement bookkeeping, a blocking wait)
+and a pooled connection cost several times that in Python. Here a statement from queries.sql is
+prepared under its own name on each connection the first time it runs there, then executed with
+`PGconn.send_query_prepared` (psycopg's documented low-level `psycopg.pq` API), its binary result
+loaded by psycopg's own loaders (`psycopg.adapt.Transformer`, so the values are exactly what a
+cursor gives: timestamps, jsonb through `tether.codec`).
+
+The I/O is sans-IO like the operations: `execute` is a generator that yields what it waits for
+(`READ` or `WRITE` on the connection's socket). `wait` drives it for the sync store, spinning
+briefly on a zero-timeout poll before it blocks (see `wait`), `wait_async` for asyncio.
+
+Failures are psycopg's exceptions, as a cursor raises them: a lost connection is an
+`OperationalError` (libpq's own), a statement the server refused the error class of its SQLSTATE.
+The connection is then in the state libpq left it in, which the pool checks when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import select
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.adapt import Transformer
+from psycopg.pq import ConnStatus, ExecStatus, Format
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+READ, WRITE = select.POLLIN, select.POLLOUT
+Step = Generator[int, None, T]  # yields READ or WRITE: what to wait for on the socket
+
+# After these a statement is prepared again: the server forgot it (26000), or its result's shape
+# changed under it, e.g. a migration added a column to a `SELECT *` (0A000, "cached plan must not
+# change result type").
+PREPARE_AGAIN = frozenset({"26000", "0A000"})
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement of queries.sql in the server's own form: `%(name)s` placeholders become $1, $2…
+    in order of first appearance; `params` names them in that order."""
+
+    name: bytes
+    sql: bytes
+    params: tuple[str, ...]
+
+    @classmethod
+    def of(cls, name: str, sql: str) -> Prepared:
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match[1] not in order:
+                order.append(match[1])
+            return f"${order.index(match[1]) + 1}"
+
+        text = re.sub(r"%\((\w+)\)s", number, sql)
+        if "%" in text:
+            raise ValueError(f"statement {name!r}: only %(name)s placeholders can be prepared")
+        return cls(f"tether_{name}".encode(), text.encode(), tuple(order))
+
+    def values(self, params: Mapping[str, Any], encoding: str) -> list[bytes | None]:
+        """The parameters as libpq's text values (only strings and None: the hot statements' keys)."""
+        out: list[bytes | None] = []
+        for key in self.params:
+            value = params[key]
+            if value is None:
+                out.append(None)
+            elif isinstance(value, str):
+                if "\x00" in value:  # a C string would end there: refuse it, as psycopg's dumper does
+                    raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+                out.append(value.encode(encoding))
+            else:
+                raise TypeError(f"{self.name.decode()}: parameter {key!r} must be a string or None")
+        return out
+
+
+class Statements:
+    """What one connection knows about its point reads: the statements prepared on it, and the
+    loaders of their results (kept, as a cursor keeps its own)."""
+
+    def __init__(self, conn: psycopg.BaseConnection[Any]) -> None:
+        self.conn = conn
+        self.prepared: set[bytes] = set()
+        self.encoding = conn.info.encoding
+        self.loaders = Transformer(conn)
+
+
+def execute(statements: Statements, statement: Prepared, params: Mapping[str, Any]) -> Step[list[Row]]:
+    """Run a prepared point read and return its rows as tuples."""
+    pgconn = statements.conn.pgconn
+    values = statement.values(params, statements.encoding)
+    for attempt in (1, 2):
+        if statement.name not in statements.prepared:
+            yield from _prepare(pgconn, statement, statements.encoding, replace=attempt > 1)
+            statements.prepared.add(statement.name)
+        pgconn.send_query_prepared(statement.name, values, result_format=Format.BINARY)
+        result = yield from _result(pgconn)
+        if result.status == ExecStatus.TUPLES_OK:
+            loaders = statements.loaders
+            loaders.set_pgresult(result)
+            return loaders.load_rows(0, result.ntuples, tuple)
+        error = _error(pgconn, result, statements.encoding)
+        if attempt == 1 and error.sqlstate in PREPARE_AGAIN:
+            statements.prepared.discard(statement.name)
+            continue
+        raise error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prepare(pgconn: Any, statement: Prepared, encoding: str, replace: bool) -> Step[None]:
+    if replace:  # drop the server's copy if it still has one; "does not exist" is fine
+        pgconn.send_query(b"DEALLOCATE " + statement.name)
+        yield from _result(pgconn)
+    pgconn.send_prepare(statement.name, statement.sql)
+    result = yield from _result(pgconn)
+    if result.status != ExecStatus.COMMAND_OK:
+        raise _error(pgconn, result, encoding)
+
+
+def _error(pgconn: Any, result: Any, encoding: str) -> psycopg.Error:
+    """The exception a cursor raises for a failed result: OperationalError if the connection is gone."""
+    if pgconn.status == ConnStatus.BAD:
+        return psycopg.OperationalError(result.get_error_message(encoding) or "the connection was lost")
+    return pg_errors.error_from_result(result, encoding=encoding)
+
+
+def _result(pgconn: Any) -> Step[Any]:
+    """Flush what was sent, then read until the command's results are complete; the first result.
+    A lost connection raises OperationalError from libpq (flush / consume_input), as in a cursor."""
+    while pgconn.flush():
+        yield WRITE
+    first = None
+    while True:
+        pgconn.consume_input()
+        if pgconn.is_busy():
+            yield READ
+            continue
+        result = pgconn.get_result()
+        if result is None:
+            break
+        first = result if first is None else first
+    if first is None:  # pragma: no cover - libpq always gives a result or raises
+        raise psycopg.OperationalError("the server sent no result")
+    return first
+
+
+def wait(step: Step[T], fileno: int, spin: float) -> T:
+    """Drive a step on a blocking socket, polling without a timeout for up to `spin` seconds before
+    blocking.
+
+    On a virtual machine an idle CPU halts, and waking a halted CPU costs tens of microseconds:
+    a blocking wait for a 0.02 ms point read was woken ~0.05 ms later than the reply arrived
+    (README, "PostgreSQL reads"). Spinning keeps this CPU awake for a reply that is already on its
+    way; a reply slower than `spin` costs that much CPU, then the wait blocks as before. Each poll
+    releases the GIL, so other threads run meanwhile. `spin=0` never spins.
+    """
+    poller = select.poll()
+    try:
+        want = next(step)
+        poller.register(fileno, want)
+        while True:
+            ready = poller.poll(0)
+            if not ready and spin > 0:
+                deadline = perf_counter() + spin
+                while not (ready := poller.poll(0)) and perf_counter() < deadline:
+                    pass
+            if not ready:
+                poller.poll()
+            want = step.send(None)
+            poller.modify(fileno, want)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def wait_async(step: Step[T], fileno: int) -> T:
+    """Drive a step from the event loop: each wait is a reader (or writer) callback on the socket."""
+    loop = asyncio.get_running_loop()
+    try:
+        want = next(step)
+        while True:
+            ready: asyncio.Future[None] = loop.create_future()
+            watch, unwatch = (
+                (loop.add_reader, loop.remove_reader)
+                if want == READ
+                else (loop.add_writer, loop.remove_writer)
+            )
+            watch(fileno, _settle, ready)
+            try:
+                await ready
+            finally:
+                unwatch(fileno)
+            want = step.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def _settle(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
