@@ -5,6 +5,7 @@ StoreUnavailable or a fresh connection, never a wrong answer or a driver excepti
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from tests.postgres.test_connection_loss import admin, backends, eventually, poo
 from tether import SessionManager, StoreUnavailable, ValidationError
 from tether.stores.postgres import AsyncPostgresStore, PostgresStore
 from tether.stores.postgres.connection import PoolSettings
+from tether.stores.postgres.prepared import READ, Spin, Step, wait
 
 READS = {b"tether_get_session", b"tether_last_checkpoint", b"tether_last_checkpoint_named"}
 
@@ -165,3 +167,46 @@ def test_the_spin_is_read_from_the_url_in_microseconds() -> None:
     assert PoolSettings.from_url("postgresql://db/app").read_spin == 100e-6
     settings = PoolSettings.from_url("postgresql://db/app?read_spin_us=0&pool_max=3")
     assert settings.read_spin == 0 and "read_spin" not in settings.conninfo
+
+
+def test_the_spin_rests_after_misses_in_a_row_and_then_tries_again() -> None:
+    spin = Spin(100e-6)
+    for _ in range(Spin.MISSES - 1):
+        assert spin.budget() == 100e-6
+        spin.record(False)
+    spin.record(True)  # a hit in between: the count starts again
+    for _ in range(Spin.MISSES):
+        assert spin.budget() == 100e-6
+        spin.record(False)
+    assert [spin.budget() for _ in range(Spin.REST)] == [0.0] * Spin.REST
+    assert spin.budget() == 100e-6
+
+
+def reply_after(delay: float) -> tuple[socket.socket, Step[bytes]]:
+    """A socket whose reply comes `delay` seconds from now, and a step that waits for it."""
+    ours, theirs = socket.socketpair()
+    threading.Timer(delay, theirs.sendall, (b"reply",)).start()
+
+    def step() -> Step[bytes]:
+        yield READ
+        theirs.close()
+        return ours.recv(16)
+
+    return ours, step()
+
+
+def test_a_wait_records_whether_the_reply_came_while_it_spun() -> None:
+    spin = Spin(0.5)  # a reply 5 ms away comes while it spins: a hit clears the misses
+    spin.record(False)
+    ours, step = reply_after(0.005)
+    assert wait(step, ours.fileno(), spin) == b"reply"
+    ours.close()
+    for _ in range(Spin.MISSES - 1):
+        spin.record(False)
+    assert spin.budget() == 0.5  # the earlier miss no longer counts
+    spin = Spin(100e-6)  # a reply 20 ms away is a miss; the wait then blocks for it
+    for _ in range(Spin.MISSES):
+        ours, step = reply_after(0.02)
+        assert wait(step, ours.fileno(), spin) == b"reply"
+        ours.close()
+    assert spin.budget() == 0.0  # resting: the next reads block at once

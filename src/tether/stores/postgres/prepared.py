@@ -153,15 +153,47 @@ def _result(pgconn: Any) -> Step[Any]:
     return first
 
 
-def wait(step: Step[T], fileno: int, spin: float) -> T:
-    """Drive a step on a blocking socket, polling without a timeout for up to `spin` seconds before
-    blocking.
+class Spin:
+    """How long a lone point read polls for its reply before blocking (see `wait`), learning from
+    misses: when replies keep coming later than that (a server across a network), polling only
+    burns CPU, so after `MISSES` misses in a row it rests for `REST` reads, then tries again."""
+
+    MISSES = 3
+    REST = 100
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._misses = 0
+        self._resting = 0
+
+    def budget(self) -> float:
+        """Seconds the next read may poll; 0 while resting (or configured off)."""
+        if self._resting:
+            self._resting -= 1
+            return 0.0
+        return self.seconds
+
+    def record(self, hit: bool) -> None:
+        """Whether the reply came while polling. Races between threads only blur the counts."""
+        if hit:
+            self._misses = 0
+            return
+        self._misses += 1
+        if self._misses >= self.MISSES:
+            self._misses = 0
+            self._resting = self.REST
+
+
+def wait(step: Step[T], fileno: int, spin: Spin | None) -> T:
+    """Drive a step on a blocking socket, polling without a timeout for up to the spin's budget
+    before blocking (no spin: block at once).
 
     On a virtual machine an idle CPU halts, and waking a halted CPU costs tens of microseconds:
     a blocking wait for a 0.02 ms point read was woken ~0.05 ms later than the reply arrived
     (README, "PostgreSQL reads"). Spinning keeps this CPU awake for a reply that is already on its
-    way; a reply slower than `spin` costs that much CPU, then the wait blocks as before. Each poll
-    releases the GIL, so other threads run meanwhile. `spin=0` never spins.
+    way; a reply slower than the budget costs that much CPU, then the wait blocks as before, and
+    the spin rests if that keeps happening. Each poll releases the GIL, so other threads run
+    meanwhile.
     """
     poller = select.poll()
     try:
@@ -169,10 +201,11 @@ def wait(step: Step[T], fileno: int, spin: float) -> T:
         poller.register(fileno, want)
         while True:
             ready = poller.poll(0)
-            if not ready and spin > 0:
-                deadline = perf_counter() + spin
+            if not ready and spin is not None and (budget := spin.budget()) > 0:
+                deadline = perf_counter() + budget
                 while not (ready := poller.poll(0)) and perf_counter() < deadline:
                     pass
+                spin.record(bool(ready))
             if not ready:
                 poller.poll()
             want = step.send(None)

@@ -30,10 +30,12 @@ from tether.stores.postgres.operations import Append, Operation, Query, manual_t
 T = TypeVar("T")
 
 
-def drive(conn: psycopg.Connection[Any], operation: Operation[T], query: Query, spin: float = 0.0) -> T:
+def drive(
+    conn: psycopg.Connection[Any], operation: Operation[T], query: Query, spin: prepared.Spin | None = None
+) -> T:
     """Run an operation's queries on one connection, from its first, feeding each its rows (and
     throwing a failed statement's error into it). Point reads skip the cursor (`prepared.py`);
-    `spin` is how long they poll for the reply before blocking."""
+    `spin` says how long they poll for the reply before blocking (None: not at all)."""
     pooled = conn if isinstance(conn, Connection) else None
     cursor = conn.cursor() if pooled is None else pooled.statements()
     try:
@@ -60,7 +62,7 @@ class PostgresStore(Store):
         super().__init__(clock)
         self.url = redacted(url)
         self._pool = pool
-        self._spin = PoolSettings.from_url(url).read_spin
+        self._spin = prepared.Spin(PoolSettings.from_url(url).read_spin)
         # Calls in flight (list append/pop are atomic): a point read spins only when it is alone,
         # as 16 threads spinning on 2 cores halved their read throughput (prepared.wait).
         self._in_flight: list[None] = []
@@ -157,7 +159,7 @@ class PostgresStore(Store):
         try:
             conn = self._pool.getconn()
             try:
-                spin = self._spin if len(in_flight) == 1 else 0.0
+                spin = self._spin if len(in_flight) == 1 else None
                 if not atomic:
                     return drive(conn, operation, first, spin)
                 with conn.transaction():
