@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import psycopg
@@ -50,6 +51,21 @@ def eventually(condition: object, timeout: float = 20.0) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.02)
+
+
+async def killed_while_waiting(pg_url: str, name: str, lock: str, call: Awaitable[object]) -> None:
+    """Start `call` while another transaction holds `lock`; once it waits on that lock, kill its
+    connection: it must raise StoreUnavailable."""
+    with admin(pg_url) as blocker, admin(pg_url) as observer:
+        blocker.execute("BEGIN")
+        blocker.execute(lock)
+        in_flight = asyncio.ensure_future(call)
+        while backends(observer, name, waiting=True) < 1:
+            await asyncio.sleep(0.02)
+        terminate(observer, name)
+        with pytest.raises(StoreUnavailable):
+            await in_flight
+        blocker.execute("ROLLBACK")
 
 
 def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_url: str) -> None:
@@ -155,17 +171,9 @@ def test_the_async_store_reports_a_dead_connection_the_same_way(pg_url: str) -> 
     async def scenario() -> None:
         store = await AsyncPostgresStore.from_url(url)
         session = await store.create(a_session("async-s"))
-        with admin(pg_url) as blocker, admin(pg_url) as observer:
-            blocker.execute("BEGIN")
-            blocker.execute("SELECT 1 FROM sessions WHERE session_id = 'async-s' FOR UPDATE")
-            new = NewCheckpoint("in_flight", session.created_at, "{}", {})
-            in_flight = asyncio.create_task(store.append("async-s", new, 1))
-            while backends(observer, name, waiting=True) < 1:
-                await asyncio.sleep(0.02)
-            terminate(observer, name)
-            with pytest.raises(StoreUnavailable):
-                await in_flight
-            blocker.execute("ROLLBACK")
+        new = NewCheckpoint("in_flight", session.created_at, "{}", {})
+        lock = "SELECT 1 FROM sessions WHERE session_id = 'async-s' FOR UPDATE"
+        await killed_while_waiting(pg_url, name, lock, store.append("async-s", new, 1))
         assert (
             await store.append("async-s", NewCheckpoint("after", session.created_at, "{}", {}), 1)
         ).seq == 1

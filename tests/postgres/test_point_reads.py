@@ -13,8 +13,15 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.postgres.test_connection_loss import admin, backends, eventually, pool_url, terminate
-from tether import SessionManager, StoreUnavailable, ValidationError
+from tests.postgres.test_connection_loss import (
+    admin,
+    backends,
+    eventually,
+    killed_while_waiting,
+    pool_url,
+    terminate,
+)
+from tether import Checkpoint, SessionManager, StoreUnavailable, ValidationError
 from tether.stores.postgres import AsyncPostgresStore, PostgresStore
 from tether.stores.postgres.connection import PoolSettings
 from tether.stores.postgres.prepared import READ, Spin, Step, wait
@@ -64,12 +71,20 @@ def test_point_reads_are_prepared_statements_and_answer_like_the_cursor(
     assert latest.timestamp.tzinfo is not None and session.context == {"k": [1, 2.5, None]}
 
 
-def test_an_idle_connection_killed_by_the_server_is_replaced_and_the_read_prepared_again(
-    one_connection: tuple[SessionManager, str], pg_url: str
-) -> None:
+@pytest.fixture
+def read_back(one_connection: tuple[SessionManager, str]) -> tuple[SessionManager, str, str, Checkpoint]:
+    """The one-connection manager, its connections' name, a written session and its last checkpoint."""
     manager, name = one_connection
     session_id = written(manager)
     expected = manager.last_checkpoint(session_id)
+    assert expected is not None
+    return manager, name, session_id, expected
+
+
+def test_an_idle_connection_killed_by_the_server_is_replaced_and_the_read_prepared_again(
+    read_back: tuple[SessionManager, str, str, Checkpoint], pg_url: str
+) -> None:
+    manager, name, session_id, expected = read_back
     with admin(pg_url) as observer:
         terminate(observer, name)
         eventually(lambda: backends(observer, name) == 0)
@@ -79,11 +94,9 @@ def test_an_idle_connection_killed_by_the_server_is_replaced_and_the_read_prepar
 
 
 def test_a_read_whose_connection_dies_in_flight_is_store_unavailable_then_reads_resume(
-    one_connection: tuple[SessionManager, str], pg_url: str
+    read_back: tuple[SessionManager, str, str, Checkpoint], pg_url: str
 ) -> None:
-    manager, name = one_connection
-    session_id = written(manager)
-    expected = manager.last_checkpoint(session_id)
+    manager, name, session_id, expected = read_back
     outcome: list[object] = []
     with admin(pg_url) as blocker, admin(pg_url) as observer:
         blocker.execute("BEGIN")
@@ -114,16 +127,8 @@ def test_the_async_store_reports_a_read_killed_in_flight_the_same_way(pg_url: st
         with SessionManager(url, worker_id="w") as writer:
             session_id = written(writer)
         expected = await store.last_checkpoint(session_id)
-        with admin(pg_url) as blocker, admin(pg_url) as observer:
-            blocker.execute("BEGIN")
-            blocker.execute("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE")
-            in_flight = asyncio.create_task(store.last_checkpoint(session_id))
-            while backends(observer, name, waiting=True) < 1:
-                await asyncio.sleep(0.02)
-            terminate(observer, name)
-            with pytest.raises(StoreUnavailable):
-                await in_flight
-            blocker.execute("ROLLBACK")
+        lock = "LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE"
+        await killed_while_waiting(pg_url, name, lock, store.last_checkpoint(session_id))
         assert await store.last_checkpoint(session_id) == expected
         assert (await store.get(session_id)).session_id == session_id
         await store.close()

@@ -28,40 +28,40 @@ ADAPTERS = AdaptersMap(psycopg.adapters)
 set_json_loads(codec.decode, ADAPTERS)
 
 
-class Connection(psycopg.Connection[tuple[Any, ...]]):
+class _KeepsPointReads:
+    """What both connection classes keep: the statements of their point reads (`prepared.py`)."""
+
+    _point_reads: Statements | None = None
+
+    def point_reads(self) -> Statements:
+        if self._point_reads is None:
+            assert isinstance(self, psycopg.BaseConnection)
+            self._point_reads = Statements(self)
+        return self._point_reads
+
+
+class Connection(_KeepsPointReads, psycopg.Connection[tuple[Any, ...]]):
     """A pooled connection that runs every statement on one cursor it keeps (creating a cursor per
     statement costs more Python time than the rest of a short read), and the point reads through
     libpq directly (`prepared.py`)."""
 
     _statements: psycopg.Cursor[tuple[Any, ...]] | None = None
-    _point_reads: Statements | None = None
 
     def statements(self) -> psycopg.Cursor[tuple[Any, ...]]:
         if self._statements is None:
             self._statements = self.cursor()
         return self._statements
 
-    def point_reads(self) -> Statements:
-        if self._point_reads is None:
-            self._point_reads = Statements(self)
-        return self._point_reads
 
-
-class AsyncConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
+class AsyncConnection(_KeepsPointReads, psycopg.AsyncConnection[tuple[Any, ...]]):
     """`Connection` for asyncio."""
 
     _statements: psycopg.AsyncCursor[tuple[Any, ...]] | None = None
-    _point_reads: Statements | None = None
 
     def statements(self) -> psycopg.AsyncCursor[tuple[Any, ...]]:
         if self._statements is None:
             self._statements = self.cursor()
         return self._statements
-
-    def point_reads(self) -> Statements:
-        if self._point_reads is None:
-            self._point_reads = Statements(self)
-        return self._point_reads
 
 
 def returned_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
