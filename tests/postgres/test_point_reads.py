@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -21,10 +22,10 @@ from tests.postgres.test_connection_loss import (
     pool_url,
     terminate,
 )
-from tether import Checkpoint, SessionManager, StoreUnavailable, ValidationError
+from tether import Checkpoint, LeaseLost, SessionManager, StoreUnavailable, ValidationError
 from tether.stores.postgres import AsyncPostgresStore, PostgresStore
 from tether.stores.postgres.connection import PoolSettings
-from tether.stores.postgres.prepared import READ, Spin, Step, wait
+from tether.stores.postgres.prepared import READ, Prepared, Spin, Step, wait
 
 READS = {b"tether_get_session", b"tether_last_checkpoint", b"tether_last_checkpoint_named"}
 
@@ -215,3 +216,40 @@ def test_a_wait_records_whether_the_reply_came_while_it_spun() -> None:
         assert wait(step, ours.fileno(), spin) == b"reply"
         ours.close()
     assert spin.budget() == 0.0  # resting: the next reads block at once
+
+
+def test_a_lone_append_runs_as_a_prepared_statement_and_stores_what_the_batch_path_does(
+    one_connection: tuple[SessionManager, str],
+) -> None:
+    manager, _ = one_connection
+    session_id = written(manager)  # five lone appends
+    assert b"tether_append_checkpoint" in prepared_on_the_pool(manager)
+    stored = manager.checkpoints(session_id)
+    assert [cp.seq for cp in stored] == [1, 2, 3, 4, 5]
+    assert stored[-1].data == {"n": 4, "s": "é\u2028"} and stored[-1].timestamp.tzinfo is not None
+    with pytest.raises(LeaseLost):  # the fence still holds on this path
+        manager.checkpoint(session_id, "late", {}, epoch=7)
+
+
+def test_a_new_store_opens_its_pool_full_so_a_lone_caller_keeps_one_connection(pg_url: str) -> None:
+    """A first call that had to wait for the pool's first connection made psycopg_pool open a
+    second one, and a lone caller then alternated between two backends (FIFO), each gone cold."""
+    store = PostgresStore.from_url(f"{pg_url}&pool_min=1&pool_max=8")
+    try:  # opening it migrated the schema: its first call
+        assert store._pool.get_stats()["pool_size"] == 1
+    finally:
+        store.close()
+
+
+def test_point_statement_parameters_are_sent_as_text_the_server_parses() -> None:
+    statement = Prepared.of("t", "SELECT %(a)s::bigint, %(b)s::timestamptz, %(c)s, %(d)s")
+    when = datetime(2026, 11, 25, 13, 0, 0, 123456, tzinfo=UTC)
+    assert statement.values({"a": 7, "b": when, "c": "x", "d": None}, "utf-8") == [
+        b"7",
+        b"2026-11-25T13:00:00.123456+00:00",
+        b"x",
+        None,
+    ]
+    for bad in (True, datetime(2026, 11, 25), 1.5):  # bools, naive times, floats: not sent as text
+        with pytest.raises(TypeError):
+            statement.values({"a": bad, "b": when, "c": "x", "d": None}, "utf-8")

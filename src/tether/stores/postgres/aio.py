@@ -32,13 +32,13 @@ T = TypeVar("T")
 
 async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) -> T:
     """Run an operation's queries on one connection, from its first, feeding each its rows (and
-    throwing a failed statement's error into it). Point reads skip the cursor (`prepared.py`)."""
+    throwing a failed statement's error into it). Point statements skip the cursor (`prepared.py`)."""
     cursor = conn.statements()
     try:
         while True:
             try:
                 if query.point is not None:
-                    step = prepared.execute(conn.point_reads(), query.point, query.params or {})
+                    step = prepared.execute(conn.point_statements(), query.point, query.params or {})
                     rows = await prepared.wait_async(step, conn.pgconn.socket)
                 else:
                     await cursor.execute(query.sql, query.params, prepare=query.prepare)
@@ -80,7 +80,11 @@ class AsyncPostgresStore(AsyncStore):
             open=False,
             **settings.pool_arguments(),
         )
-        await pool.open()
+        try:  # filled before the first call: a call that had to wait would grow the pool for good
+            await pool.open(wait=True, timeout=settings.timeout)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise translate(exc) from exc
         store = cls(pool, url, clock)
         if migrate:
             try:

@@ -28,22 +28,22 @@ ADAPTERS = AdaptersMap(psycopg.adapters)
 set_json_loads(codec.decode, ADAPTERS)
 
 
-class _KeepsPointReads:
-    """What both connection classes keep: the statements of their point reads (`prepared.py`)."""
+class _KeepsPointStatements:
+    """What both connection classes keep: their hot statements run through libpq (`prepared.py`)."""
 
-    _point_reads: Statements | None = None
+    _point_statements: Statements | None = None
 
-    def point_reads(self) -> Statements:
-        if self._point_reads is None:
+    def point_statements(self) -> Statements:
+        if self._point_statements is None:
             assert isinstance(self, psycopg.BaseConnection)
-            self._point_reads = Statements(self)
-        return self._point_reads
+            self._point_statements = Statements(self)
+        return self._point_statements
 
 
-class Connection(_KeepsPointReads, psycopg.Connection[tuple[Any, ...]]):
+class Connection(_KeepsPointStatements, psycopg.Connection[tuple[Any, ...]]):
     """A pooled connection that runs every statement on one cursor it keeps (creating a cursor per
-    statement costs more Python time than the rest of a short read), and the point reads through
-    libpq directly (`prepared.py`)."""
+    statement costs more Python time than the rest of a short read), and the hot one-row statements
+    through libpq directly (`prepared.py`)."""
 
     _statements: psycopg.Cursor[tuple[Any, ...]] | None = None
 
@@ -53,7 +53,7 @@ class Connection(_KeepsPointReads, psycopg.Connection[tuple[Any, ...]]):
         return self._statements
 
 
-class AsyncConnection(_KeepsPointReads, psycopg.AsyncConnection[tuple[Any, ...]]):
+class AsyncConnection(_KeepsPointStatements, psycopg.AsyncConnection[tuple[Any, ...]]):
     """`Connection` for asyncio."""
 
     _statements: psycopg.AsyncCursor[tuple[Any, ...]] | None = None

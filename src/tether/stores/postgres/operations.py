@@ -43,22 +43,25 @@ class Query:
     sql: str  # from queries.sql or a migration file, never built at runtime
     params: Mapping[str, Any] | None = None
     prepare: bool | None = None
-    # A point read the stores run through libpq directly (prepared.py); `sql` stays its cursor form.
+    # A hot one-row statement the stores run through libpq directly (prepared.py); `sql` stays its
+    # cursor form.
     point: Prepared | None = None
 
 
 Operation = Generator[Query, list[Row], T]
 
 
-# The hot one-row reads, prepared on each connection and run without a cursor (prepared.py).
-POINT_READS = {
-    name: Prepared.of(name, QUERIES[name])
-    for name in ("get_session", "last_checkpoint", "last_checkpoint_named")
+# The hot one-row statements, prepared on each connection and run without a cursor (prepared.py):
+# the point reads, and the append of a caller alone (concurrent ones share `append_checkpoints`).
+POINT_READS = ("get_session", "last_checkpoint", "last_checkpoint_named")
+POINT_STATEMENTS = {
+    **{name: Prepared.of(name, QUERIES[name]) for name in POINT_READS},
+    "append_checkpoint": Prepared.of("append_checkpoint", QUERIES["append_checkpoint"], spins=False),
 }
 
 
 def _query(name: str, params: Mapping[str, Any] | None = None, prepare: bool | None = None) -> Query:
-    return Query(QUERIES[name], params, prepare, POINT_READS.get(name))
+    return Query(QUERIES[name], params, prepare, POINT_STATEMENTS.get(name))
 
 
 def manual_time(clock: Clock) -> datetime | None:

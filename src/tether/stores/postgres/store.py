@@ -34,16 +34,16 @@ def drive(
     conn: psycopg.Connection[Any], operation: Operation[T], query: Query, spin: prepared.Spin | None = None
 ) -> T:
     """Run an operation's queries on one connection, from its first, feeding each its rows (and
-    throwing a failed statement's error into it). Point reads skip the cursor (`prepared.py`);
-    `spin` says how long they poll for the reply before blocking (None: not at all)."""
+    throwing a failed statement's error into it). Point statements skip the cursor (`prepared.py`);
+    `spin` says how long a read polls for its reply before blocking (None: not at all)."""
     pooled = conn if isinstance(conn, Connection) else None
     cursor = conn.cursor() if pooled is None else pooled.statements()
     try:
         while True:
             try:
                 if query.point is not None and pooled is not None:
-                    step = prepared.execute(pooled.point_reads(), query.point, query.params or {})
-                    rows = prepared.wait(step, conn.pgconn.socket, spin)
+                    step = prepared.execute(pooled.point_statements(), query.point, query.params or {})
+                    rows = prepared.wait(step, conn.pgconn.socket, spin if query.point.spins else None)
                 else:
                     cursor.execute(query.sql, query.params, prepare=query.prepare)
                     rows = cursor.fetchall() if returned_rows(cursor) else []
@@ -78,9 +78,14 @@ class PostgresStore(Store):
             connection_class=Connection,
             check=check_idle,
             name="tether",
-            open=True,
+            open=False,
             **settings.pool_arguments(),
         )
+        try:  # filled before the first call: a call that had to wait would grow the pool for good
+            pool.open(wait=True, timeout=settings.timeout)
+        except psycopg.Error as exc:
+            pool.close()
+            raise translate(exc) from exc
         store = cls(pool, url, clock)
         if migrate:
             try:
