@@ -6,11 +6,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
 
 from tests.support import subprocess_env
-from tether import ConflictError, ManualClock, SessionManager
+from tether import ConflictError, ManualClock, SessionManager, TetherError
 from tether.stores.postgres import PostgresStore
 
 CHILD_APPEND = """
@@ -111,3 +116,61 @@ def test_exactly_one_of_many_claimers_takes_a_dead_session_over(pg_url: str) -> 
     assert (after.owner, after.epoch, after.recoveries) == (winners[0], 2, 1)
     assert [cp.name for cp in owner.checkpoints(session.session_id)] == ["session_recovered"]
     store.close()
+
+
+def checkpoints_left(manager: SessionManager, session_ids: list[str]) -> int:
+    """Rows in the checkpoints table for these sessions, whether or not the sessions still exist."""
+    pool = manager.store._pool  # type: ignore[attr-defined]  # white-box: the table itself
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM checkpoints WHERE session_id = ANY(%s)", (session_ids,)
+        ).fetchone()
+    return int(row[0])
+
+
+def appending_while(manager: SessionManager, session_ids: list[str], remove: Callable[[], object]) -> None:
+    """Three threads append to each session without pause; once they are in full swing, `remove`."""
+    stop = threading.Event()
+    appended: list[int] = []
+
+    def append(session_id: str) -> None:
+        while not stop.is_set():
+            try:
+                manager.checkpoint(session_id, "step", {})
+            except TetherError:  # the session is gone
+                return
+            appended.append(1)
+
+    threads = [threading.Thread(target=append, args=(sid,)) for sid in session_ids for _ in range(3)]
+    for t in threads:
+        t.start()
+    while len(appended) < 20:
+        time.sleep(0.001)
+    remove()
+    stop.set()
+    for t in threads:
+        t.join()
+
+
+def map_all(call: Callable[[str], object], values: list[str]) -> None:
+    for value in values:
+        call(value)
+
+
+@pytest.mark.parametrize("how", ["delete", "erase_user"])
+def test_appends_racing_a_delete_leave_no_checkpoint_behind(pg_url: str, how: str) -> None:
+    """Checkpoints have no foreign key (migration 0003): a delete locks the session first, so an
+    append either commits before it (and is deleted with it) or finds the session gone."""
+    manager = SessionManager(f"{pg_url}&pool_max=8", worker_id="w")
+    removed: list[str] = []
+    for round_ in range(6):
+        user = f"racer-{round_}"
+        session_ids = [manager.create("tutor", user).session_id for _ in range(2)]
+        if how == "delete":
+            appending_while(manager, session_ids, partial(map_all, manager.delete, session_ids))
+        else:
+            appending_while(manager, session_ids, partial(manager.erase_user, user))
+        assert not any(manager.list(user_id=user).items)
+        removed += session_ids
+    assert checkpoints_left(manager, removed) == 0
+    manager.close()

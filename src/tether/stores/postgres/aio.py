@@ -134,13 +134,13 @@ class AsyncPostgresStore(AsyncStore):
         return await self._run(ops.heartbeat(beats, manual_time(self.clock)), atomic)
 
     async def delete(self, session_id: str) -> None:
-        await self._run(ops.delete(session_id))
+        await self._run(ops.delete(session_id), atomic=True)
 
     async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
-        return await self._run(ops.purge(ended_before, states))
+        return await self._run(ops.purge(ended_before, states), atomic=True)
 
     async def erase_user(self, user_id: str) -> int:
-        return await self._run(ops.erase_user(user_id))
+        return await self._run(ops.erase_user(user_id), atomic=True)
 
     async def migrate(self) -> int:
         return await self._run(ops.migrate(), atomic=True)

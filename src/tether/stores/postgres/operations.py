@@ -242,19 +242,30 @@ def beat_rounds(beats: Sequence[Beat]) -> list[list[tuple[int, Beat]]]:
 
 
 def delete(session_id: str) -> Operation[None]:
-    rows = yield _query("delete_session", {"session_id": session_id})
+    """Run atomically (the lock is held until the delete commits), as purge and erase_user."""
+    rows = yield _query("lock_session", {"session_id": session_id})
     if not rows:
         raise NotFound(session_id)
+    yield from _delete_locked([session_id])
 
 
 def purge(ended_before: datetime, states: frozenset[State]) -> Operation[int]:
-    rows = yield _query("purge", {"before": ended_before, "states": sorted(s.value for s in states)})
-    removed: int = rows[0][0]
-    return removed
+    params = {"before": ended_before, "states": sorted(s.value for s in states)}
+    rows = yield _query("lock_purgeable", params)
+    return (yield from _delete_locked([row[0] for row in rows]))
 
 
 def erase_user(user_id: str) -> Operation[int]:
-    rows = yield _query("erase_user", {"user_id": user_id})
+    rows = yield _query("lock_user_sessions", {"user_id": user_id})
+    return (yield from _delete_locked([row[0] for row in rows]))
+
+
+def _delete_locked(session_ids: list[str]) -> Operation[int]:
+    """Sessions this transaction has locked, with all their checkpoints: none can be appended
+    meanwhile, and this statement sees every checkpoint committed before the locks were taken."""
+    if not session_ids:
+        return 0
+    rows = yield _query("delete_sessions", {"session_ids": session_ids})
     removed: int = rows[0][0]
     return removed
 

@@ -212,19 +212,27 @@ WHERE s.session_id = beat.session_id
        OR (s.state = 'active' AND (s.lease_expires_at IS NULL OR clock.now < s.lease_expires_at)))
 RETURNING s.session_id
 
--- name: delete_session
-DELETE FROM sessions WHERE session_id = %(session_id)s RETURNING session_id
+-- Deleting sessions: first lock the rows to delete (an append updates its session's row, so it
+-- waits for that lock and then finds the row gone), then, in the same transaction, remove those
+-- sessions with all their checkpoints (delete_sessions). Checkpoints have no foreign key (0003).
 
--- name: purge
+-- name: lock_session
+SELECT session_id FROM sessions WHERE session_id = %(session_id)s FOR UPDATE
+
+-- name: lock_purgeable
+SELECT session_id FROM sessions
+WHERE state = ANY(%(states)s::text[]) AND COALESCE(ended_at, last_heartbeat) < %(before)s
+FOR UPDATE
+
+-- name: lock_user_sessions
+SELECT session_id FROM sessions WHERE user_id = %(user_id)s FOR UPDATE
+
+-- name: delete_sessions
 WITH gone AS (
-    DELETE FROM sessions
-    WHERE state = ANY(%(states)s::text[]) AND COALESCE(ended_at, last_heartbeat) < %(before)s
-    RETURNING 1
+    DELETE FROM sessions WHERE session_id = ANY(%(session_ids)s::text[]) RETURNING session_id
+), checkpoints_gone AS (
+    DELETE FROM checkpoints WHERE session_id IN (SELECT session_id FROM gone)
 )
-SELECT count(*) AS removed FROM gone
-
--- name: erase_user
-WITH gone AS (DELETE FROM sessions WHERE user_id = %(user_id)s RETURNING 1)
 SELECT count(*) AS removed FROM gone
 
 -- name: migration_lock

@@ -135,13 +135,13 @@ class PostgresStore(Store):
         return self._run(ops.heartbeat(beats, manual_time(self.clock)), atomic)
 
     def delete(self, session_id: str) -> None:
-        self._run(ops.delete(session_id))
+        self._run(ops.delete(session_id), atomic=True)
 
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
-        return self._run(ops.purge(ended_before, states))
+        return self._run(ops.purge(ended_before, states), atomic=True)
 
     def erase_user(self, user_id: str) -> int:
-        return self._run(ops.erase_user(user_id))
+        return self._run(ops.erase_user(user_id), atomic=True)
 
     def migrate(self) -> int:
         return self._run(ops.migrate(), atomic=True)
