@@ -71,8 +71,9 @@ async def killed_while_waiting(pg_url: str, name: str, lock: str, call: Awaitabl
 def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_url: str) -> None:
     """Three appends to a locked session: the first runs alone and waits on the row lock, the two
     that arrive meanwhile queue for the next batch. Killing the connection under each batch gives
-    every caller in it StoreUnavailable, and none of them wrote anything."""
-    url, name = pool_url(pg_url, 4)
+    every caller in it StoreUnavailable, and none of them wrote anything. One pooled connection:
+    killing it leaves no idle connection the batch could pick before its goodbye arrives."""
+    url, name = pool_url(pg_url, 1)
     manager = SessionManager(url, worker_id="w")
     session = manager.create("tutor", "u1")
     manager.checkpoint(session.session_id, "before", {})
