@@ -4,8 +4,8 @@ reads (get, last checkpoint, last by name) and a lone checkpoint append.
 A point read is one short round trip: the statement runs in ~0.02 ms inside the server, yet going
 through a psycopg cursor (query conversion, its prepared-statement bookkeeping, a blocking wait)
 and a pooled connection cost several times that in Python. An append waits for the WAL flush as
-well, and the cursor's share of it measured ~35-60 µs of ~0.3 ms. Here a statement from queries.sql is
-prepared under its own name on each connection the first time it runs there, then executed with
+well; the cursor's share of it measured ~35-60 µs of ~0.3 ms. Here a statement from queries.sql
+is prepared under its own name on each connection the first time it runs there, then executed with
 `PGconn.send_query_prepared` (psycopg's documented low-level `psycopg.pq` API), its binary result
 loaded by psycopg's own loaders (`psycopg.adapt.Transformer`, so the values are exactly what a
 cursor gives: timestamps, jsonb through `tether.codec`).
@@ -94,7 +94,7 @@ class Prepared:
 
 
 class Statements:
-    """What one connection knows about its point reads: the statements prepared on it, and the
+    """What one connection knows about its point statements: those prepared on it, and the
     loaders of their results (kept, as a cursor keeps its own)."""
 
     def __init__(self, conn: psycopg.BaseConnection[Any]) -> None:
@@ -105,7 +105,7 @@ class Statements:
 
 
 def execute(statements: Statements, statement: Prepared, params: Mapping[str, Any]) -> Step[list[Row]]:
-    """Run a prepared point read and return its rows as tuples."""
+    """Run a point statement (preparing it on this connection first) and return its rows as tuples."""
     pgconn = statements.conn.pgconn
     values = statement.values(params, statements.encoding)
     for attempt in (1, 2):
