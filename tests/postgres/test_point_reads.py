@@ -218,12 +218,15 @@ def test_a_wait_records_whether_the_reply_came_while_it_spun() -> None:
     assert spin.budget() == 0.0  # resting: the next reads block at once
 
 
-def test_a_lone_append_runs_as_a_prepared_statement_and_stores_what_the_batch_path_does(
+def test_a_lone_append_runs_as_a_prepared_statement_on_the_appends_own_connection(
     one_connection: tuple[SessionManager, str],
 ) -> None:
     manager, _ = one_connection
     session_id = written(manager)  # five lone appends
-    assert b"tether_append_checkpoint" in prepared_on_the_pool(manager)
+    own = manager.store._own.getconn()  # type: ignore[attr-defined]  # white-box: the appends' connection
+    assert b"tether_append_checkpoint" in {
+        row[0].encode() for row in own.execute("SELECT name FROM pg_prepared_statements")
+    }
     stored = manager.checkpoints(session_id)
     assert [cp.seq for cp in stored] == [1, 2, 3, 4, 5]
     assert stored[-1].data == {"n": 4, "s": "é\u2028"} and stored[-1].timestamp.tzinfo is not None
@@ -253,3 +256,17 @@ def test_point_statement_parameters_are_sent_as_text_the_server_parses() -> None
     for bad in (True, datetime(2026, 11, 25), 1.5):  # bools, naive times, floats: not sent as text
         with pytest.raises(TypeError):
             statement.values({"a": bad, "b": when, "c": "x", "d": None}, "utf-8")
+
+
+def test_appends_keep_one_connection_of_their_own_which_closes_with_the_store(pg_url: str) -> None:
+    url, name = pool_url(pg_url, 1)
+    manager = SessionManager(url, worker_id="w")
+    session_id = manager.create("tutor", "u1").session_id
+    backend = manager.store._own.getconn().info.backend_pid  # type: ignore[attr-defined]
+    for n in range(5):
+        manager.checkpoint(session_id, "step", {"n": n})
+    assert manager.store._own.getconn().info.backend_pid == backend  # type: ignore[attr-defined]
+    with admin(pg_url) as observer:
+        assert backends(observer, name) == 2  # the pool's one, and the appends' own
+        manager.close()
+        eventually(lambda: backends(observer, name) == 0)

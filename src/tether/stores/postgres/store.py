@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from tether.clock import Clock
@@ -55,6 +58,41 @@ def drive(
         return cast(T, done.value)
 
 
+class OwnConnection:
+    """One connection kept for the appends, outside the pool. The group commit has one leader at a
+    time, so one connection serves every append, and it saves the pool checkout and finds the same
+    warm backend each time (median of the raw single writer: 0.89x -> 0.94x, five runs each).
+    Opened on first use; one the server closed while idle, or that a call left broken, is replaced
+    on the next use. The same interface as the pool's, for `PostgresStore._run`."""
+
+    def __init__(self, settings: PoolSettings) -> None:
+        self._conninfo = settings.conninfo
+        self._kwargs = dict(settings.pool_arguments()["kwargs"])
+        if "connect_timeout" not in conninfo_to_dict(settings.conninfo):  # never wait forever
+            self._kwargs["connect_timeout"] = max(1, math.ceil(settings.timeout))
+        self._conn: Connection | None = None
+
+    def getconn(self) -> Connection:
+        conn = self._conn
+        if conn is not None:
+            try:
+                check_idle(conn)
+                return conn
+            except psycopg.OperationalError:
+                self.close()
+        self._conn = Connection.connect(self._conninfo, **self._kwargs)
+        return self._conn
+
+    def putconn(self, conn: Connection) -> None:
+        if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+            self.close()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
 class PostgresStore(Store):
     """The Store contract on PostgreSQL; see `operations` for what each method runs."""
 
@@ -62,7 +100,9 @@ class PostgresStore(Store):
         super().__init__(clock)
         self.url = redacted(url)
         self._pool = pool
-        self._spin = prepared.Spin(PoolSettings.from_url(url).read_spin)
+        settings = PoolSettings.from_url(url)
+        self._own = OwnConnection(settings)
+        self._spin = prepared.Spin(settings.read_spin)
         # Calls in flight (list append/pop are atomic): a point read spins only when it is alone,
         # as 16 threads spinning on 2 cores halved their read throughput (prepared.wait).
         self._in_flight: list[None] = []
@@ -125,7 +165,7 @@ class PostgresStore(Store):
         return stored
 
     def _commit_appends(self, jobs: list[Job[Append]]) -> None:
-        assign(jobs, self._run(ops.append_batch([job.work for job in jobs])))
+        assign(jobs, self._run(ops.append_batch([job.work for job in jobs]), connections=self._own))
 
     def apply(self, write: Write) -> Session:
         return self._run(ops.apply(write))
@@ -147,14 +187,24 @@ class PostgresStore(Store):
         return self._run(ops.migrate(), atomic=True)
 
     def close(self) -> None:
-        self._appends.close(then=self._pool.close)
+        self._appends.close(then=self._close_connections)
+
+    def _close_connections(self) -> None:
+        self._own.close()
+        self._pool.close()
 
     def _closed(self) -> StoreUnavailable:
         return StoreUnavailable("the store is closed")
 
-    def _run(self, operation: Operation[T], atomic: bool = False) -> T:
-        """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
-        multi-statement operation in a transaction."""
+    def _run(
+        self,
+        operation: Operation[T],
+        atomic: bool = False,
+        connections: ConnectionPool[Connection] | OwnConnection | None = None,
+    ) -> T:
+        """One pooled connection per call (none if the operation needs no query; appends bring
+        their own); `atomic` wraps a multi-statement operation in a transaction."""
+        source = self._pool if connections is None else connections
         try:
             first = next(operation)
         except StopIteration as done:
@@ -162,7 +212,7 @@ class PostgresStore(Store):
         in_flight = self._in_flight
         in_flight.append(None)
         try:
-            conn = self._pool.getconn()
+            conn = source.getconn()
             try:
                 spin = self._spin if len(in_flight) == 1 else None
                 if not atomic:
@@ -170,7 +220,7 @@ class PostgresStore(Store):
                 with conn.transaction():
                     return drive(conn, operation, first, spin)
             finally:
-                self._pool.putconn(conn)
+                source.putconn(conn)
         except psycopg.Error as exc:
             raise translate(exc) from exc
         finally:
