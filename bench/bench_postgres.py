@@ -218,12 +218,12 @@ def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
 
 
 RAW_LATEST = (
-    "SELECT seq, name, created_at, data, data_exact FROM checkpoints"
+    "SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints"
     " WHERE session_id = %s ORDER BY seq DESC LIMIT 1"
 )
 RAW_LISTING = "SELECT * FROM sessions WHERE user_id = %s ORDER BY created_at DESC, session_id DESC LIMIT 51"
 RAW_BY_NAME = (
-    "SELECT seq, name, created_at, data, data_exact FROM checkpoints"
+    "SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints"
     " WHERE session_id = %s AND name = %s ORDER BY seq DESC LIMIT 1"
 )
 

@@ -51,23 +51,6 @@ def manager(
 
 
 @pytest.fixture
-def known_gap(
-    request: pytest.FixtureRequest, store_url: str, store: Store
-) -> Callable[[str, bool, str], None]:
-    """`known_gap("sqlite", condition, reason)`: a strict xfail on that store only ("redis": the
-    Redis liveness decorator), for a contract violation found here whose fix belongs to the
-    store's owner (see /work/team/notes-tests.md).
-    Strict, so the fix turns it into a failure that asks for the marker to go."""
-
-    def mark(scheme: str, condition: bool, reason: str) -> None:
-        redis = scheme == "redis" and type(store).__name__ == "RedisLivenessStore"
-        if condition and (redis or store_url.split(":", 1)[0].startswith(scheme)):
-            request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-    return mark
-
-
-@pytest.fixture
 def in_state(manager: SessionManager) -> MakeSession:
     """Create a "tutor" session with two checkpoints and drive it into the requested state."""
 

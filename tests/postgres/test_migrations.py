@@ -11,10 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Json, Jsonb
 
 from tests.conftest import fresh_postgres_url
 from tests.support import run_tether, subprocess_env
-from tether import ManualClock, SchemaMismatch, SessionManager, State
+from tether import ManualClock, SchemaMismatch, State
 from tether.model import NewCheckpoint
 from tether.stores.postgres import PostgresStore
 from tether.stores.postgres import operations as ops
@@ -46,38 +47,64 @@ def test_a_fresh_schema_is_migrated_on_first_use_and_migrating_again_changes_not
     assert applied_versions(pg_url) == list(range(1, LATEST + 1))
 
 
+def write_as_version_1(url: str, created: datetime) -> list[str]:
+    """Twelve sessions with five checkpoints each, as the code of schema version 1 wrote them
+    (that code is gone; these are its rows): users 0-2, session 0 completed, 1 failed, 2 paused,
+    the rest active; each context has a NUL, which only the json_exact column holds exactly."""
+    ids = [f"s{i:02}" for i in range(12)]
+    with raw_connection(url) as conn, conn.transaction():
+        for i, sid in enumerate(ids):
+            state = {0: "completed", 1: "failed", 2: "paused"}.get(i, "active")
+            context = Jsonb({"i": i, "nul": "a\ufffdb"})
+            exact = Json({"context": {"i": i, "nul": "a\u0000b"}})
+            conn.execute(
+                """INSERT INTO sessions (session_id, agent_type, user_id, state, created_at,
+                       last_heartbeat, state_since, context, metadata, version, epoch,
+                       heartbeat_timeout, suspect_after, recoveries, ended_at, failure_error,
+                       failure_details, failure_final, json_exact, last_seq)
+                   VALUES (%s, 'tutor', %s, %s, %s, %s, %s, %s, '{}', 3, 1, 30, 10, 0, %s, %s, %s, %s,
+                           %s, 5)""",
+                (
+                    sid, f"user-{i % 3}", state, created, created, created if i < 3 else None,
+                    context, created if i < 2 else None, "boom" if i == 1 else None,
+                    Jsonb({"why": "test"}) if i == 1 else None, False if i == 1 else None, exact,
+                ),
+            )  # fmt: skip
+            for n in range(1, 6):
+                conn.execute(
+                    "INSERT INTO checkpoints (session_id, seq, name, created_at, data)"
+                    " VALUES (%s, %s, 'step', %s, %s)",
+                    (sid, n, created, Jsonb({"n": n})),
+                )
+    return ids
+
+
 def test_upgrading_a_version_1_database_keeps_every_session_and_checkpoint(pg_url: str) -> None:
     assert LATEST >= 2, "the upgrade path needs a migration after 0001"
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
     to_version_1 = ops.migrate(ops.MIGRATIONS[:1])
     with psycopg.connect(PoolSettings.from_url(pg_url).conninfo, autocommit=True) as conn, conn.transaction():
         assert drive(conn, to_version_1, next(to_version_1)) == 1
-    old = PostgresStore.from_url(pg_url, clock, migrate=False)  # the code of version 1 writing data
-    manager = SessionManager(old, worker_id="w1")
-    sessions = [
-        manager.create("tutor", f"user-{i % 3}", context={"i": i, "nul": "a\u0000b"}) for i in range(12)
-    ]
-    for s in sessions:
-        for n in range(5):
-            manager.checkpoint(s.session_id, "step", {"n": n})
-    manager.complete(sessions[0].session_id, {"ok": True})
-    manager.fail(sessions[1].session_id, "boom", {"why": "test"})
-    manager.pause(sessions[2].session_id)
-    before = {
-        s.session_id: (old.get(s.session_id), old.checkpoints(s.session_id, limit=100)) for s in sessions
-    }
-    old.close()
+    ids = write_as_version_1(pg_url, clock.now())
 
     with closing(PostgresStore.from_url(pg_url, clock)) as upgraded:
-        after = {sid: (upgraded.get(sid), upgraded.checkpoints(sid, limit=100)) for sid in before}
-        assert after == before
-        assert (
-            upgraded.last_checkpoint(sessions[3].session_id, "step") == before[sessions[3].session_id][1][-1]
+        sessions = [upgraded.get(sid) for sid in ids]
+        assert [s.context for s in sessions] == [{"i": i, "nul": "a\u0000b"} for i in range(12)]
+        assert [s.state for s in sessions[:4]] == [State.COMPLETED, State.FAILED, State.PAUSED, State.ACTIVE]
+        assert sessions[1].failure is not None and sessions[1].failure.details == {"why": "test"}
+        assert [s.user_id for s in sessions] == [f"user-{i % 3}" for i in range(12)]
+        assert all(s.version == 3 and s.epoch == 1 and s.metadata == {} for s in sessions)
+        for sid in ids:
+            stored = upgraded.checkpoints(sid, limit=100)
+            assert [(cp.seq, cp.name, cp.data) for cp in stored] == [
+                (n, "step", {"n": n}) for n in range(1, 6)
+            ]
+            assert upgraded.last_checkpoint(sid, "step") == stored[-1]
+        appended = upgraded.append(
+            ids[3], NewCheckpoint("upgraded", clock.now(), '{"b":1,"a":2}', {"b": 1, "a": 2}), 1
         )
-        assert (
-            upgraded.append(sessions[3].session_id, NewCheckpoint("upgraded", clock.now(), "{}", {}), 1).seq
-            == 6
-        )
+        assert appended.seq == 6
+        assert list(upgraded.checkpoints(ids[3], after_seq=5)[0].data) == ["b", "a"]
         ended = upgraded.purge(datetime(2027, 1, 1, tzinfo=UTC), frozenset({State.COMPLETED}))
         assert ended == 1
     assert applied_versions(pg_url) == list(range(1, LATEST + 1))

@@ -7,26 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tether.codec import decode
 from tether.lifecycle import Write
 from tether.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.stores.base import Beat, decode_cursor, from_micros
+from tether.stores.postgres import jsonb
 
 Row = tuple[Any, ...]
 Params = dict[str, Any]
-
-# JSON encoders always write the NUL character as this escape; jsonb refuses it (text cannot
-# hold NUL), so such values keep their exact text in a `json` column (see 0001_initial.sql).
-NUL_ESCAPE = "\\u0000"
-EXACT_FIELDS = ("context", "metadata", "failure_details")
-
-
-def jsonb_text(text: str) -> tuple[str, str | None]:
-    """(text for the jsonb column, the exact text if jsonb cannot hold it). The jsonb copy of a
-    value with NUL gets U+FFFD instead, so it stays valid and queryable; reads use the exact one."""
-    if NUL_ESCAPE not in text:
-        return text, None
-    return text.replace(NUL_ESCAPE, "\\ufffd"), text
-
 
 # The columns of `sessions` in table order (migrations/0001_initial.sql; later migrations only
 # add columns at the end), which is how every `SELECT *` / `RETURNING *` hands them back.
@@ -34,15 +22,18 @@ SESSION_COLUMNS = (
     "session_id", "agent_type", "user_id", "state", "created_at", "last_heartbeat", "state_since",
     "context", "metadata", "parent_session_id", "version", "owner", "epoch", "heartbeat_timeout",
     "suspect_after", "lease_expires_at", "suspect_at", "phase", "recoveries", "ended_at",
-    "failure_error", "failure_details", "failure_final", "json_exact", "last_seq",
+    "failure_error", "failure_details", "failure_final", "json_exact", "last_seq", "json_order",
 )  # fmt: skip
 _STATES = {state.value: state for state in State}
 
 
 def _exact(row: Sequence[Any], field: str, at: int) -> Any:
-    """A JSON column's value: the exact text kept beside it (json_exact) when jsonb could not hold it."""
-    exact = row[23]
-    return row[at] if exact is None else exact.get(field, row[at])
+    """A JSON column's value as written: the exact text kept beside it (json_exact) when jsonb could
+    not hold it, else the jsonb value with its keys put back in written order (json_order)."""
+    exact, order = row[23], row[25]
+    if exact is not None and field in exact:
+        return exact[field]
+    return row[at] if order is None else jsonb.restore(row[at], order.get(field))
 
 
 def _session_values(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -70,8 +61,9 @@ def session_from_row(row: Sequence[Any]) -> Session:
 
 
 def checkpoint_from_row(session_id: str, row: Sequence[Any]) -> Checkpoint:
-    """A row of (seq, name, created_at, data, data_exact)."""
-    return Checkpoint(session_id, row[0], row[1], row[2], row[3] if row[4] is None else row[4])
+    """A row of (seq, name, created_at, data, data_exact, data_order)."""
+    data = row[4] if row[4] is not None else jsonb.restore(row[3], row[5])
+    return Checkpoint(session_id, row[0], row[1], row[2], data)
 
 
 def session_params(session: Session) -> Params:
@@ -103,7 +95,8 @@ def session_params(session: Session) -> Params:
 
 
 def _json_columns(session: Session) -> dict[str, str | None]:
-    """context, metadata and failure_details for jsonb, and `json_exact` for those it cannot hold."""
+    """context, metadata and failure_details for jsonb; `json_exact` for those it cannot hold, and
+    `json_order` for those whose keys it would reorder (by field name)."""
     failure = session.failure
     values = {
         "context": session.context,
@@ -112,14 +105,19 @@ def _json_columns(session: Session) -> dict[str, str | None]:
     }
     columns: dict[str, str | None] = {}
     exact: dict[str, str] = {}
+    order: dict[str, str] = {}
     for field, value in values.items():
         if value is None:
             columns[field] = None
             continue
-        columns[field], original = jsonb_text(_json(value))
-        if original is not None:
-            exact[field] = original
+        text = _json(value)
+        columns[field], exact_text, order_text = jsonb.stored(text, decode(text))
+        if exact_text is not None:
+            exact[field] = exact_text
+        if order_text is not None:
+            order[field] = order_text
     columns["json_exact"] = _json_object(exact) if exact else None
+    columns["json_order"] = _json_object(order) if order else None
     return columns
 
 
@@ -128,14 +126,16 @@ def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Par
         **session_params(session),
         "cp_names": [cp.name for cp in checkpoints],
         "cp_times": [cp.timestamp for cp in checkpoints],
-        "cp_data": [jsonb_text(cp.data_json)[0] for cp in checkpoints],
-        "cp_data_exact": [jsonb_text(cp.data_json)[1] for cp in checkpoints],
+        **_columns(
+            ("cp_data", "cp_data_exact", "cp_data_order"),
+            [jsonb.stored(cp.data_json, cp.data) for cp in checkpoints],
+        ),
     }
 
 
 def write_params(write: Write) -> Params:
     cp = write.checkpoint
-    data, exact = (None, None) if cp is None else jsonb_text(cp.data_json)
+    data, exact, order = (None, None, None) if cp is None else jsonb.stored(cp.data_json, cp.data)
     return {
         **session_params(write.after),
         "expected_version": write.before.version,
@@ -144,11 +144,12 @@ def write_params(write: Write) -> Params:
         "cp_time": None if cp is None else cp.timestamp,
         "cp_data": data,
         "cp_data_exact": exact,
+        "cp_data_order": order,
     }
 
 
 def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Params:
-    data, exact = jsonb_text(checkpoint.data_json)
+    data, exact, order = jsonb.stored(checkpoint.data_json, checkpoint.data)
     return {
         "session_id": session_id,
         "epoch": epoch,
@@ -156,6 +157,7 @@ def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None)
         "created_at": checkpoint.timestamp,
         "data": data,
         "data_exact": exact,
+        "data_order": order,
     }
 
 
@@ -170,15 +172,21 @@ class Append:
 
 def batch_params(appends: Sequence[Append]) -> Params:
     """The columns of a batch of appends, as arrays `append_checkpoints` unnests in this order."""
-    texts = [jsonb_text(a.checkpoint.data_json) for a in appends]
     return {
         "session_ids": [a.session_id for a in appends],
         "epochs": [a.epoch for a in appends],
         "names": [a.checkpoint.name for a in appends],
         "times": [a.checkpoint.timestamp for a in appends],
-        "data": [data for data, _ in texts],
-        "data_exact": [exact for _, exact in texts],
+        **_columns(
+            ("data", "data_exact", "data_order"),
+            [jsonb.stored(a.checkpoint.data_json, a.checkpoint.data) for a in appends],
+        ),
     }
+
+
+def _columns(names: tuple[str, str, str], documents: Sequence[jsonb.Stored]) -> Params:
+    """Stored documents as three arrays (jsonb text, exact text, key order) under these names."""
+    return {name: [document[at] for document in documents] for at, name in enumerate(names)}
 
 
 def beat_params(beats: Sequence[Beat], now: Any) -> Params:
