@@ -31,7 +31,7 @@ from workload import NAMES, PAYLOAD, Row
 
 from tether import SessionManager
 from tether.model import NewCheckpoint
-from tether.stores.postgres import PostgresStore
+from tether.stores.postgres import PostgresStore, jsonb
 from tether.stores.postgres.connection import PoolSettings
 from tether.validation import encode_payload
 
@@ -183,8 +183,9 @@ def bench_appends(url: str, manager: SessionManager, store: PostgresStore, round
 def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
     """`sessions` sessions over `users` users and 200,000 checkpoints spread over 2,000 of them, and
     histories of 100 and `history` checkpoints for the sessions "short" and "long"; generated inside
-    the server (faster than COPY from the client, same table)."""
+    the server (faster than COPY from the client, same table), with the key order Tether keeps."""
     data = json.dumps(PAYLOAD)
+    order = jsonb.stored(data, PAYLOAD).order
     with raw_connection(url, autocommit=True) as conn:
         conn.execute(
             """INSERT INTO sessions (session_id, agent_type, user_id, state, created_at, last_heartbeat,
@@ -199,18 +200,19 @@ def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
             {"users": users, "sessions": sessions},
         )
         conn.execute(
-            """INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+            """INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_order)
                SELECT 's' || (1 + g / 100), 1 + g %% 100, (ARRAY['task_received','tool_call','tool_result',
-                 'draft','review'])[1 + g %% 5], now(), %(data)s::jsonb
+                 'draft','review'])[1 + g %% 5], now(), %(data)s::jsonb, %(order)s::json
                FROM generate_series(0, 199999) g""",
-            {"data": data},
+            {"data": data, "order": order},
         )
         for session_id, length in (("short", 100), ("long", history)):
             conn.execute(
-                """INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+                """INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_order)
                    SELECT %(id)s, g, (ARRAY['task_received','tool_call','tool_result','draft','review'])
-                     [1 + g %% 5], now(), %(data)s::jsonb FROM generate_series(1, %(n)s) g""",
-                {"id": session_id, "n": length, "data": data},
+                     [1 + g %% 5], now(), %(data)s::jsonb, %(order)s::json
+                   FROM generate_series(1, %(n)s) g""",
+                {"id": session_id, "n": length, "data": data, "order": order},
             )
             conn.execute("UPDATE sessions SET last_seq = %s WHERE session_id = %s", (length, session_id))
         conn.execute("ANALYZE sessions")

@@ -41,12 +41,17 @@ class Stored(NamedTuple):
 
 
 def stored(text: str, value: Any) -> Stored:
-    """How to store `value`, whose JSON text is `text` (`value` decoded from it: plain JSON types)."""
-    if NUL_ESCAPE in text:
+    """How to store `value`, whose JSON text is `text` (`value` decoded from it: plain JSON types).
+    Each test of the text first looks for one character (memchr speed: ~20x a two-character search
+    on this machine), as the common document has nothing jsonb would change but its key order."""
+    if "\\" in text and NUL_ESCAPE in text:
         return Stored(text.replace(NUL_ESCAPE, "\\ufffd"), text, None)
     # Encoders write an exponent as "e+" and the negative zero as "-0.0": without either in the
-    # text (nearly always), no number can change, and only objects need visiting.
-    order = _order(value, text.count("{"), numbers_may_change="e+" in text or "-0.0" in text)
+    # text (nearly always), no number can change, and only objects need visiting. Every object
+    # opens with "{", so the visit stops after as many objects as the text has (or fewer).
+    numbers_may_change = ("+" in text and "e+" in text) or ("-" in text and "-0.0" in text)
+    objects = text.count("{") if text.find("{", 1) >= 0 else int(text.startswith("{"))
+    order = _order(value, objects, numbers_may_change)
     if order is None:
         return Stored(text, text, None)
     return Stored(text, None, orjson.dumps(order).decode() if order else None)
@@ -59,16 +64,17 @@ def restore(value: Any, order: Order | None) -> Any:
     pending = {visit: positions for visit, positions in order}
     visit = 0
     stack = [value]
-    while stack and pending:
+    while stack:
         node = stack.pop()
         if type(node) is dict:
             positions = pending.pop(visit, None)
             visit += 1
             if positions is not None:
-                keys = list(node)
-                members = [(keys[at], node[keys[at]]) for at in positions]
+                members = list(node.items())
                 node.clear()
-                node.update(members)
+                node.update([members[at] for at in positions])
+                if not pending:
+                    break
             node = node.values()
         _push_containers(stack, node)
     return value
@@ -79,7 +85,7 @@ def _order(value: Any, objects: int, numbers_may_change: bool) -> Order | None:
     `objects`: at least how many objects `value` has, the visit stops after that many."""
     order: Order = []
     visit = 0
-    stack = [value]
+    stack = [value] if objects or numbers_may_change else []
     while stack:
         node = stack.pop()
         if type(node) is dict:
