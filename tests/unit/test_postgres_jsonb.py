@@ -77,3 +77,11 @@ def test_nothing_is_kept_beside_a_document_jsonb_already_gives_back(document: An
 def test_the_key_order_is_a_short_list_of_the_objects_that_differ() -> None:
     document = {"task": 1, "step": 2, "sorted": [{"a": 1, "b": 2}, {"bb": 1, "a": 2}]}
     assert stored(json.dumps(document), document).order == "[[0,[1,0,2]],[2,[1,0]]]"
+
+
+def test_objects_with_many_keys_keep_their_order() -> None:
+    document = {f"key-{n}": n for n in range(40, 0, -1)}  # beyond the scan, into the lookup table
+    encoded = encode(document)
+    _, exact, order = stored(encoded.text, encoded.copy)
+    assert exact is None and order is not None
+    assert list(restore(as_jsonb(encoded.copy), decode(order))) == list(document)

@@ -93,8 +93,7 @@ def _order(value: Any, objects: int, numbers_may_change: bool) -> Order | None:
                 keys = list(node)
                 ranked = _in_jsonb_order(keys)
                 if ranked != keys:
-                    position = {key: at for at, key in enumerate(ranked)}
-                    order.append([visit, [position[key] for key in keys]])
+                    order.append([visit, _positions(keys, ranked)])
             visit += 1
             if visit == objects and not numbers_may_change:
                 break
@@ -105,6 +104,15 @@ def _order(value: Any, objects: int, numbers_may_change: bool) -> Order | None:
             return None
         _push_containers(stack, node)
     return order
+
+
+def _positions(keys: list[str], ranked: list[str]) -> list[int]:
+    """Where each key stands in `ranked`; a scan at C speed for the usual few keys (0.5 against
+    1.7 µs for four), a lookup table for many."""
+    if len(keys) <= 16:
+        return list(map(ranked.index, keys))
+    position = {key: at for at, key in enumerate(ranked)}
+    return [position[key] for key in keys]
 
 
 def _push_containers(stack: list[Any], members: Any) -> None:
