@@ -47,10 +47,11 @@ def test_a_fresh_schema_is_migrated_on_first_use_and_migrating_again_changes_not
     assert applied_versions(pg_url) == list(range(1, LATEST + 1))
 
 
-def write_as_version_1(url: str, created: datetime) -> list[str]:
-    """Twelve sessions with five checkpoints each, as the code of schema version 1 wrote them
-    (that code is gone; these are its rows): users 0-2, session 0 completed, 1 failed, 2 paused,
-    the rest active; each context has a NUL, which only the json_exact column holds exactly."""
+def write_as_old_code(url: str, created: datetime) -> list[str]:
+    """Twelve sessions with five checkpoints each, as the code of schema versions 1 to 3 wrote them
+    (that code is gone; these are its rows, in the columns those versions share): users 0-2,
+    session 0 completed, 1 failed, 2 paused, the rest active; each context has a NUL, which only
+    the json_exact column holds exactly."""
     ids = [f"s{i:02}" for i in range(12)]
     with raw_connection(url) as conn, conn.transaction():
         for i, sid in enumerate(ids):
@@ -79,13 +80,14 @@ def write_as_version_1(url: str, created: datetime) -> list[str]:
     return ids
 
 
-def test_upgrading_a_version_1_database_keeps_every_session_and_checkpoint(pg_url: str) -> None:
-    assert LATEST >= 2, "the upgrade path needs a migration after 0001"
+@pytest.mark.parametrize("version", [1, LATEST - 1], ids=["from-version-1", "from-the-previous-version"])
+def test_upgrading_an_older_database_keeps_every_session_and_checkpoint(pg_url: str, version: int) -> None:
+    assert LATEST == 4, "write_as_old_code writes what versions 1-3 hold: check it for the new version"
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
-    to_version_1 = ops.migrate(ops.MIGRATIONS[:1])
+    to_old = ops.migrate(ops.MIGRATIONS[:version])
     with psycopg.connect(PoolSettings.from_url(pg_url).conninfo, autocommit=True) as conn, conn.transaction():
-        assert drive(conn, to_version_1, next(to_version_1)) == 1
-    ids = write_as_version_1(pg_url, clock.now())
+        assert drive(conn, to_old, next(to_old)) == version
+    ids = write_as_old_code(pg_url, clock.now())
 
     with closing(PostgresStore.from_url(pg_url, clock)) as upgraded:
         sessions = [upgraded.get(sid) for sid in ids]
