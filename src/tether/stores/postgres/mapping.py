@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tether.codec import decode
+from tether.codec import encode
 from tether.lifecycle import Write
 from tether.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.stores.base import Beat, decode_cursor, from_micros
@@ -110,8 +110,8 @@ def _json_columns(session: Session) -> dict[str, str | None]:
         if value is None:
             columns[field] = None
             continue
-        text = _json(value)
-        columns[field], exact_text, order_text = jsonb.stored(text, decode(text))
+        encoded = encode(value)  # the text and its decoded copy, which `stored` visits
+        columns[field], exact_text, order_text = jsonb.stored(encoded.text, encoded.copy)
         if exact_text is not None:
             exact[field] = exact_text
         if order_text is not None:
