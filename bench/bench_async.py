@@ -31,9 +31,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from tether import SessionManager
-from tether.aio import AsyncSessionManager
-from tether.stores._threaded import ThreadedStore
-from tether.validation import encode_json
+from tether.core.validation import encode_json
+from tether.front.aio import AsyncSessionManager
+from tether.stores.threaded import ThreadedStore
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PAYLOAD: dict[str, Any] = {"step": 7, "notes": "x" * 1000}  # 1,024 bytes of JSON

@@ -38,8 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from tether import Beat, ManualClock, Policies, Policy, SessionManager, State, SystemClock
+from tether.front.supervisor import Supervisor
 from tether.stores import open_store
-from tether.supervisor import Supervisor
 
 SESSIONS = 10_000
 BATCH = 1_000

@@ -30,10 +30,10 @@ import psycopg
 from workload import NAMES, PAYLOAD, Row
 
 from tether import SessionManager
-from tether.model import NewCheckpoint
+from tether.core.model import NewCheckpoint
+from tether.core.postgres_url import PoolSettings
+from tether.core.validation import encode_payload
 from tether.stores.postgres import PostgresStore, jsonb
-from tether.stores.postgres.connection import PoolSettings
-from tether.validation import encode_payload
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RAW_DDL = """

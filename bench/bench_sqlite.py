@@ -28,10 +28,10 @@ import baselines
 from workload import NAMES, PAYLOAD, Row
 
 from tether import SessionManager
+from tether.core.model import NewCheckpoint, Session
+from tether.core.policy import Policy
+from tether.core.validation import encode_payload
 from tether.lifecycle import new_session
-from tether.model import NewCheckpoint, Session
-from tether.policy import Policy
-from tether.validation import encode_payload
 
 
 def rate_of(append: Callable[[], None], count: int) -> float:

@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from tether import Beat, SessionManager
-from tether.policy import Policies, Policy
+from tether.core.policy import Policies, Policy
 from tether.stores import Store, open_store
-from tether.stores.redis_liveness import RedisLivenessStore
+from tether.stores.redis.liveness import RedisLivenessStore
 
 POLICIES = Policies(Policy(timeout=3600))
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from tether.aio import AsyncSessionManager
+from tether.front.aio import AsyncSessionManager
 
 T = TypeVar("T")
 

@@ -8,9 +8,8 @@ manager.checkpoint(s.session_id, "task_received", {"task": 42})
 `AsyncSessionManager` is the same API for asyncio, every method awaited.
 """
 
-from tether.aio import AsyncSessionManager
-from tether.clock import Clock, ManualClock, SystemClock
-from tether.errors import (
+from tether.core.clock import Clock, ManualClock, SystemClock
+from tether.core.errors import (
     AuthError,
     ConfigurationError,
     ConflictError,
@@ -24,11 +23,12 @@ from tether.errors import (
     TetherError,
     ValidationError,
 )
-from tether.events import Event
-from tether.manager import SessionManager
-from tether.model import Checkpoint, Failure, Liveness, Page, Session, State
-from tether.policy import OnTimeout, Policies, Policy
-from tether.seed import from_seed_dict, to_seed_dict
+from tether.core.model import Checkpoint, Failure, Liveness, Page, Session, State
+from tether.core.policy import OnTimeout, Policies, Policy
+from tether.events.bus import Event
+from tether.flows.seed import from_seed_dict, to_seed_dict
+from tether.front.aio import AsyncSessionManager
+from tether.front.manager import SessionManager
 from tether.stores import Beat, Store, open_store
 
 __version__ = "0.1.0"

@@ -17,16 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tether.errors import (
+from tether.core.errors import (
     ConflictError,
     InvalidTransition,
     LeaseLost,
     NotClaimable,
     ValidationError,
 )
-from tether.model import LIVE_STATES, Failure, NewCheckpoint, Session, State
-from tether.policy import Policy
-from tether.validation import encode_json, encode_payload
+from tether.core.model import LIVE_STATES, Failure, NewCheckpoint, Session, State
+from tether.core.policy import Policy
+from tether.core.validation import encode_json, encode_payload
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 

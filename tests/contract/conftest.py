@@ -23,8 +23,8 @@ import pytest
 
 from tests.async_facade import BlockingAsyncManager
 from tether import Policies, SessionManager, State
-from tether.aio import AsyncSessionManager
-from tether.model import Session
+from tether.core.model import Session
+from tether.front.aio import AsyncSessionManager
 from tether.stores import POSTGRES_SCHEMES, Store
 
 ALL_CHECKPOINTS = 10_000

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tether import Checkpoint, InvalidTransition, ManualClock, NotFound, SessionManager
-from tether.model import NewCheckpoint
+from tether.core.model import NewCheckpoint
 from tether.stores import Store
 
 from .conftest import ALL_CHECKPOINTS, MakeSession

@@ -18,7 +18,7 @@ from tether import (
     State,
     lifecycle,
 )
-from tether.model import NewCheckpoint
+from tether.core.model import NewCheckpoint
 from tether.stores import Store
 
 from .conftest import ALL_CHECKPOINTS, MakeSession

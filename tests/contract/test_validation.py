@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tether import Beat, ManualClock, PayloadTooLarge, SessionManager, ValidationError
-from tether.validation import DEFAULT_MAX_PAYLOAD_BYTES
+from tether.core.validation import DEFAULT_MAX_PAYLOAD_BYTES
 
 from .conftest import MakeSession, Unchanged
 

@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import POSTGRES_URL, REDIS_URL, service_missing
 from tests.support import subprocess_env
 from tether import Event, SessionManager
-from tether.errors import ConfigurationError
-from tether.events import EventBus, bridge
-from tether.stores.postgres.notify import MAX_CHANNEL, channel_name
+from tether.core.errors import ConfigurationError
+from tether.events.bus import EventBus, bridge
+from tether.events.postgres import MAX_CHANNEL, channel_name
 
 WAIT = 5.0
 
@@ -102,7 +102,7 @@ def test_events_from_a_separate_process_arrive(
     script = textwrap.dedent(
         f"""
         from tether import SessionManager
-        from tether.events import bridge
+        from tether.events.bus import bridge
         with SessionManager("memory://", worker_id="child") as m:
             with bridge(m.events, {events_url!r}, {namespace!r}):
                 s = m.create("alert", "u9")

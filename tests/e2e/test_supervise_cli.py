@@ -98,7 +98,7 @@ def test_policies_from_tether_toml_decide_final_or_recoverable(tmp_path: Path) -
 def test_with_redis_leases_the_supervisor_reads_expiries_from_redis(tmp_path: Path) -> None:
     import redis
     from tests.conftest import REDIS_URL, service_missing
-    from tether.stores.redis_liveness import RedisLivenessStore, default_prefix
+    from tether.stores.redis.liveness import RedisLivenessStore, default_prefix
 
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()

@@ -11,8 +11,8 @@ from pathlib import Path
 from tests.conftest import REDIS_URL, service_missing
 from tests.support import run_tether, subprocess_env
 from tether import SessionManager
-from tether.events import bridge
-from tether.policy import Policies, Policy
+from tether.core.policy import Policies, Policy
+from tether.events.bus import bridge
 
 
 def _fleet(url: str) -> dict[str, str]:

@@ -15,10 +15,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from tether import Policy, Session, SessionManager, StoreUnavailable
+from tether.core.model import NewCheckpoint
+from tether.core.postgres_url import PoolSettings
 from tether.lifecycle import new_session
-from tether.model import NewCheckpoint
 from tether.stores.postgres import AsyncPostgresStore
-from tether.stores.postgres.connection import PoolSettings
 
 
 def pool_url(pg_url: str, size: int) -> tuple[str, str]:

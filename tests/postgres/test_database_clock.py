@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tether import Beat, LeaseLost, SessionManager, SystemClock
+from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore, operations
-from tether.stores.postgres.connection import PoolSettings
 
 SKEW = timedelta(hours=1)
 

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 
 from tether import InvalidTransition, LeaseLost, NotFound, SessionManager, ValidationError
-from tether.model import NewCheckpoint
+from tether.core.model import NewCheckpoint
+from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import AsyncPostgresStore, PostgresStore
-from tether.stores.postgres.connection import PoolSettings
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 20.0) -> None:

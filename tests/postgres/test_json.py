@@ -18,9 +18,9 @@ from tests.conftest import fresh_postgres_url
 from tests.postgres.test_group_commit import Batches, eventually, in_threads, row_locked
 from tests.unit.test_postgres_jsonb import documents
 from tether import ManualClock, SessionManager
-from tether.seed import new_checkpoints
+from tether.core.postgres_url import PoolSettings
+from tether.flows.seed import new_checkpoints
 from tether.stores.postgres import PostgresStore
-from tether.stores.postgres.connection import PoolSettings
 
 NUL = {"text": "before\u0000after", "nested": [{"k\u0000ey": "\u0000"}], "plain": "\\u0000 is six characters"}
 ORDER = {"zeta": 1, "alpha": {"b": 2, "aa": 3, "c": [{"y": 1, "x": 2}]}, "é": None, "mid": {"z": {}}}

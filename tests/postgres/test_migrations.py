@@ -16,10 +16,10 @@ from psycopg.types.json import Json, Jsonb
 from tests.conftest import fresh_postgres_url
 from tests.support import run_tether, subprocess_env
 from tether import ManualClock, SchemaMismatch, State
-from tether.model import NewCheckpoint
+from tether.core.model import NewCheckpoint
+from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres.connection import PoolSettings
 from tether.stores.postgres.store import drive
 
 LATEST = len(ops.MIGRATIONS)

@@ -23,8 +23,8 @@ from tests.postgres.test_connection_loss import (
     terminate,
 )
 from tether import Checkpoint, LeaseLost, SessionManager, StoreUnavailable, ValidationError
+from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import AsyncPostgresStore, PostgresStore
-from tether.stores.postgres.connection import PoolSettings
 from tether.stores.postgres.prepared import READ, Prepared, Spin, Step, wait
 
 READS = {b"tether_get_session", b"tether_last_checkpoint", b"tether_last_checkpoint_named"}

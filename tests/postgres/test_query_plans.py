@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from tether import State
-from tether.model import SessionFilter
+from tether.core.model import SessionFilter
+from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore
-from tether.stores.postgres.connection import PoolSettings
 from tether.stores.postgres.mapping import filter_params
 from tether.stores.postgres.operations import QUERIES
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tether import ConfigurationError, StoreUnavailable
+from tether.core.postgres_url import PoolSettings, redacted
 from tether.stores.postgres import PostgresStore
-from tether.stores.postgres.connection import PoolSettings, redacted
 
 
 def test_pool_knobs_are_read_from_the_url_and_the_rest_goes_to_libpq() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import REDIS_URL, service_missing
 from tether import ManualClock, SessionManager
-from tether.policy import Policies, Policy
+from tether.core.policy import Policies, Policy
 from tether.stores.memory import MemoryStore
-from tether.stores.redis_liveness import RedisLivenessStore
+from tether.stores.redis.liveness import RedisLivenessStore
 
 TIMEOUT = 10.0  # seconds of silence before a lease expires (moved past with the test clock)
 

@@ -22,12 +22,12 @@ from tether import (
     SessionManager,
     StoreUnavailable,
 )
-from tether.aio import AsyncSessionManager
-from tether.model import Liveness, Session, SessionFilter, State
-from tether.policy import Policies, Policy
+from tether.core.model import Liveness, Session, SessionFilter, State
+from tether.core.policy import Policies, Policy
+from tether.front.aio import AsyncSessionManager
+from tether.front.supervisor import Supervisor
 from tether.stores.memory import MemoryStore
-from tether.stores.redis_liveness import RedisLivenessStore, default_prefix
-from tether.supervisor import Supervisor
+from tether.stores.redis.liveness import RedisLivenessStore, default_prefix
 
 pytestmark = pytest.mark.redis
 

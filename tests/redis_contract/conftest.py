@@ -16,7 +16,7 @@ from tests.conftest import REDIS_URL, service_missing
 from tests.contract.conftest import *  # noqa: F403  (every contract fixture; store_url and store are replaced below)
 from tether import ManualClock
 from tether.stores import Store, open_store
-from tether.stores.redis_liveness import RedisLivenessStore
+from tether.stores.redis.liveness import RedisLivenessStore
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tether import ConflictError, LeaseLost, NotClaimable, Policies, Policy, SessionManager
-from tether.clock import Clock
+from tether.core.clock import Clock
+from tether.front.supervisor import Supervisor
 from tether.stores import Store, open_store
-from tether.supervisor import Supervisor
 
 # Long enough that a winner's lease outlives the trial; unbounded recoveries for repeated trials.
 RACE_POLICIES = Policies(Policy(timeout=60, max_recoveries=1_000_000))

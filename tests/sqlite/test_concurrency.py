@@ -18,11 +18,11 @@ import pytest
 
 from tests.support import subprocess_env
 from tether import InvalidTransition, SessionManager, StoreUnavailable
-from tether.model import NewCheckpoint
+from tether.core.model import NewCheckpoint
+from tether.core.validation import encode_payload
 from tether.stores.sqlite import SQLiteStore
 from tether.stores.sqlite.group_commit import GroupCommit
 from tether.stores.sqlite.group_commit import _Job as Job
-from tether.validation import encode_payload
 
 THREADS = 8
 PER_THREAD = 40

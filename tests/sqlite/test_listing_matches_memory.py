@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tether import ManualClock, SessionManager, State
-from tether.model import SessionFilter
+from tether.core.model import SessionFilter
 from tether.stores import Store, open_store
 
 USERS = ["ann", "bob", "cy"]

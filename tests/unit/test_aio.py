@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tether import ManualClock, SessionManager, State
-from tether.aio import AsyncSessionManager
-from tether.events import Event
+from tether.events.bus import Event
+from tether.front.aio import AsyncSessionManager
 from tether.stores import open_async_store
-from tether.stores._threaded import ThreadedStore
 from tether.stores.memory import MemoryStore
+from tether.stores.threaded import ThreadedStore
 
 
 def test_concurrent_appends_get_contiguous_seqs(store_url: str) -> None:

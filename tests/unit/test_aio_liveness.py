@@ -10,8 +10,8 @@ from typing import TypeVar
 import pytest
 
 from tether import Checkpoint, LeaseLost, ManualClock, Policies, Policy, State
-from tether.aio import AsyncSessionManager
-from tether.handle import AsyncSessionHandle
+from tether.front.aio import AsyncSessionManager
+from tether.front.handle import AsyncSessionHandle
 from tether.stores import Store
 
 POLICIES = Policies(Policy(timeout=10, suspect_after=4, max_recoveries=5))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tether import SessionManager
-from tether.aio import AsyncSessionManager
+from tether.front.aio import AsyncSessionManager
 
 
 def _front_doors() -> list[type]:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tether.codec import decode, encode
+from tether.core.codec import decode, encode
 
 
 class Colour(enum.Enum):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tether import ConfigurationError, PayloadTooLarge, Policy, SessionManager
-from tether.config import Settings
-from tether.validation import DEFAULT_MAX_PAYLOAD_BYTES
+from tether.core.config import Settings
+from tether.core.validation import DEFAULT_MAX_PAYLOAD_BYTES
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,8 @@ from tether import (
     State,
     StoreUnavailable,
 )
-from tether.handle import SessionHandle
-from tether.model import Session
+from tether.core.model import Session
+from tether.front.handle import SessionHandle
 from tether.stores import Store, open_store
 from tether.stores.memory import MemoryStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tether import PayloadTooLarge, ValidationError
-from tether.validation import encode_json
+from tether.core.validation import encode_json
 
 
 def test_a_lone_surrogate_is_a_validation_error_not_a_driver_error() -> None:

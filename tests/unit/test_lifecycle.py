@@ -20,8 +20,8 @@ from tether import (
     State,
     lifecycle,
 )
+from tether.core.model import Session
 from tether.lifecycle import Write
-from tether.model import Session
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Policy(timeout=60.0, suspect_after=20.0, max_recoveries=2)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tether import Liveness, Page, Session, State
-from tether.model import Failure, as_aware
+from tether.core.model import Failure, as_aware
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tether.codec import decode, encode
+from tether.core.codec import decode, encode
 from tether.stores.postgres.jsonb import restore, stored
 
 

@@ -70,7 +70,7 @@ def test_the_error_tree_is_as_documented() -> None:
     for name, parent in expected.items():
         cls = getattr(tether, name)
         assert cls.__mro__[1] is getattr(tether, parent), name
-        assert name in (tether.errors.__doc__ or "")
+        assert name in (tether.core.errors.__doc__ or "")
     assert issubclass(tether.ValidationError, ValueError)
 
 

@@ -39,7 +39,7 @@ from tether import (
     SessionManager,
     State,
 )
-from tether.aio import AsyncSessionManager
+from tether.front.aio import AsyncSessionManager
 from tether.stores import POSTGRES_SCHEMES, Store, open_store
 
 LEASE = 60.0

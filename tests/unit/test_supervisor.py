@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from tether import Event, ManualClock, OnTimeout, Policies, Policy, SessionManager, State
+from tether.front.supervisor import Supervisor, default_interval
 from tether.stores import Store
-from tether.supervisor import Supervisor, default_interval
 
 POLICIES = Policies(
     Policy(timeout=10, suspect_after=4, max_recoveries=2),

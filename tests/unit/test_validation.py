@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tether import PayloadTooLarge, ValidationError
-from tether.validation import (
+from tether.core.validation import (
     MAX_ID_LENGTH,
     MAX_SECONDS,
     check_limit,

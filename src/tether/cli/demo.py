@@ -11,9 +11,9 @@ from rich.live import Live
 
 from tether.cli import render
 from tether.cli.options import JsonOption
+from tether.core.errors import ConfigurationError
 from tether.demo import DemoOptions, FleetState, Report, run_demo
 from tether.demo.view import live_view, report_table
-from tether.errors import ConfigurationError
 
 commands = typer.Typer()
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import typer
 
-from tether.config import setting
-from tether.errors import (
+from tether.core.config import setting
+from tether.core.errors import (
     AuthError,
     ConfigurationError,
     ConflictError,

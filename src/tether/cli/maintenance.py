@@ -11,9 +11,9 @@ import typer
 import tether
 from tether.cli import render
 from tether.cli.options import StoreOption, parse_duration
-from tether.config import store_url
-from tether.manager import SessionManager
-from tether.model import ENDED_STATES, State
+from tether.core.config import store_url
+from tether.core.model import ENDED_STATES, State
+from tether.front.manager import SessionManager
 from tether.stores import open_store
 
 commands = typer.Typer()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tether.model import LIVE_STATES, Checkpoint, Failure, Liveness, Session, State
+from tether.core.model import LIVE_STATES, Checkpoint, Failure, Liveness, Session, State
 
 
 def _console(stderr: bool) -> Console:

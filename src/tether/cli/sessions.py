@@ -8,8 +8,8 @@ import typer
 
 from tether.cli import render
 from tether.cli.options import JsonOption, StoreOption
-from tether.manager import SessionManager
-from tether.model import State
+from tether.core.model import State
+from tether.front.manager import SessionManager
 
 commands = typer.Typer()
 

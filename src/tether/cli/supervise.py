@@ -11,8 +11,8 @@ import typer
 
 from tether.cli import render
 from tether.cli.options import JsonOption, StoreOption
-from tether.manager import SessionManager
-from tether.supervisor import Supervisor, SweepReport
+from tether.front.manager import SessionManager
+from tether.front.supervisor import Supervisor, SweepReport
 
 commands = typer.Typer()
 

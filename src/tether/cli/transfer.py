@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tether.cli import render
 from tether.cli.options import StoreOption
-from tether.errors import ConflictError
-from tether.manager import SessionManager
+from tether.core.errors import ConflictError
+from tether.front.manager import SessionManager
 
 commands = typer.Typer()
 

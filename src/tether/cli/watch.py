@@ -21,9 +21,9 @@ from rich.text import Text
 
 from tether.cli import render
 from tether.cli.options import StoreOption
-from tether.events import bridge
-from tether.manager import SessionManager
-from tether.model import LIVE_STATES, Session, State
+from tether.core.model import LIVE_STATES, Session, State
+from tether.events.bus import bridge
+from tether.front.manager import SessionManager
 
 commands = typer.Typer()
 

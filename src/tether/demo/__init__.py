@@ -10,7 +10,7 @@ from collections.abc import Callable
 from tether.demo.fleet import DemoOptions, Fleet, FleetState
 from tether.demo.report import Report
 from tether.demo.worker import demo_policies
-from tether.manager import SessionManager
+from tether.front.manager import SessionManager
 
 __all__ = ["DemoOptions", "FleetState", "Report", "run_demo"]
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tether.model import Checkpoint
+from tether.core.model import Checkpoint
 
 STEPS: dict[str, tuple[str, ...]] = {
     "tutor": ("task_received", "lesson_planned", "explanation_given", "exercise_set", "feedback_given"),

@@ -23,13 +23,13 @@ from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from tether.core.errors import NotFound, TetherError
 from tether.demo import worker
 from tether.demo.agents import AGENT_TYPES, Job
 from tether.demo.report import Ack, Ledger, Report, build_report
-from tether.errors import NotFound, TetherError
-from tether.events import bridge
-from tether.manager import SessionManager
-from tether.supervisor import Supervisor
+from tether.events.bus import bridge
+from tether.front.manager import SessionManager
+from tether.front.supervisor import Supervisor
 
 SWEEP_EVERY = 0.1
 CHECK_EVERY = 0.3
@@ -46,7 +46,7 @@ class DemoOptions:
     freeze_share: float = 0.25  # of disruptions, how many freeze a worker instead of killing it
     seed: int = 7
     store_url: str = "sqlite:///tether-demo.db"
-    redis_url: str | None = None  # leases and heartbeats in Redis (tether.stores.redis_liveness)
+    redis_url: str | None = None  # leases and heartbeats in Redis (tether.stores.redis.liveness)
     events_url: str | None = None  # workers bridge their events here (redis:// or postgresql://)
     timeout: float = 1.0  # heartbeat timeout of the simulated agents
     step_seconds: float = 0.2
@@ -55,7 +55,7 @@ class DemoOptions:
 
 
 # Imported once by the fork server, so a replacement worker starts in milliseconds, not a second.
-PRELOAD = ["tether.demo.worker", "tether.stores.sqlite", "tether.stores.redis_liveness", "redis"]
+PRELOAD = ["tether.demo.worker", "tether.stores.sqlite", "tether.stores.redis.liveness", "redis"]
 
 
 def worker_context() -> ForkServerContext:

@@ -11,10 +11,10 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tether.core.errors import NotFound
+from tether.core.model import State
 from tether.demo.agents import expected_digest, fingerprint
-from tether.errors import NotFound
-from tether.manager import SessionManager
-from tether.model import State
+from tether.front.manager import SessionManager
 
 
 @dataclass(frozen=True, slots=True)

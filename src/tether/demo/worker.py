@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from tether.core.errors import ConflictError, InvalidTransition, LeaseLost, TetherError
+from tether.core.model import Session
+from tether.core.policy import OnTimeout, Policies, Policy
 from tether.demo.agents import AGENT_TYPES, LLM_STEPS, STEPS, Job, children_of, fingerprint, step_data
-from tether.errors import ConflictError, InvalidTransition, LeaseLost, TetherError
-from tether.events import bridge
-from tether.manager import SessionManager
-from tether.model import Session
-from tether.policy import OnTimeout, Policies, Policy
+from tether.events.bus import bridge
+from tether.front.manager import SessionManager
 
 
 @dataclass(frozen=True, slots=True)

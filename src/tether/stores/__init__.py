@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tether.clock import Clock
-from tether.errors import ConfigurationError
+from tether.core.clock import Clock
+from tether.core.errors import ConfigurationError
 from tether.stores.base import AsyncStore, Beat, Store
 
 __all__ = ["AsyncStore", "Beat", "Store", "open_async_store", "open_store", "with_liveness"]
@@ -48,17 +48,17 @@ async def open_async_store(url: str, clock: Clock | None = None, redis_url: str 
             ) from exc
         native: AsyncStore = await AsyncPostgresStore.from_url(url, clock)
         return native
-    from tether.stores._threaded import ThreadedStore
+    from tether.stores.threaded import ThreadedStore
 
     return await ThreadedStore.open(lambda: with_liveness(open_store(url, clock), redis_url))
 
 
 def with_liveness(store: Store, redis_url: str | None) -> Store:
     """The store itself keeps leases, unless a Redis URL is given: then heartbeats go to Redis and the
-    store gets leases flushed every TETHER_REDIS_FLUSH_INTERVAL seconds (`tether.stores.redis_liveness`)."""
+    store gets leases flushed every TETHER_REDIS_FLUSH_INTERVAL seconds (`tether.stores.redis.liveness`)."""
     if not redis_url:
         return store
-    from tether.config import redis_flush_interval
-    from tether.stores.redis_liveness import RedisLivenessStore
+    from tether.core.config import redis_flush_interval
+    from tether.stores.redis.liveness import RedisLivenessStore
 
     return RedisLivenessStore(store, redis_url, flush_interval=redis_flush_interval())

@@ -22,10 +22,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tether.clock import Clock, SystemClock
-from tether.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
+from tether.core.clock import Clock, SystemClock
+from tether.core.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

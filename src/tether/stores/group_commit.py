@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from tether.errors import StoreUnavailable
+from tether.core.errors import StoreUnavailable
 
 W = TypeVar("W")
 # How long a new leader waits, at most, for the callers of the previous batch to queue again.

@@ -10,10 +10,10 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tether.clock import Clock
-from tether.errors import ConflictError, NotFound, TetherError
+from tether.core.clock import Clock
+from tether.core.errors import ConflictError, NotFound, TetherError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import (
     Beat,
     Store,

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from importlib.resources import files
 
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")

@@ -9,19 +9,19 @@ from typing import TypeVar, cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from tether.clock import Clock, SystemClock
-from tether.errors import StoreUnavailable, TetherError
+from tether.core.clock import Clock, SystemClock
+from tether.core.errors import StoreUnavailable, TetherError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import AsyncStore, Beat
 from tether.stores.group_commit import AsyncGroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
 from tether.stores.postgres import prepared
 from tether.stores.postgres.connection import (
     AsyncConnection,
-    PoolSettings,
     check_idle,
-    redacted,
+    pool_arguments,
     returned_rows,
     translate,
 )
@@ -78,7 +78,7 @@ class AsyncPostgresStore(AsyncStore):
             check=_check_idle,
             name="tether-async",
             open=False,
-            **settings.pool_arguments(),
+            **pool_arguments(settings),
         )
         try:  # filled before the first call: a call that had to wait would grow the pool for good
             await pool.open(wait=True, timeout=settings.timeout)

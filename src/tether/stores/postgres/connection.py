@@ -1,12 +1,10 @@
-"""What the sync and async pools share: settings from the URL, the idle-connection check, and the
+"""What the sync and async pools share: pool arguments, the idle-connection check, and the
 translation of driver errors into Tether errors."""
 
 from __future__ import annotations
 
 import select
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -14,16 +12,12 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import ExecStatus
 from psycopg.types.json import set_json_loads
 
-from tether import codec
-from tether.errors import ConfigurationError, StoreUnavailable, TetherError, ValidationError
+from tether.core import codec
+from tether.core.errors import StoreUnavailable, TetherError, ValidationError
+from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres.prepared import Statements
 
-# URL query parameters the store consumes; everything else goes to libpq (sslmode, options, …).
-# read_spin_us: how long a point read polls for its reply before blocking (prepared.wait).
-POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0, "read_spin_us": 100.0}
-# Timestamps come back in UTC, as the store contract asks, without converting each one.
-UTC_OPTION = "-c TimeZone=UTC"
-# json/jsonb values (checkpoint data, context, metadata) decode with orjson (tether.codec).
+# json/jsonb values (checkpoint data, context, metadata) decode with orjson (tether.core.codec).
 ADAPTERS = AdaptersMap(psycopg.adapters)
 set_json_loads(codec.decode, ADAPTERS)
 
@@ -70,63 +64,18 @@ def returned_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> boo
     return result is not None and result.status == ExecStatus.TUPLES_OK
 
 
-@dataclass(frozen=True, slots=True)
-class PoolSettings:
-    conninfo: str
-    min_size: int
-    max_size: int
-    timeout: float
-    read_spin: float = 0.0  # seconds
-
-    @classmethod
-    def from_url(cls, url: str) -> PoolSettings:
-        """`postgresql://user@host/db?pool_max=20&pool_timeout=5&sslmode=…`."""
-        parts = urlsplit(url)
-        libpq, pool = {"options": UTC_OPTION}, dict(POOL_DEFAULTS)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in POOL_DEFAULTS:
-                pool[key] = _number(key, value)
-            elif key == "options":
-                libpq[key] = f"{value} {UTC_OPTION}"
-            else:
-                libpq[key] = value
-        min_size, max_size = int(pool["pool_min"]), int(pool["pool_max"])
-        if not 0 <= min_size <= max_size or max_size < 1:
-            raise ConfigurationError(f"need 0 <= pool_min <= pool_max and pool_max >= 1 in {url!r}")
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), ""))
-        return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]), pool["read_spin_us"] / 1e6)
-
-    def pool_arguments(self) -> dict[str, Any]:
-        """What the sync and the async pool are built with (besides the idle check)."""
-        return {
-            "conninfo": self.conninfo,
-            "min_size": self.min_size,
-            "max_size": self.max_size,
-            "timeout": self.timeout,
-            # Every write is one atomic statement, so connections run in autocommit and a write is
-            # one round trip; the few multi-statement operations open a transaction explicitly.
-            # Rows are tuples (mapping.py reads them by position).
-            "kwargs": {"autocommit": True, "context": ADAPTERS},
-        }
-
-
-def redacted(url: str) -> str:
-    """The URL as shown to people (`tether migrate`, logs): the password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _number(key: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigurationError(f"{key} must be a number, got {value!r}") from None
-    if number < 0:
-        raise ConfigurationError(f"{key} must not be negative, got {value!r}")
-    return number
+def pool_arguments(settings: PoolSettings) -> dict[str, Any]:
+    """What the sync and the async pool are built with (besides the idle check)."""
+    return {
+        "conninfo": settings.conninfo,
+        "min_size": settings.min_size,
+        "max_size": settings.max_size,
+        "timeout": settings.timeout,
+        # Every write is one atomic statement, so connections run in autocommit and a write is
+        # one round trip; the few multi-statement operations open a transaction explicitly.
+        # Rows are tuples (mapping.py reads them by position).
+        "kwargs": {"autocommit": True, "context": ADAPTERS},
+    }
 
 
 def check_idle(conn: psycopg.BaseConnection[Any]) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tether.codec import encode
+from tether.core.codec import encode
+from tether.core.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.stores.base import Beat, decode_cursor, from_micros
 from tether.stores.postgres import jsonb
 

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from tether.clock import Clock, SystemClock
-from tether.errors import ConflictError, NotFound, SchemaMismatch, TetherError
+from tether.core.clock import Clock, SystemClock
+from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
 from tether.stores.postgres.connection import may_have_committed, translate

@@ -8,7 +8,7 @@ well; the cursor's share of it measured ~35-60 µs of ~0.3 ms. Here a statement 
 is prepared under its own name on each connection the first time it runs there, then executed with
 `PGconn.send_query_prepared` (psycopg's documented low-level `psycopg.pq` API), its binary result
 loaded by psycopg's own loaders (`psycopg.adapt.Transformer`, so the values are exactly what a
-cursor gives: timestamps, jsonb through `tether.codec`).
+cursor gives: timestamps, jsonb through `tether.core.codec`).
 
 The I/O is sans-IO like the operations: `execute` is a generator that yields what it waits for
 (`READ` or `WRITE` on the connection's socket). `wait` drives it for the sync store, spinning

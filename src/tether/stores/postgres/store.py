@@ -12,19 +12,19 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-from tether.clock import Clock
-from tether.errors import StoreUnavailable, TetherError
+from tether.core.clock import Clock
+from tether.core.errors import StoreUnavailable, TetherError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store
 from tether.stores.group_commit import GroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
 from tether.stores.postgres import prepared
 from tether.stores.postgres.connection import (
     Connection,
-    PoolSettings,
     check_idle,
-    redacted,
+    pool_arguments,
     returned_rows,
     translate,
 )
@@ -67,7 +67,7 @@ class OwnConnection:
 
     def __init__(self, settings: PoolSettings) -> None:
         self._conninfo = settings.conninfo
-        self._kwargs = dict(settings.pool_arguments()["kwargs"])
+        self._kwargs = dict(pool_arguments(settings)["kwargs"])
         if "connect_timeout" not in conninfo_to_dict(settings.conninfo):  # never wait forever
             self._kwargs["connect_timeout"] = max(1, math.ceil(settings.timeout))
         self._conn: Connection | None = None
@@ -119,7 +119,7 @@ class PostgresStore(Store):
             check=check_idle,
             name="tether",
             open=False,
-            **settings.pool_arguments(),
+            **pool_arguments(settings),
         )
         try:  # filled before the first call: a call that had to wait would grow the pool for good
             pool.open(wait=True, timeout=settings.timeout)

@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from tether.config import setting
-from tether.errors import ConfigurationError, StoreUnavailable
+from tether.core.config import setting
+from tether.core.errors import ConfigurationError, StoreUnavailable
 
 SYNCHRONOUS_MODES = ("full", "normal")
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's write lock

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from tether.errors import StoreUnavailable
+from tether.core.errors import StoreUnavailable
 from tether.stores import group_commit
 
 T = TypeVar("T")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tether.codec import decode
+from tether.core.codec import decode
+from tether.core.model import Checkpoint, Failure, Session, State
+from tether.core.validation import encode_json
 from tether.lifecycle import Write
-from tether.model import Checkpoint, Failure, Session, State
 from tether.stores.base import from_micros, to_micros
-from tether.validation import encode_json
 
 _STATES = {state.value: state for state in State}
 

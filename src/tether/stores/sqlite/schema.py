@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from tether.errors import SchemaMismatch
+from tether.core.errors import SchemaMismatch
 from tether.stores.sql_files import Migration
 
 

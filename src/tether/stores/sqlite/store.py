@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tether.clock import Clock
-from tether.codec import decode
-from tether.errors import ConflictError, NotFound, StoreUnavailable, TetherError
+from tether.core.clock import Clock
+from tether.core.codec import decode
+from tether.core.errors import ConflictError, NotFound, StoreUnavailable, TetherError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import (
     Beat,
     Store,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from tether.errors import ConfigurationError, StoreUnavailable
+from tether.core.errors import ConfigurationError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -174,11 +174,11 @@ def bridge(bus: EventBus, url: str, namespace: str = "tether") -> EventBridge:
     processes bridging with the same URL and namespace see each other's events."""
     scheme = url.split(":", 1)[0].lower()
     if scheme in ("redis", "rediss", "unix"):
-        from tether.stores.redis_events import RedisEventBridge
+        from tether.events.redis import RedisEventBridge
 
         return RedisEventBridge(bus, url, namespace)
     if scheme in ("postgresql", "postgres"):
-        from tether.stores.postgres.notify import PostgresEventBridge
+        from tether.events.postgres import PostgresEventBridge
 
         return PostgresEventBridge(bus, url, namespace)
     raise ConfigurationError(f"events need a redis:// or postgresql:// URL, got {url!r}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from tether.errors import ConfigurationError
-from tether.events import EventBridge, EventBus
+from tether.core.errors import ConfigurationError
+from tether.events.bus import EventBridge, EventBus
 
 POLL = 0.2  # seconds between checks of the stop flag while no message arrives
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tether.codec import Encoded, encode
-from tether.errors import ConfigurationError, PayloadTooLarge, ValidationError
+from tether.core.codec import Encoded, encode
+from tether.core.errors import ConfigurationError, PayloadTooLarge, ValidationError
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.errors import ConfigurationError
-from tether.policy import Policies
-from tether.validation import DEFAULT_MAX_PAYLOAD_BYTES
+from tether.core.errors import ConfigurationError
+from tether.core.policy import Policies
+from tether.core.validation import DEFAULT_MAX_PAYLOAD_BYTES
 
 DEFAULTS = {
     "TETHER_STORE_URL": "sqlite:///tether.db",

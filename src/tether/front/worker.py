@@ -13,13 +13,13 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from tether.errors import LeaseLost, StoreUnavailable
-from tether.handle import AsyncHandler, AsyncSessionHandle, Handler, SessionHandle, stopped_within
-from tether.model import Session
+from tether.core.errors import LeaseLost, StoreUnavailable
+from tether.core.model import Session
+from tether.front.handle import AsyncHandler, AsyncSessionHandle, Handler, SessionHandle, stopped_within
 
 if TYPE_CHECKING:
-    from tether.aio import AsyncSessionManager
-    from tether.manager import SessionManager
+    from tether.front.aio import AsyncSessionManager
+    from tether.front.manager import SessionManager
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from tether.errors import ValidationError
-from tether.model import ENDED_STATES, Checkpoint, Failure, NewCheckpoint, Session, State, as_aware
-from tether.validation import MAX_SECONDS, check_text, encode_json, encode_payload
+from tether.core.errors import ValidationError
+from tether.core.model import ENDED_STATES, Checkpoint, Failure, NewCheckpoint, Session, State, as_aware
+from tether.core.validation import MAX_SECONDS, check_text, encode_json, encode_payload
 
 # Stores hold instants in UTC; a lease (at most MAX_SECONDS) measured from the latest must still fit.
 LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=MAX_SECONDS)

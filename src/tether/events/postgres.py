@@ -9,8 +9,8 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from tether.events import EventBridge, EventBus
-from tether.stores.postgres.connection import PoolSettings
+from tether.core.postgres_url import PoolSettings
+from tether.events.bus import EventBridge, EventBus
 
 POLL = 0.2  # seconds between checks of the stop flag while no notification arrives
 MAX_PAYLOAD = 7900  # NOTIFY refuses payloads of 8000 bytes or more

@@ -5,7 +5,7 @@
     {prefix}:expiry           zset: active session -> lease expiry
     {prefix}:suspect          zset: active session -> soft deadline
 
-Every change is a Lua script (`redis_scripts/*.lua`), so a heartbeat's fencing check and its write are
+Every change is a Lua script (`scripts/*.lua`), so a heartbeat's fencing check and its write are
 one atomic step, timed by the Redis server's clock: clients' clocks never matter. This module only
 moves values in and out of Redis; `redis_liveness` decides what they mean for the store.
 """
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
-from tether.errors import ConfigurationError, StoreUnavailable
-from tether.model import Session, State
+from tether.core.errors import ConfigurationError, StoreUnavailable
+from tether.core.model import Session, State
 from tether.stores.base import Beat, from_micros, to_micros
 
 BATCH = 2000  # beats per script call: big enough to amortise the round trip, short enough not to stall Redis
@@ -58,7 +58,7 @@ class Lease:
 
 
 def _script(name: str) -> str:
-    return resources.files("tether.stores").joinpath("redis_scripts", name).read_text()
+    return resources.files("tether.stores.redis").joinpath("scripts", name).read_text()
 
 
 class RedisLeases:

@@ -1,4 +1,4 @@
-"""Export and import of the seed format (JSONL) as flows (`tether.flow`): one session in memory at a time."""
+"""Export and import of the seed format (JSONL) as flows: one session in memory at a time."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import IO
 
 from tether import lifecycle
-from tether.errors import ConflictError, ValidationError
-from tether.flow import Flow, store
-from tether.model import Checkpoint, Page, Session, SessionFilter, State
-from tether.policy import Policies
-from tether.seed import new_checkpoints, read_jsonl, write_jsonl
+from tether.core.errors import ConflictError, ValidationError
+from tether.core.model import Checkpoint, Page, Session, SessionFilter, State
+from tether.core.policy import Policies
+from tether.flows.runner import Flow, store
+from tether.flows.seed import new_checkpoints, read_jsonl, write_jsonl
 
 PAGE = 500
 CHECKPOINT_PAGE = 1000

@@ -8,7 +8,7 @@ so a zombie agent can never clobber the worker that replaced it.
 
 `SessionHandle` beats from a thread, `AsyncSessionHandle` (`async with`) from an asyncio task; what a
 handle knows and decides is `HandleState`, and how a session is started or resumed is a flow
-(`tether.flow`), so the two differ only in how they wait.
+(`tether.flows.runner`), so the two differ only in how they wait.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from tether.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
-from tether.flow import Flow, store
-from tether.model import Checkpoint, Page, Session, SessionFilter, State
+from tether.core.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
+from tether.core.model import Checkpoint, Page, Session, SessionFilter, State
+from tether.flows.runner import Flow, store
 
 if TYPE_CHECKING:
-    from tether.aio import AsyncSessionManager
-    from tether.manager import SessionManager
-    from tether.operations import Operations
+    from tether.flows.operations import Operations
+    from tether.front.aio import AsyncSessionManager
+    from tether.front.manager import SessionManager
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

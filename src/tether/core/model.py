@@ -52,7 +52,7 @@ class Checkpoint:
 @dataclass(frozen=True, slots=True)
 class NewCheckpoint:
     """A checkpoint not yet written: the store assigns its seq. Data arrives already encoded, with
-    the decoded copy a write hands back (`tether.validation.encode_payload` makes both)."""
+    the decoded copy a write hands back (`tether.core.validation.encode_payload` makes both)."""
 
     name: str
     timestamp: datetime

@@ -14,21 +14,20 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from tether.errors import ConflictError, InvalidTransition, NotFound, TetherError, ValidationError
-from tether.events import Event
-from tether.flow import Flow, store
-from tether.handle import stopped_within
-from tether.model import Liveness, Page, Session, SessionFilter
-from tether.policy import Policies
-from tether.validation import check_optional_text, check_positive
+from tether.core.errors import ConflictError, InvalidTransition, NotFound, TetherError
+from tether.core.model import Liveness, Page, Session, SessionFilter
+from tether.core.policy import Policies
+from tether.events.bus import Event
+from tether.flows.runner import Flow, store
+from tether.front.handle import stopped_within
 
 if TYPE_CHECKING:
-    from tether.aio import AsyncSessionManager
-    from tether.manager import SessionManager
-    from tether.operations import Operations
+    from tether.flows.operations import Operations
+    from tether.front.aio import AsyncSessionManager
+    from tether.front.manager import SessionManager
 
 logger = logging.getLogger(__name__)
 
@@ -99,44 +98,8 @@ def default_interval(policies: Policies) -> float:
     return min(MAX_INTERVAL, max(MIN_INTERVAL, shortest / 4))
 
 
-def stale_filter(
-    now: datetime,
-    no_heartbeat_for: float | timedelta | None,
-    paused_for: float | timedelta | None,
-    liveness: Liveness | str | None,
-    *,
-    agent_type: str | None,
-    user_id: str | None,
-) -> SessionFilter:
-    """The stale-session query as a filter whose every field the stores index."""
-    level = _liveness(liveness)
-    return SessionFilter(
-        user_id=check_optional_text("user_id", user_id),
-        agent_type=check_optional_text("agent_type", agent_type),
-        heartbeat_before=_ago(now, "no_heartbeat_for", no_heartbeat_for),
-        paused_before=_ago(now, "paused_for", paused_for),
-        suspect_at_or_before=now if level is Liveness.SUSPECT else None,
-        lease_expired_at=now if level is Liveness.DEAD else None,
-    )
-
-
-def _ago(now: datetime, field: str, value: float | timedelta | None) -> datetime | None:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    seconds = check_positive(field, value)
-    return None if seconds is None else now - timedelta(seconds=seconds)
-
-
-def _liveness(value: Liveness | str | None) -> Liveness | None:
-    if value is None or (isinstance(value, Liveness) and value is not Liveness.HEALTHY):
-        return value
-    if value in (Liveness.SUSPECT.value, Liveness.DEAD.value):
-        return Liveness(value)
-    raise ValidationError("liveness", f"{value!r} is not 'suspect' or 'dead'")
-
-
 class Sweeper:
-    """A sweep's store work as flows (`tether.flow`), shared by the thread and asyncio supervisors:
+    """A sweep's store work as flows (`tether.flows.runner`), shared by the thread and asyncio supervisors:
     find the expired leases, time out one session, then report. Only how the time-outs run side by
     side (a thread pool, or gathered coroutines) is the supervisors' own."""
 

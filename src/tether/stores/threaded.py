@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import AsyncStore, Beat, Store
 from tether.stores.sqlite import SQLiteStore
 

@@ -1,4 +1,4 @@
-"""SessionManager: the sync front door. Each method runs one flow of `tether.operations` on the store."""
+"""SessionManager: the sync front door. Each method runs one flow of `tether.flows.operations`."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tether import config, handle, worker
-from tether.clock import Clock
-from tether.config import Settings
-from tether.errors import TetherError
-from tether.flow import Flow, run
-from tether.handle import Handler, SessionHandle
-from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
-from tether.operations import ManagerBase, Operations
-from tether.policy import Policies
+from tether.core import config
+from tether.core.clock import Clock
+from tether.core.config import Settings
+from tether.core.errors import TetherError
+from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
+from tether.core.policy import Policies
+from tether.flows.operations import ManagerBase, Operations
+from tether.flows.runner import Flow, run
+from tether.front import handle, worker
+from tether.front.handle import Handler, SessionHandle
+from tether.front.supervisor import RunningSupervisor, Supervisor
 from tether.stores import Beat, Store, open_store, with_liveness
-from tether.supervisor import RunningSupervisor, Supervisor
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ class SessionManager(ManagerBase):
     """Sessions, checkpoints and takeovers over one store.
 
     `SessionManager()` opens the embedded SQLite default (`./tether.db`, or TETHER_STORE_URL);
-    pass a URL or a Store to choose another. `tether.aio.AsyncSessionManager` is the same API, awaited.
+    pass a URL or a Store to choose another. `tether.front.aio.AsyncSessionManager` is the same API, awaited.
     With `redis_url` (or TETHER_REDIS_URL) heartbeats and leases live in Redis, flushed to the store.
     """
 

@@ -9,8 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tether.errors import ConfigurationError
-from tether.validation import MAX_SECONDS
+from tether.core.errors import ConfigurationError
+from tether.core.validation import MAX_SECONDS
 
 
 class OnTimeout(StrEnum):

@@ -1,6 +1,6 @@
 """Every manager operation, once: validate, load, decide, apply, emit.
 
-Each method returns a flow (see `tether.flow`): the arguments are checked before any I/O, the
+Each method returns a flow (see `tether.flows.runner`): the arguments are checked before any I/O, the
 decisions come from `tether.lifecycle`, and the store calls are yielded for the manager to make.
 `SessionManager` runs these flows on a `Store` and `AsyncSessionManager` awaits them on an
 `AsyncStore`, so the two managers cannot drift apart.
@@ -17,17 +17,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from tether import lifecycle, transfer
-from tether.config import Settings
-from tether.errors import ConflictError, NotFound, TetherError, ValidationError
-from tether.events import Event, EventBus, Subscriber
-from tether.flow import Flow, store
-from tether.lifecycle import Write
-from tether.model import Checkpoint, Liveness, NewCheckpoint, Page, Session, SessionFilter, State, as_aware
-from tether.policy import Policies
-from tether.stores.base import Beat
-from tether.supervisor import stale_filter
-from tether.validation import (
+from tether import lifecycle
+from tether.core.config import Settings
+from tether.core.errors import ConflictError, NotFound, TetherError, ValidationError
+from tether.core.model import (
+    Checkpoint,
+    Liveness,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionFilter,
+    State,
+    as_aware,
+)
+from tether.core.policy import Policies
+from tether.core.validation import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
     check_counter,
@@ -40,6 +44,12 @@ from tether.validation import (
     encode_json,
     encode_payload,
 )
+from tether.events.bus import Event, EventBus, Subscriber
+from tether.flows import transfer
+from tether.flows.runner import Flow, store
+from tether.flows.sweep import stale_filter
+from tether.lifecycle import Write
+from tether.stores.base import Beat
 
 MAX_AGE = timedelta(seconds=MAX_SECONDS)
 # A write decided on a stale read is re-decided on a fresh one this many times before giving up.

@@ -1,6 +1,6 @@
 """AsyncSessionManager: `SessionManager`'s API for asyncio agent frameworks, every method awaited.
 
-Both managers run the same flows (`tether.operations`): this one awaits each store call on an
+Both managers run the same flows (`tether.flows.operations`): this one awaits each store call on an
 `AsyncStore` (psycopg async on PostgreSQL; memory and SQLite on a worker thread of their own), so
 validation, decisions, retries and events are shared, not copied. Docstrings are `SessionManager`'s.
 
@@ -23,19 +23,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tether import config, handle, worker
-from tether.clock import Clock
-from tether.config import Settings
-from tether.errors import ConfigurationError, TetherError
-from tether.flow import Flow, run_async
-from tether.handle import AsyncHandler, AsyncSessionHandle
-from tether.manager import SessionManager
-from tether.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
-from tether.operations import ManagerBase, Operations
-from tether.policy import Policies
+from tether.core import config
+from tether.core.clock import Clock
+from tether.core.config import Settings
+from tether.core.errors import ConfigurationError, TetherError
+from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
+from tether.core.policy import Policies
+from tether.flows.operations import ManagerBase, Operations
+from tether.flows.runner import Flow, run_async
+from tether.front import handle, worker
+from tether.front.handle import AsyncHandler, AsyncSessionHandle
+from tether.front.manager import SessionManager
+from tether.front.supervisor import AsyncRunningSupervisor, AsyncSupervisor
 from tether.stores import AsyncStore, Beat, Store, open_async_store, with_liveness
-from tether.stores._threaded import threaded
-from tether.supervisor import AsyncRunningSupervisor, AsyncSupervisor
+from tether.stores.threaded import threaded
 
 T = TypeVar("T")
 

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from tether.clock import SystemClock
-from tether.errors import (
+from tether.core.clock import SystemClock
+from tether.core.errors import (
     ConfigurationError,
     ConflictError,
     InvalidTransition,
@@ -39,11 +39,11 @@ from tether.errors import (
     StoreUnavailable,
     TetherError,
 )
+from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
 from tether.stores.memory import matches
-from tether.stores.redis_leases import LIVE, BeatResult, Code, Lease, RedisLeases
+from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
 

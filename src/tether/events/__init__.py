@@ -1,0 +1,1 @@
+"""Events: the in-process bus and its PostgreSQL / Redis bridges across processes."""

@@ -1,0 +1,1 @@
+"""Flows: every manager operation written once, for sync and async stores alike."""

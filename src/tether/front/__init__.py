@@ -1,0 +1,1 @@
+"""The front doors: SessionManager, AsyncSessionManager, handles, the supervisor, the worker loop."""
