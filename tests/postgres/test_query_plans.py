@@ -13,8 +13,8 @@ from tether import State
 from tether.core.model import SessionFilter
 from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore
+from tether.stores.postgres.calls import QUERIES
 from tether.stores.postgres.mapping import filter_params
-from tether.stores.postgres.operations import QUERIES
 
 SESSIONS = 20_000
 LATER = datetime(2100, 1, 1, tzinfo=UTC)

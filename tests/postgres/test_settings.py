@@ -20,9 +20,20 @@ def test_pool_knobs_are_read_from_the_url_and_the_rest_goes_to_libpq() -> None:
 
 def test_timestamps_are_asked_for_in_utc_alongside_the_callers_options() -> None:
     plain = PoolSettings.from_url("postgres://db/app").conninfo
-    assert plain == "postgresql://db/app?options=-c%20TimeZone%3DUTC"
+    assert plain == (
+        "postgresql://db/app?options=-c%20lock_timeout%3D5000%20-c%20statement_timeout%3D60000"
+        "%20-c%20TimeZone%3DUTC"
+    )
     mine = PoolSettings.from_url("postgresql://db/app?options=-csearch_path%3Dx").conninfo
-    assert mine.endswith("options=-csearch_path%3Dx%20-c%20TimeZone%3DUTC")
+    assert mine.endswith("statement_timeout%3D60000%20-csearch_path%3Dx%20-c%20TimeZone%3DUTC")
+
+
+def test_lock_and_statement_timeouts_are_read_from_the_url_in_seconds_and_sent_to_the_server() -> None:
+    settings = PoolSettings.from_url("postgresql://db/app?lock_timeout=0.25&statement_timeout=0")
+    assert settings.lock_timeout == 0.25
+    assert "lock_timeout%3D250%20" in settings.conninfo and "statement_timeout%3D0%20" in settings.conninfo
+    with pytest.raises(ConfigurationError):
+        PoolSettings.from_url("postgresql://db/app?lock_timeout=-1")
 
 
 @pytest.mark.parametrize("query", ["pool_max=lots", "pool_min=5&pool_max=2", "pool_max=0", "pool_timeout=-1"])
