@@ -115,11 +115,14 @@ SELECT * FROM s
 -- name: append_checkpoint
 -- The row lock taken by the UPDATE serialises appenders of one session across processes, so
 -- seq never repeats or skips; the fence (active, epoch) is re-checked on the locked row.
--- Appends leave the session's version alone.
+-- Appends leave the session's version alone. The state is tested inside a CASE here and in
+-- `heartbeat`, so the planner never takes it for an index condition (`state = 'active'` would
+-- match the liveness indexes and sessions_by_state): the primary key is the only way to the
+-- row, whatever the table's statistics say, even on a new, empty schema.
 WITH s AS (
     UPDATE sessions SET last_seq = last_seq + 1
-    WHERE session_id = %(session_id)s AND state = 'active'
-      AND (%(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint)
+    WHERE session_id = %(session_id)s
+      AND CASE state WHEN 'active' THEN %(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint ELSE false END
     RETURNING session_id, last_seq
 )
 INSERT INTO checkpoints (session_id, seq, name, created_at, data)
@@ -172,8 +175,9 @@ UPDATE sessions s SET
 FROM beat, clock
 WHERE s.session_id = beat.session_id
   AND (beat.epoch IS NULL OR beat.epoch = s.epoch)
-  AND (s.state = 'paused'
-       OR (s.state = 'active' AND (s.lease_expires_at IS NULL OR clock.now < s.lease_expires_at)))
+  AND CASE s.state WHEN 'paused' THEN true
+                   WHEN 'active' THEN s.lease_expires_at IS NULL OR clock.now < s.lease_expires_at
+                   ELSE false END
 RETURNING s.session_id
 
 -- Deleting sessions: first lock the rows to delete (an append updates its session's row, so it
