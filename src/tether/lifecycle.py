@@ -183,6 +183,8 @@ def fail(
     check_owner(session, epoch)
     if not isinstance(error, str) or not error:
         raise ValidationError("error", "must be a non-empty string")
+    if "\x00" in error:  # PostgreSQL text cannot hold it: every store refuses it alike
+        raise ValidationError("error", "must not contain the NUL character")
     _require(session, "fail", State.ACTIVE, State.PAUSED)
     details = details or {}
     cp = _checkpoint("session_failed", now, {"error": error, "details": details})

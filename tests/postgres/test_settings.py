@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import POSTGRES_URL
 from tether import ConfigurationError, StoreUnavailable
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.stores.postgres import PostgresStore
@@ -50,3 +51,22 @@ def test_a_server_that_is_not_there_is_store_unavailable() -> None:
 def test_the_url_shown_to_people_hides_the_password() -> None:
     assert redacted("postgresql://me:s3cret@db/app?x=1") == "postgresql://me:***@db/app?x=1"
     assert redacted("postgresql://me@db/app") == "postgresql://me@db/app"
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (("/test", "/no_such_database_for_tether"), 'database "no_such_database_for_tether" does not exist'),
+        (("postgres@", "no_such_role_for_tether@"), 'role "no_such_role_for_tether" does not exist'),
+    ],
+    ids=["wrong database", "wrong role"],
+)
+def test_a_wrong_database_or_role_shows_the_servers_own_message(
+    pg_url: str, change: tuple[str, str], says: str
+) -> None:
+    """`pg_url`: skips when no PostgreSQL is running."""
+    url = POSTGRES_URL.replace(*change)
+    if url == POSTGRES_URL:
+        pytest.skip("TETHER_TEST_POSTGRES_URL has another shape than postgresql://postgres@host/test")
+    with pytest.raises(StoreUnavailable, match=says):
+        PostgresStore.from_url(f"{url}?pool_timeout=1")

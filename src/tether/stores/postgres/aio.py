@@ -18,7 +18,7 @@ from tether.lifecycle import Write
 from tether.stores.base import AsyncStore, Beat
 from tether.stores.postgres import calls
 from tether.stores.postgres.calls import Operation, Query, manual_time
-from tether.stores.postgres.connection import check_idle, pool_arguments, translate
+from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate
 from tether.stores.postgres.mapping import Append
 from tether.stores.postgres.store import open_error
 
@@ -34,10 +34,6 @@ async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) ->
             query = operation.send(await cursor.fetchall() if cursor.description else [])
     except StopIteration as done:
         return cast(T, done.value)
-
-
-async def _check_idle(conn: AsyncConnection) -> None:
-    check_idle(conn)
 
 
 class AsyncPostgresStore(AsyncStore):
@@ -59,7 +55,7 @@ class AsyncPostgresStore(AsyncStore):
         """Open a pool on the URL (the same query parameters as `PostgresStore`) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
-            check=_check_idle, name="tether-async", open=False, **pool_arguments(settings)
+            name="tether-async", open=False, **pool_arguments(settings)
         )
         try:
             await pool.open(wait=True, timeout=settings.timeout)
@@ -134,10 +130,16 @@ class AsyncPostgresStore(AsyncStore):
         except StopIteration as done:
             return cast(T, done.value)
         try:
-            async with self._pool.connection() as conn:
+            conn = await self._pool.getconn()
+            while closed_while_idle(conn):
+                await self._pool.putconn(conn)
+                conn = await self._pool.getconn()
+            try:
                 if not atomic:
                     return await drive(conn, operation, first)
                 async with conn.transaction():
                     return await drive(conn, operation, first)
+            finally:
+                await self._pool.putconn(conn)
         except psycopg.Error as exc:
             raise translate(exc, about, self._settings) from exc

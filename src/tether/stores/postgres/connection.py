@@ -35,20 +35,23 @@ def pool_arguments(settings: PoolSettings) -> dict[str, Any]:
     }
 
 
-def check_idle(conn: psycopg.BaseConnection[Any]) -> None:
-    """Refuse a pooled connection the server closed while it sat idle (a restart,
-    pg_terminate_backend), so the pool replaces it instead of failing the call that takes it.
+def closed_while_idle(conn: psycopg.BaseConnection[Any]) -> bool:
+    """Whether the server closed this pooled connection while it sat idle (a restart,
+    pg_terminate_backend), so the store hands it back for a replacement instead of failing the call.
 
     An idle connection has nothing to read unless the server sent its goodbye, so a zero-timeout
-    poll of its socket finds out without the round trip `ConnectionPool.check_connection` costs.
+    poll of its socket finds out without a round trip. psycopg_pool's own `check` hook is not used:
+    after each connection it refuses, the pool sleeps a backoff of a second or more, so a pool whose
+    every connection died made the next call wait out its whole timeout.
     """
     if conn.closed:
-        raise psycopg.OperationalError("the connection is closed")
+        return True
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
-    if poller.poll(0):
-        conn.pgconn.finish()  # so the pool discards it and opens a replacement
-        raise psycopg.OperationalError("the server closed the connection while it was idle")
+    if not poller.poll(0):
+        return False
+    conn.pgconn.finish()  # the pool discards a closed connection and opens a replacement
+    return True
 
 
 def may_have_committed(exc: psycopg.Error) -> bool:

@@ -17,7 +17,7 @@ from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
 from tether.stores.postgres import calls
 from tether.stores.postgres.calls import Operation, Query, manual_time
-from tether.stores.postgres.connection import check_idle, pool_arguments, translate
+from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate
 from tether.stores.postgres.mapping import Append
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class PostgresStore(Store):
         in its query) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: ConnectionPool[Connection] = ConnectionPool(
-            check=check_idle, name="tether", open=False, **pool_arguments(settings)
+            name="tether", open=False, **pool_arguments(settings)
         )
         try:
             pool.open(wait=True, timeout=settings.timeout)
@@ -137,10 +137,16 @@ class PostgresStore(Store):
         except StopIteration as done:
             return cast(T, done.value)
         try:
-            with self._pool.connection() as conn:
+            conn = self._pool.getconn()
+            while closed_while_idle(conn):  # the server restarted: try the next, the pool replaces it
+                self._pool.putconn(conn)
+                conn = self._pool.getconn()
+            try:
                 if not atomic:
                     return drive(conn, operation, first)
                 with conn.transaction():
                     return drive(conn, operation, first)
+            finally:
+                self._pool.putconn(conn)
         except psycopg.Error as exc:
             raise translate(exc, about, self._settings) from exc
