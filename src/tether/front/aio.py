@@ -8,10 +8,8 @@ validation, decisions, retries and events are shared, not copied. Docstrings are
         session = await manager.create("tutor", "user-1")
         await manager.checkpoint(session.session_id, "task_received", {"task": 42})
 
-A `postgresql://` URL gets the native psycopg async store. Passing a sync store instead,
-`AsyncSessionManager(PostgresStore.from_url(url))`, runs it on the thread adapter, which kept far more
-of the sync throughput with many concurrent callers than psycopg's async pool did in
-bench/bench_async.py (numbers in the project notes).
+A `postgresql://` URL gets the native psycopg async store; a sync store passed in runs on the thread
+adapter (`tether.stores.threaded`).
 """
 
 from __future__ import annotations
