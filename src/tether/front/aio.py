@@ -237,7 +237,7 @@ class AsyncSessionManager(ManagerBase):
         exists and is claimable), heartbeats from a task, completes on exit, fails on error."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return AsyncSessionHandle(
-            self, lambda: self._run(handle.create_or_claim(self.ops, session_id, agent_type, user_id, create))
+            self, lambda: run_async(handle.create_or_claim(session_id, agent_type, user_id, create), self)
         )
 
     def resume_or_create(
@@ -251,7 +251,7 @@ class AsyncSessionManager(ManagerBase):
     ) -> AsyncSessionHandle:
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return AsyncSessionHandle(
-            self, lambda: self._run(handle.claim_or_create(self.ops, agent_type, user_id, create))
+            self, lambda: run_async(handle.claim_or_create(agent_type, user_id, create), self)
         )
 
     async def work(
