@@ -16,18 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tether.core.errors import (
-    AuthError,
-    ConflictError,
-    InvalidTransition,
-    LeaseLost,
-    NotClaimable,
-    NotFound,
-    PayloadTooLarge,
-    StoreUnavailable,
-    TetherError,
-    ValidationError,
-)
+from tether.core import wire
+from tether.core.errors import AuthError, TetherError, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -77,46 +67,19 @@ class Forbidden(AuthError):
 
 
 def from_error(exc: TetherError, place: str = "body", prefix: str = "") -> Problem:
-    """The problem a library error answers. `place` says where a ValidationError's field came from
-    ("body": a JSON pointer under `prefix`; else a query, path or header parameter)."""
-    message = str(exc)
-    if isinstance(exc, LeaseLost):
-        return Problem(
-            409, "lease_lost", message, session_id=exc.session_id, epoch=exc.epoch,
-            current_epoch=exc.current_epoch, reason=exc.reason,
-        )  # fmt: skip
-    if isinstance(exc, NotClaimable):
-        return Problem(409, "not_claimable", message, session_id=exc.session_id, reason=exc.reason)
-    if isinstance(exc, ConflictError):
-        if exc.expected_version is not None:
-            return Problem(
-                412, "version_mismatch", message, session_id=exc.session_id,
-                expected_version=exc.expected_version, actual_version=exc.actual_version,
-            )  # fmt: skip
-        return Problem(409, "conflict", message, session_id=exc.session_id)
-    if isinstance(exc, NotFound):
-        return Problem(404, "not_found", message, session_id=exc.session_id)
-    if isinstance(exc, InvalidTransition):
-        return Problem(
-            409, "invalid_transition", message, session_id=exc.session_id, state=exc.state, action=exc.action
-        )
-    if isinstance(exc, PayloadTooLarge):
-        return Problem(
-            413, "payload_too_large", message, field=exc.field, size=exc.size, limit=exc.limit,
-            errors=[field_error(exc.field, exc.problem, place, prefix)],
-        )  # fmt: skip
-    if isinstance(exc, ValidationError):
-        return Problem(
-            422, "validation_error", message, errors=[field_error(exc.field, exc.problem, place, prefix)]
-        )
-    if isinstance(exc, StoreUnavailable):
-        return Problem(503, "store_unavailable", message)
+    """The problem a library error answers (status, code and attributes from `tether.core.wire`).
+    `place` says where a ValidationError's field came from ("body": a JSON pointer under `prefix`;
+    else a query, path or header parameter)."""
     if isinstance(exc, Forbidden):
-        return Problem(403, "forbidden", message)
-    if isinstance(exc, AuthError):
-        return Problem(401, "unauthorized", message)
-    logger.error("unmapped library error: %r", exc)
-    return Problem(500, "internal_error", "the server failed; the request may not have been applied")
+        return Problem(403, "forbidden", str(exc))
+    shape = wire.problem_for(exc)
+    if shape.status == 500:
+        logger.error("error answered as 500: %r", exc)
+    body = wire.problem_from_error(exc)
+    extensions = {name: body[name] for name in shape.attributes}
+    if isinstance(exc, ValidationError):
+        extensions["errors"] = [field_error(exc.field, exc.problem, place, prefix)]
+    return Problem(shape.status, shape.code, str(exc), **extensions)
 
 
 def field_error(field: str, detail: str, place: str = "body", prefix: str = "") -> dict[str, str]:

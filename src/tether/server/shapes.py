@@ -1,4 +1,5 @@
-"""Library values as the JSON the API answers: the dataclasses field for field, datetimes in ISO 8601."""
+"""Library values as the JSON the API answers: `tether.core.wire`'s forms, plus what only the server
+knows (liveness at its clock, lists, counts)."""
 
 from __future__ import annotations
 
@@ -8,55 +9,19 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from tether.core.model import Checkpoint, Page, Session, SessionCount
-
-_OMIT_IN_LISTS = ("context", "metadata")
+from tether.core import wire
+from tether.core.model import Page, Session, SessionCount
 
 
 def session_json(session: Session, now: datetime, include_context: bool = True) -> dict[str, Any]:
-    failure = session.failure
-    out: dict[str, Any] = {
-        "session_id": session.session_id,
-        "agent_type": session.agent_type,
-        "user_id": session.user_id,
-        "state": session.state.value,
-        "created_at": session.created_at,
-        "last_heartbeat": session.last_heartbeat,
-        "state_since": session.state_since,
-        "context": session.context,
-        "metadata": session.metadata,
-        "parent_session_id": session.parent_session_id,
-        "version": session.version,
-        "owner": session.owner,
-        "epoch": session.epoch,
-        "heartbeat_timeout": session.heartbeat_timeout,
-        "suspect_after": session.suspect_after,
-        "lease_expires_at": session.lease_expires_at,
-        "suspect_at": session.suspect_at,
-        "phase": session.phase,
-        "recoveries": session.recoveries,
-        "ended_at": session.ended_at,
-        "failure": None
-        if failure is None
-        else {"error": failure.error, "details": failure.details, "final": failure.final},
-        "last_seq": session.last_seq,
-    }
+    """The wire form (`tether.core.wire`) plus `liveness` at the server's clock."""
+    out = wire.session_to_json(session, bulky=include_context)
     liveness = session.liveness(now)
     out["liveness"] = None if liveness is None else liveness.value
-    if not include_context:
-        for name in _OMIT_IN_LISTS:
-            del out[name]
     return out
 
 
-def checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
-    return {
-        "session_id": cp.session_id,
-        "seq": cp.seq,
-        "name": cp.name,
-        "timestamp": cp.timestamp,
-        "data": cp.data,
-    }
+checkpoint_json = wire.checkpoint_to_json
 
 
 def page_json(page: Page[Session], now: datetime, include_context: bool) -> dict[str, Any]:
