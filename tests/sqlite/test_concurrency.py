@@ -22,8 +22,8 @@ from tether.core.model import NewCheckpoint
 from tether.core.validation import encode_payload
 from tether.stores.sqlite import SQLiteStore
 from tether.stores.sqlite.group_commit import GroupCommit
-from tether.stores.sqlite.store import SCHEMA_VERSION
 from tether.stores.sqlite.group_commit import _Job as Job
+from tether.stores.sqlite.store import SCHEMA_VERSION
 
 THREADS = 8
 PER_THREAD = 40
