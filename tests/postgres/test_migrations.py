@@ -84,7 +84,7 @@ def write_as_old_code(url: str, created: datetime) -> list[str]:
 def write_as_version_4_code(url: str, created: datetime) -> None:
     """A session and a checkpoint as the code of schema version 4 wrote them: jsonb values, and
     beside them the key order written (per object visited depth first: the positions of its keys
-    in jsonb's sorted order), which version 5 turns back into the exact text."""
+    in jsonb's sorted order), which version 6 turns back into the exact text."""
     order = Json({"context": [[0, [1, 0]], [1, [2, 0, 1]], [2, [1, 0]]]})
     with raw_connection(url) as conn, conn.transaction():
         conn.execute(
@@ -104,13 +104,14 @@ def write_as_version_4_code(url: str, created: datetime) -> None:
 
 @pytest.mark.parametrize("version", [1, LATEST - 1], ids=["from-version-1", "from-the-previous-version"])
 def test_upgrading_an_older_database_keeps_every_session_and_checkpoint(pg_url: str, version: int) -> None:
-    assert LATEST == 5, "write_as_old_code writes what versions 1-4 hold: check it for the new version"
+    # 0005 (api_keys) only adds a table; 0006 turns the jsonb columns and their side columns into json.
+    assert LATEST == 6, "write_as_old_code writes what versions 1-5 hold: check it for the new version"
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
     to_old = ops.migrate(ops.MIGRATIONS[:version])
     with raw_connection(pg_url) as conn, conn.transaction():
         assert drive(conn, to_old, next(to_old)) == version
     ids = write_as_old_code(pg_url, clock.now())
-    if version == 4:
+    if version >= 4:
         write_as_version_4_code(pg_url, clock.now())
 
     with closing(PostgresStore.from_url(pg_url, clock)) as upgraded:
@@ -131,7 +132,7 @@ def test_upgrading_an_older_database_keeps_every_session_and_checkpoint(pg_url: 
         )
         assert appended.seq == 6
         assert list(upgraded.checkpoints(ids[3], after_seq=5)[0].data) == ["b", "a"]
-        if version == 4:  # the key order kept beside jsonb is the order of the text now
+        if version >= 4:  # the key order kept beside jsonb is the order of the text now
             kept = upgraded.get("v4")
             assert json.dumps(kept.context) == '{"zz": {"c": 1, "a": [{"y": 1, "x": 2}], "b": null}, "a": 1}'
             assert list(kept.metadata) == ["a", "b"]  # written before 0004 kept orders: jsonb's

@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.lifecycle import Write
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,6 +39,19 @@ class Beat:
     epoch: int | None = None
     phase: str | None = None
     expect_silence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    """Which ended sessions a retention policy lets go: those in `state` that ended before
+    `ended_before`, of `agent_type`, or, when it is None, of every type not in `other_types`
+    (the default policy covers the types without a policy of their own). A session with a live
+    (active or paused) child is never covered: it goes after its children end."""
+
+    state: State
+    ended_before: datetime
+    agent_type: str | None = None
+    other_types: frozenset[str] = frozenset()
 
 
 class Store(ABC):
@@ -113,8 +127,48 @@ class Store(ABC):
         the time; returns how many."""
 
     @abstractmethod
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        """Insert `session` (a new id) with a copy of the source's checkpoints 1…at_seq, seqs,
+        names, timestamps and data unchanged, made inside the store in one bulk copy (the history
+        never travels through the caller) in one transaction. The source is not changed.
+        NotFound if the source does not exist, ConflictError if the new id does."""
+
+    @abstractmethod
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        """Ids of up to `limit` sessions `rule` covers, oldest first: what `retire` would remove."""
+
+    @abstractmethod
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        """Remove up to `limit` sessions `rule` covers, oldest first, with their checkpoints, in
+        one short transaction; returns their ids. Concurrent callers (several supervisors) remove
+        each session once: a session another caller removed, or is removing, is not counted."""
+
+    @abstractmethod
     def erase_user(self, user_id: str) -> int:
         """Delete every session and checkpoint of one user; returns how many sessions."""
+
+    # -- API keys and counts (`tether serve`) -------------------------------------------------
+    @abstractmethod
+    def add_api_key(self, key: ApiKey) -> None:
+        """Keep a new API key (only its hash). ConflictError if its key_id exists."""
+
+    @abstractmethod
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with that id, revoked or not; None if there is none."""
+
+    @abstractmethod
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first (ties by key id)."""
+
+    @abstractmethod
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        """Mark the key revoked at `at`; False if there is no such key or it was already revoked."""
+
+    @abstractmethod
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        """Sessions (of one user, or all) counted by state, agent type and liveness at `now` (None
+        for ended states), each group with its oldest last_heartbeat; one aggregate query, in no
+        particular order."""
 
     # -- lifecycle of the store itself ------------------------------------------------------
     @abstractmethod
@@ -189,8 +243,41 @@ class AsyncStore(ABC):
         """See `Store.purge`."""
 
     @abstractmethod
+    async def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        """See `Store.fork`."""
+
+    @abstractmethod
+    async def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        """See `Store.retirable`."""
+
+    @abstractmethod
+    async def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        """See `Store.retire`."""
+
+    @abstractmethod
     async def erase_user(self, user_id: str) -> int:
         """See `Store.erase_user`."""
+
+    # -- API keys and counts (`tether serve`) -------------------------------------------------
+    @abstractmethod
+    async def add_api_key(self, key: ApiKey) -> None:
+        """See `Store.add_api_key`."""
+
+    @abstractmethod
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """See `Store.get_api_key`."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]:
+        """See `Store.list_api_keys`."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        """See `Store.revoke_api_key`."""
+
+    @abstractmethod
+    async def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        """See `Store.count_sessions`."""
 
     # -- lifecycle of the store itself ------------------------------------------------------
     @abstractmethod

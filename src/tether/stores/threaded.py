@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tether.core.errors import TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat, Store
+from tether.stores.base import AsyncStore, Beat, RetentionRule, Store
 from tether.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -102,8 +103,33 @@ class ThreadedStore(AsyncStore):
     async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         return await self._call(self.sync.purge, ended_before, states)
 
+    async def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        return await self._call(self.sync.fork, session, source_id, at_seq)
+
+    async def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._call(self.sync.retirable, rule, limit)
+
+    async def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._call(self.sync.retire, rule, limit)
+
     async def erase_user(self, user_id: str) -> int:
         return await self._call(self.sync.erase_user, user_id)
+
+    # -- API keys and counts ----------------------------------------------------------------
+    async def add_api_key(self, key: ApiKey) -> None:
+        return await self._call(self.sync.add_api_key, key)
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return await self._call(self.sync.get_api_key, key_id)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._call(self.sync.list_api_keys)
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return await self._call(self.sync.revoke_api_key, key_id, at)
+
+    async def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        return await self._call(self.sync.count_sessions, now, user_id)
 
     # -- lifecycle of the store itself ------------------------------------------------------
     async def migrate(self) -> int:

@@ -12,11 +12,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat
-from tether.stores.postgres import calls
+from tether.stores.base import AsyncStore, Beat, RetentionRule
+from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
 from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate
 from tether.stores.postgres.mapping import Append
@@ -114,8 +115,32 @@ class AsyncPostgresStore(AsyncStore):
     async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         return await self._run(calls.purge(ended_before, states), atomic=True)
 
+    async def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        return await self._run(calls.fork(session, source_id, at_seq), atomic=True)
+
+    async def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._run(calls.retirable(rule, limit))
+
+    async def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._run(calls.retire(rule, limit), atomic=True)
+
     async def erase_user(self, user_id: str) -> int:
         return await self._run(calls.erase_user(user_id), atomic=True)
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._run(keys.add_api_key(key))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return await self._run(keys.get_api_key(key_id))
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._run(keys.list_api_keys())
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return await self._run(keys.revoke_api_key(key_id, at))
+
+    async def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        return await self._run(keys.count_sessions(now, user_id))
 
     async def migrate(self) -> int:
         return await self._run(calls.migrate(), atomic=True)

@@ -11,11 +11,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tether.core.clock import Clock
 from tether.core.errors import TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
-from tether.stores.base import Beat, Store
-from tether.stores.postgres import calls
+from tether.stores.base import Beat, RetentionRule, Store
+from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
 from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate
 from tether.stores.postgres.mapping import Append
@@ -120,8 +121,32 @@ class PostgresStore(Store):
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         return self._run(calls.purge(ended_before, states), atomic=True)
 
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        return self._run(calls.fork(session, source_id, at_seq), atomic=True)
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return self._run(calls.retirable(rule, limit))
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        return self._run(calls.retire(rule, limit), atomic=True)
+
     def erase_user(self, user_id: str) -> int:
         return self._run(calls.erase_user(user_id), atomic=True)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        self._run(keys.add_api_key(key))
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        return self._run(keys.get_api_key(key_id))
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self._run(keys.list_api_keys())
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return self._run(keys.revoke_api_key(key_id, at))
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        return self._run(keys.count_sessions(now, user_id))
 
     def migrate(self) -> int:
         return self._run(calls.migrate(), atomic=True)

@@ -39,9 +39,19 @@ from tether.core.errors import (
     StoreUnavailable,
     TetherError,
 )
-from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import (
+    LIVE_STATES,
+    Checkpoint,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionCount,
+    SessionFilter,
+    State,
+)
 from tether.lifecycle import Write
-from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
 from tether.stores.memory import matches
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
@@ -177,8 +187,38 @@ class RedisLivenessStore(Store):
             self._flush_heard_since(ended_before, state)
         return self.inner.purge(ended_before, states)
 
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        created = self.inner.fork(session, source_id, at_seq)
+        self._mirror(created, renews=True)
+        return created
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return self.inner.retirable(rule, limit)
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        removed = self.inner.retire(rule, limit)
+        self.redis.forget(removed)
+        return removed
+
     def erase_user(self, user_id: str) -> int:
         return self.inner.erase_user(user_id)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        self.inner.add_api_key(key)
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        return self.inner.get_api_key(key_id)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self.inner.list_api_keys()
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return self.inner.revoke_api_key(key_id, at)
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        """The store's counts: liveness as of the last flush of Redis's leases (one flush interval
+        behind at most)."""
+        return self.inner.count_sessions(now, user_id)
 
     def migrate(self) -> int:
         return self.inner.migrate()

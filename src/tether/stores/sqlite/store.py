@@ -20,10 +20,21 @@ from typing import Any
 from tether.core.clock import Clock
 from tether.core.codec import decode
 from tether.core.errors import ConflictError, NotFound, StoreUnavailable, TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import (
+    Checkpoint,
+    Liveness,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionCount,
+    SessionFilter,
+    State,
+)
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
+    RetentionRule,
     Store,
     decode_cursor,
     encode_cursor,
@@ -46,6 +57,7 @@ from tether.stores.sqlite.schema import migrate
 
 PACKAGE = "tether.stores.sqlite"
 Q = load_queries(PACKAGE)
+KEYS = load_queries(PACKAGE, "keys.sql")
 MIGRATIONS = load_migrations(PACKAGE)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _NEWEST = (2**63 - 1, "")  # keyset position before the first page
@@ -245,6 +257,38 @@ class SQLiteStore(Store):
 
         return self._writes.run(work)
 
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        sid = session.session_id
+        row = session_to_row(session)
+        copy = {"session_id": sid, "source_id": source_id, "at_seq": at_seq}
+
+        def work(conn: sqlite3.Connection) -> Any:
+            if conn.execute(Q["session_exists"], (source_id,)).fetchone() is None:
+                raise NotFound(source_id)
+            try:
+                conn.execute(Q["insert_session"], row)
+            except sqlite3.IntegrityError:
+                raise ConflictError(sid, f"session {sid!r} exists") from None
+            conn.execute(Q["fork_checkpoints"], copy)
+            return conn.execute(_GET, (sid,)).fetchone()
+
+        return session_from_row(self._writes.run(work))
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return [row[0] for row in self._fetchall(Q["retirable"], _rule_params(rule, limit))]
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        params = _rule_params(rule, limit)
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            doomed = [row[0] for row in conn.execute(Q["retirable"], params)]
+            ids = json.dumps(doomed)
+            conn.execute(Q["delete_checkpoints_of"], (ids,))
+            conn.execute(Q["delete_sessions_of"], (ids,))
+            return doomed
+
+        return self._writes.run(work)
+
     def erase_user(self, user_id: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
             conn.execute(Q["erase_user_checkpoints"], (user_id,))
@@ -252,6 +296,40 @@ class SQLiteStore(Store):
             return count
 
         return self._writes.run(work)
+
+    # -- API keys and counts ----------------------------------------------------------------
+    def add_api_key(self, key: ApiKey) -> None:
+        row = (key.key_id, key.user_id, int(key.admin), key.secret_hash, to_micros(key.created_at), None)
+
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(KEYS["insert_api_key"], row)
+            except sqlite3.IntegrityError:
+                raise ConflictError(key.key_id, f"API key {key.key_id!r} exists") from None
+
+        self._writes.run(work)
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = self._fetchone(KEYS["get_api_key"], (key_id,))
+        return None if row is None else _api_key(row)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return [_api_key(row) for row in self._fetchall(KEYS["list_api_keys"], ())]
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(KEYS["revoke_api_key"], (to_micros(at), key_id)).rowcount == 1
+
+        return self._writes.run(work)
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        rows = self._fetchall(KEYS["count_sessions"], {"now_us": to_micros(now), "user_id": user_id})
+        return [
+            SessionCount(
+                State(state), agent_type, None if live is None else Liveness(live), n, from_micros(us)
+            )
+            for state, agent_type, live, n, us in rows
+        ]
 
     # -- lifecycle of the store itself ------------------------------------------------------
     def migrate(self) -> int:
@@ -347,6 +425,12 @@ def _append_many(conn: sqlite3.Connection, appends: list[Append]) -> list[int | 
     return outcomes
 
 
+def _api_key(row: Any) -> ApiKey:
+    key_id, user_id, admin, secret_hash, created_us, revoked_us = row
+    revoked = None if revoked_us is None else from_micros(revoked_us)
+    return ApiKey(key_id, user_id, bool(admin), secret_hash, from_micros(created_us), revoked)
+
+
 def _session_in(conn: sqlite3.Connection, session_id: str) -> Session | None:
     """The session as the write transaction sees it, to explain a rejected write."""
     row = conn.execute(_GET, (session_id,)).fetchone()
@@ -358,6 +442,16 @@ def _state_param(where: SessionFilter) -> str | None:
     if where.state is not None:
         return where.state.value
     return State.PAUSED.value if where.paused_before is not None else None
+
+
+def _rule_params(rule: RetentionRule, limit: int) -> dict[str, Any]:
+    return {
+        "state": rule.state.value,
+        "before_us": to_micros(rule.ended_before),
+        "agent_type": rule.agent_type,
+        "other_types": _json_list(rule.other_types),
+        "limit": limit,
+    }
 
 
 def _json_list(values: frozenset[str] | None) -> str | None:
