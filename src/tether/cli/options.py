@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from tether.core.validation import MAX_SECONDS
+
 StoreOption = Annotated[
     str | None,
     typer.Option(
@@ -30,4 +32,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text.strip().lower())
     if match is None:
         raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 12h, 30d or 2w")
-    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+    seconds = int(match.group(1)) * UNITS[match.group(2)]
+    if seconds > MAX_SECONDS:
+        raise typer.BadParameter(f"{text!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
