@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,6 @@ LIBRARY: dict[str, Bad] = {
     "fail final=None": Bad(lambda m, sid: m.fail(sid, "boom", final=None), "final"),
     "fail error of 2 MB": Bad(lambda m, sid: m.fail(sid, "e" * 2_000_000), "error", PayloadTooLarge),
     "fail error with NUL": Bad(lambda m, sid: m.fail(sid, "a\x00b"), "error"),
-    "fail error empty": Bad(lambda m, sid: m.fail(sid, ""), "error"),
-    "fail error not text": Bad(lambda m, sid: m.fail(sid, 5), "error"),
     "fail error lone surrogate": Bad(lambda m, sid: m.fail(sid, "a\ud800"), "error"),
     "list cursor=5": Bad(lambda m, sid: m.list(cursor=5), "cursor"),
     "stale cursor=5": Bad(lambda m, sid: m.stale(liveness="dead", cursor=5), "cursor"),
@@ -48,8 +45,6 @@ LIBRARY: dict[str, Bad] = {
     "heartbeats('id')": Bad(lambda m, sid: m.heartbeats(sid), "beats"),
     "heartbeats(['id'])": Bad(lambda m, sid: m.heartbeats([sid]), "beats[0]"),
     "claim_next(5)": Bad(lambda m, sid: m.claim_next(5), "agent_types"),
-    "claim_next('tutor')": Bad(lambda m, sid: m.claim_next("tutor"), "agent_types"),
-    "purge 3,000,000 days": Bad(lambda m, sid: m.purge(timedelta(days=3_000_000)), "older_than"),
 }
 
 
@@ -142,8 +137,6 @@ def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 CLI: dict[str, tuple[list[str], int, str]] = {
     "purge --older-than 3000000d": (["purge", "--older-than", "3000000d", "-y"], 2, "--older-than"),
     "purge --older-than 10**25 days": (["purge", "--older-than", f"{10**25}d", "-y"], 2, "--older-than"),
-    "ls --cursor 5": (["ls", "--cursor", "5"], 2, "cursor"),
-    "ls --limit 0": (["ls", "--limit", "0"], 2, "limit"),
 }
 
 

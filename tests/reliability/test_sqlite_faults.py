@@ -85,12 +85,7 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
-@pytest.mark.parametrize("timeout", ["inf", "-inf", "nan", "-1", "1e12", "ten"])
+@pytest.mark.parametrize("timeout", ["inf", "-inf", "nan", "-1", "1e12"])
 def test_a_busy_timeout_sqlite_cannot_hold_is_a_configuration_error(timeout: str) -> None:
     with pytest.raises(ConfigurationError, match="timeout"):
         SQLiteSettings.from_url(f"sqlite:///x.db?timeout={timeout}")
-
-
-@pytest.mark.parametrize(("timeout", "seconds"), [("0", 0.0), ("2.5", 2.5), ("86400", 86400.0)])
-def test_a_busy_timeout_in_range_is_kept(timeout: str, seconds: float) -> None:
-    assert SQLiteSettings.from_url(f"sqlite:///x.db?timeout={timeout}").busy_timeout == seconds
