@@ -8,10 +8,8 @@ validation, decisions, retries and events are shared, not copied. Docstrings are
         session = await manager.create("tutor", "user-1")
         await manager.checkpoint(session.session_id, "task_received", {"task": 42})
 
-A `postgresql://` URL gets the native psycopg async store. Passing a sync store instead,
-`AsyncSessionManager(PostgresStore.from_url(url))`, runs it on the thread adapter, which kept far more
-of the sync throughput with many concurrent callers than psycopg's async pool did in
-bench/bench_async.py (numbers in the project notes).
+A `postgresql://` URL gets the native psycopg async store; a sync store passed in runs on the thread
+adapter (`tether.stores.threaded`).
 """
 
 from __future__ import annotations
@@ -30,6 +28,9 @@ from tether.core.errors import ConfigurationError, TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
 from tether.flows.operations import ManagerBase, Operations
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
+from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, run_async
 from tether.front import handle, worker
 from tether.front.handle import AsyncHandler, AsyncSessionHandle
@@ -98,6 +99,16 @@ class AsyncSessionManager(ManagerBase):
         return await self._run(
             self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
+
+    async def fork(
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        return await self._run(self.ops.fork(session_id, at_seq, agent_type, user_id))
 
     async def get(self, session_id: str) -> Session:
         return await self._run(self.ops.get(session_id))
@@ -239,7 +250,7 @@ class AsyncSessionManager(ManagerBase):
         exists and is claimable), heartbeats from a task, completes on exit, fails on error."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return AsyncSessionHandle(
-            self, lambda: self._run(handle.create_or_claim(self.ops, session_id, agent_type, user_id, create))
+            self, lambda: run_async(handle.create_or_claim(session_id, agent_type, user_id, create), self)
         )
 
     def resume_or_create(
@@ -253,7 +264,7 @@ class AsyncSessionManager(ManagerBase):
     ) -> AsyncSessionHandle:
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return AsyncSessionHandle(
-            self, lambda: self._run(handle.claim_or_create(self.ops, agent_type, user_id, create))
+            self, lambda: run_async(handle.claim_or_create(agent_type, user_id, create), self)
         )
 
     async def work(
@@ -279,6 +290,11 @@ class AsyncSessionManager(ManagerBase):
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> int:
         return await self._run(self.ops.purge(older_than, states))
+
+    async def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> RetentionReport:
+        return await self._run(self.ops.enforce_retention(dry_run, batch, max_batches))
 
     async def erase_user(self, user_id: str) -> int:
         return await self._run(self.ops.erase_user(user_id))
