@@ -180,7 +180,7 @@ class MemoryStore(Store):
             history = [replace(cp, session_id=sid) for cp in copied]
             self._checkpoints[sid] = history
             self._last_by_name.update(((sid, cp.name), cp) for cp in history)
-            stored = replace(_in_utc(session), last_seq=history[-1].seq if history else 0)
+            stored = replace(_as_stored(session), last_seq=history[-1].seq if history else 0)
             self._sessions[sid] = stored
             return stored
 
