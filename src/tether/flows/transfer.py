@@ -11,10 +11,11 @@ from typing import IO
 
 from tether import lifecycle
 from tether.core.errors import ConflictError, TetherError, ValidationError
-from tether.core.model import Checkpoint, Page, Session, SessionFilter, State
+from tether.core.model import Checkpoint, Session, SessionFilter, State
 from tether.core.policy import Policies
-from tether.flows.runner import Flow, store
+from tether.flows.runner import Flow, call
 from tether.flows.seed import new_checkpoints, read_jsonl, write_jsonl
+from tether.stores.base import Store
 
 PAGE = 500
 CHECKPOINT_PAGE = 1000
@@ -26,7 +27,7 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
     cursor: str | None = None
     with _opened(destination, "w") as out:
         while True:
-            page: Page[Session] = yield store.query(SessionFilter(user_id=user_id), PAGE, cursor)
+            page = yield from call(Store.query, SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
                 write_jsonl(out, session, (yield from _all_checkpoints(session.session_id)))
                 count += 1
@@ -61,7 +62,7 @@ def import_jsonl(
             raise
         for number, session, checkpoints in read_jsonl(lines()):
             try:
-                yield store.create(_with_lease(session, policies), new_checkpoints(checkpoints))
+                yield from call(Store.create, _with_lease(session, policies), new_checkpoints(checkpoints))
                 imported += 1
             except ConflictError as exc:
                 if on_conflict == "error":
@@ -132,7 +133,7 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
     history: list[Checkpoint] = []
     while True:
         after = history[-1].seq if history else 0
-        batch: list[Checkpoint] = yield store.checkpoints(session_id, after, CHECKPOINT_PAGE)
+        batch = yield from call(Store.checkpoints, session_id, after, CHECKPOINT_PAGE)
         history.extend(batch)
         if len(batch) < CHECKPOINT_PAGE:
             return history
