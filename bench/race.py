@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEEP = 100_000  # the history length of the depth and point-read rows
-APPENDS, THREADS, PER_THREAD, READS = 1500, 16, 100, 1500
+APPENDS, THREADS, PER_THREAD, READS, LISTED = 1500, 16, 100, 1500, 2000
 
 
 # -- what runs inside a contender's subprocess ---------------------------------------------------
@@ -68,6 +68,17 @@ def threaded_rate(calls: list[Callable[[], object]], per_thread: int) -> float:
     for t in threads:
         t.join()
     return len(calls) * per_thread / (time.perf_counter() - start)
+
+
+def median_latency(call: Callable[[], object], count: int) -> float:
+    for _ in range(20):
+        call()
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def paired_latencies(
@@ -183,6 +194,12 @@ def tether_sqlite(folder: Path) -> dict[str, float]:
             READS,
         )
         out["sqlite append #100,000 / #100 (time)"] = at_deep / at_100
+    with SessionManager(f"sqlite:///{folder / 'list.db'}", worker_id="w") as manager:
+        for n in range(LISTED):
+            manager.create("bench", f"user-{n % 10}", context={"n": n, "topic": "listing"})
+        out["sqlite list 50 sessions (s)"] = median_latency(
+            lambda: manager.list(user_id="user-3", limit=50), 300
+        )
     return out
 
 
@@ -299,6 +316,11 @@ def ratios(rounds: list[dict[str, dict[str, float]]], label: str) -> dict[str, f
                 for name in ("sqlite append, 1 writer", "sqlite append, 16 threads"):
                     if name in mine and name in other:
                         per_round.setdefault(f"{name} vs the old commit", []).append(mine[name] / other[name])
+                name = "sqlite list 50 sessions (s)"
+                if name in mine and name in other:
+                    per_round.setdefault("sqlite list 50 sessions / the old commit (time)", []).append(
+                        mine[name] / other[name]
+                    )
     return {name: statistics.median(values) for name, values in per_round.items()}
 
 
@@ -309,6 +331,7 @@ TARGETS = {
     "sqlite append, 16 threads vs raw sqlite3 1 writer": ">= 3 (standing goal)",
     "sqlite append, 1 writer vs SqliteSaver.put": "> 1",
     "sqlite append #100,000 / #100 (time)": "<= 1.1",
+    "sqlite list 50 sessions / the old commit (time)": "re-measured (Session decoded eagerly now)",
     "postgres append, 1 writer vs raw INSERT+commit": ">= 0.9",
     "postgres append, 16 threads vs raw 1 writer": ">= 2",
     "postgres latest at 100,000 / raw prepared SELECT (time)": "<= 1.1",
