@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from tether import lifecycle
 from tether.core.clock import SystemClock
 from tether.core.errors import (
     ConfigurationError,
@@ -52,7 +53,6 @@ from tether.core.model import (
 )
 from tether.lifecycle import Write
 from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
-from tether.stores.memory import matches
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class RedisLivenessStore(Store):
             return self.inner.query(where, limit, cursor)
         page = self.inner.query(where, limit, cursor)
         # The store's heartbeats are older than Redis's, so re-checking the overlaid rows is exact.
-        return Page([s for s in self._overlay(list(page)) if matches(s, where)], page.next_cursor)
+        return Page([s for s in self._overlay(list(page)) if lifecycle.matches(s, where)], page.next_cursor)
 
     def checkpoints(
         self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
@@ -337,7 +337,7 @@ class RedisLivenessStore(Store):
     ) -> Page[Session]:
         """Expired / suspect listings, from a sorted set; the due set is small, so it is read
         whole and paginated here in the store's keyset order."""
-        rows = [s for s in self._load(self.redis.due(which, until, 100_000)) if matches(s, where)]
+        rows = [s for s in self._load(self.redis.due(which, until, 100_000)) if lifecycle.matches(s, where)]
         rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
         if cursor is not None:
             after = decode_cursor(cursor)
