@@ -16,6 +16,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,7 +50,8 @@ OBJECTS = st.dictionaries(st.text(max_size=4), JSON, max_size=3)
 
 
 class MirrorMachine(RuleBasedStateMachine):
-    store: Store  # the store under test, shared by every example
+    store: Store | None  # the store under test, shared by every example; or
+    fresh: Callable[[], Store] | None = None  # a new one for each example
     clock: ManualClock
 
     def __init__(self) -> None:
@@ -57,7 +59,9 @@ class MirrorMachine(RuleBasedStateMachine):
         self.reference = SessionManager(
             open_store("memory://", self.clock), policies=POLICIES, worker_id="w-a"
         )
-        self.tested = SessionManager(self.store, policies=POLICIES, worker_id="w-a")
+        store = self.store if self.fresh is None else self.fresh()
+        assert store is not None
+        self.tested = SessionManager(store, policies=POLICIES, worker_id="w-a")
         for session in self.tested.list(limit=1000):  # the store is shared: start each example empty
             self.tested.delete(session.session_id)
 
@@ -233,9 +237,14 @@ class MirrorMachine(RuleBasedStateMachine):
         assert export(self.tested) == export(self.reference)
 
 
-def run_mirror(store: Store, clock: ManualClock) -> None:
-    """Run the mirror machine against `store` (also used by the Redis liveness run)."""
-    machine = type("BoundMirrorMachine", (MirrorMachine,), {"store": store, "clock": clock})
+def run_mirror(store: Store | None, clock: ManualClock, fresh: Callable[[], Store] | None = None) -> None:
+    """Run the mirror machine against `store`, or against a `fresh()` store for each example."""
+    fields: dict[str, Any] = {
+        "store": store,
+        "clock": clock,
+        "fresh": None if fresh is None else staticmethod(fresh),
+    }
+    machine = type("BoundMirrorMachine", (MirrorMachine,), fields)
     run_state_machine_as_test(
         machine,
         settings=settings(
@@ -257,7 +266,8 @@ def test_every_store_behaves_like_the_memory_reference(store: Store, clock: Manu
 def test_redis_liveness_behaves_like_the_memory_reference(
     inner: str, tmp_path: object, clock: ManualClock
 ) -> None:
-    """The Redis liveness store in front of every store: heartbeats then run in heartbeat.lua."""
+    """The Redis liveness store in front of every store: heartbeats then run in heartbeat.lua. Each
+    example gets keys of its own, as a fresh deployment would."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
@@ -266,15 +276,26 @@ def test_redis_liveness_behaves_like_the_memory_reference(
     except redis.RedisError as exc:
         service_missing("Redis", str(exc))
     prefix = f"tether-equivalence-{uuid.uuid4().hex[:12]}"
-    store = RedisLivenessStore(
-        open_store(make_store_url(inner, tmp_path), clock), REDIS_URL, prefix=prefix, flush_interval=3600
-    )
+    made: list[Store] = []
+
+    def fresh() -> Store:
+        if made:  # the previous example's, with the durable store it wraps
+            made[-1].close()
+        folder = Path(str(tmp_path)) / str(len(made))
+        folder.mkdir()
+        durable = open_store(make_store_url(inner, folder), clock)
+        made.append(
+            RedisLivenessStore(durable, REDIS_URL, prefix=f"{prefix}-{len(made)}", flush_interval=3600)
+        )
+        return made[-1]
+
     try:
         clock.set(datetime(2026, 1, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))))
-        run_mirror(store, clock)
+        run_mirror(None, clock, fresh)
     finally:
-        store.close()
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if made:
+            made[-1].close()
+        keys = list(client.scan_iter(match=f"{prefix}-*", count=1000))
         if keys:
             client.delete(*keys)
         client.close()
