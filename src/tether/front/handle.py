@@ -155,6 +155,11 @@ class SessionHandle(HandleState):
             lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
         )
 
+    def pause(self) -> Session:
+        """Pause the session (idle until someone resumes it) before the block ends; the block then
+        writes nothing."""
+        return self._end(lambda: self.manager.pause(self.session_id, epoch=self.epoch))
+
     # -- the block ---------------------------------------------------------------------------
     def __enter__(self) -> SessionHandle:
         interval = self._started(self._start())
@@ -257,6 +262,10 @@ class AsyncSessionHandle(HandleState):
         return await self._end(
             lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
         )
+
+    async def pause(self) -> Session:
+        """See `SessionHandle.pause`."""
+        return await self._end(lambda: self.manager.pause(self.session_id, epoch=self.epoch))
 
     # -- the block ---------------------------------------------------------------------------
     async def __aenter__(self) -> AsyncSessionHandle:

@@ -1,0 +1,5 @@
+"""Tether under the agent frameworks people already use, one optional extra each.
+
+`tether.integrations.langgraph` (`pip install 'tether[langgraph]'`): a LangGraph checkpointer.
+Nothing here is imported by `import tether`; each module imports its framework when it is used.
+"""

@@ -1,0 +1,306 @@
+"""`TetherSaver`: a LangGraph checkpointer on any Tether store, sync and async, with thread ownership.
+
+As a plain checkpointer it behaves like LangGraph's own savers. What it adds is `hold(thread_id)`:
+the worker running a thread owns it (heartbeats in the background); once it dies, another worker's
+`hold` takes the thread over and `graph.invoke(None, config)` goes on from the last checkpoint,
+while every later write of the dead worker raises `LeaseLost` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from tether.core.errors import ValidationError
+from tether.flows.runner import Flow, run, run_async
+from tether.front.aio import AsyncSessionManager
+from tether.front.handle import AsyncSessionHandle, SessionHandle
+from tether.front.manager import SessionManager
+from tether.integrations.langgraph.flows import ThreadFlows
+from tether.integrations.langgraph.records import (
+    CHECKPOINT,
+    WRITES,
+    Found,
+    checkpoint_record,
+    matches,
+    record_name,
+    thread_config,
+    to_tuple,
+    writes_record,
+)
+
+T = TypeVar("T")
+
+
+class TetherSaver(BaseCheckpointSaver[int]):
+    """Each LangGraph thread is a Tether session (agent type `agent_type`, id = thread id).
+
+    `TetherSaver.from_url("sqlite:///tether.db")` (or `memory://`, `postgresql://…`), or
+    `TetherSaver(manager)` on a `SessionManager` you already have. Async methods run the same
+    flows on the same store through Tether's thread adapter.
+    """
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        agent_type: str = "langgraph",
+        user_id: str = "langgraph",
+        serde: SerializerProtocol | None = None,
+        owns_manager: bool = False,
+    ) -> None:
+        super().__init__(serde=serde)
+        self.manager = manager
+        self.amanager = AsyncSessionManager(
+            manager.store,
+            policies=manager.policies,
+            worker_id=manager.worker_id,
+            max_payload_bytes=manager.max_payload_bytes,
+            redis_url="",
+        )
+        self.flows = ThreadFlows(manager.ops, agent_type, user_id)
+        self._owns_manager = owns_manager
+        self._held: dict[str, SessionHandle | AsyncSessionHandle] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> TetherSaver:
+        """A saver on its own `SessionManager(url)`, closed by `close()`."""
+        return cls(SessionManager(url), owns_manager=True, **options)
+
+    def close(self) -> None:
+        if self._owns_manager:
+            self.manager.close()
+
+    def __enter__(self) -> TetherSaver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- owning a thread ---------------------------------------------------------------------
+    @contextmanager
+    def hold(self, thread_id: str) -> Iterator[SessionHandle]:
+        """Own the thread for a run: its writes are fenced by this worker's epoch, heartbeats keep
+        the lease. When the block ends the session is paused (idle until the next run); when it
+        raises, failed recoverably, so another worker can take the thread over."""
+        handle = SessionHandle(self.manager, lambda: run(self.flows.take(thread_id), self.manager.store))
+        with handle:
+            self._held[thread_id] = handle
+            try:
+                yield handle
+                handle.pause()
+            finally:
+                self._held.pop(thread_id, None)
+
+    @asynccontextmanager
+    async def ahold(self, thread_id: str) -> AsyncIterator[AsyncSessionHandle]:
+        """`hold` for asyncio."""
+        handle = AsyncSessionHandle(
+            self.amanager, lambda: run_async(self.flows.take(thread_id), self.amanager.store)
+        )
+        async with handle:
+            self._held[thread_id] = handle
+            try:
+                yield handle
+                await handle.pause()
+            finally:
+                self._held.pop(thread_id, None)
+
+    # -- the checkpointer, as flows ----------------------------------------------------------
+    def _epoch(self, thread_id: str) -> int | None:
+        handle = self._held.get(thread_id)
+        return None if handle is None else handle.epoch
+
+    def _put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> Flow[RunnableConfig]:
+        thread_id, ns = _thread(config), _ns(config)
+        meta = get_serializable_checkpoint_metadata(config, metadata)
+        data = checkpoint_record(self.serde, ns, get_checkpoint_id(config), checkpoint, meta)
+        yield from self.flows.append(thread_id, record_name(CHECKPOINT, ns), data, self._epoch(thread_id))
+        return thread_config(thread_id, ns, checkpoint["id"])
+
+    def _put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> Flow[None]:
+        thread_id, ns = _thread(config), _ns(config)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id is None:
+            raise ValidationError("config", "put_writes needs configurable.checkpoint_id")
+        data = writes_record(self.serde, ns, checkpoint_id, list(writes), task_id, task_path)
+        yield from self.flows.append(thread_id, record_name(WRITES, ns), data, self._epoch(thread_id))
+
+    def _get_tuple(self, config: RunnableConfig) -> Flow[CheckpointTuple | None]:
+        thread_id, ns, checkpoint_id = _thread(config), _ns(config), get_checkpoint_id(config)
+        if checkpoint_id is None:
+            found = yield from self.flows.latest(thread_id, ns)
+        else:
+            hits = yield from self.flows.newest(thread_id, lambda f: f.key == (ns, checkpoint_id), 1)
+            found = hits[0] if hits else None
+        return None if found is None else to_tuple(self.serde, thread_id, found)
+
+    def _list(
+        self,
+        config: RunnableConfig | None,
+        wanted: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> Flow[list[CheckpointTuple]]:
+        configurable = config["configurable"] if config else {}
+        ns, checkpoint_id = configurable.get("checkpoint_ns"), configurable.get("checkpoint_id")
+        before_id = get_checkpoint_id(before) if before else None
+
+        def want(found: Found) -> bool:
+            found_ns, found_id = found.key
+            return (
+                (ns is None or found_ns == ns)
+                and (checkpoint_id is None or found_id == checkpoint_id)
+                and (before_id is None or found_id < before_id)
+                and matches(found.metadata, wanted)
+            )
+
+        threads = [_thread(config)] if config else (yield from self.flows.threads())
+        tuples: list[CheckpointTuple] = []
+        for thread_id in threads:
+            left = None if limit is None else limit - len(tuples)
+            if left is not None and left <= 0:
+                break
+            hits = yield from self.flows.newest(thread_id, want, left)
+            tuples.extend(to_tuple(self.serde, thread_id, found) for found in hits)
+        return tuples
+
+    def _delete_for_runs(self, run_ids: Sequence[str]) -> Flow[None]:
+        runs = set(run_ids)
+        if not runs:
+            return
+        for thread_id in (yield from self.flows.threads()):
+            hits = yield from self.flows.newest(thread_id, lambda f: f.metadata.get("run_id") in runs, None)
+            yield from self.flows.forget(thread_id, [found.key for found in hits])
+
+    def _prune(self, thread_ids: Sequence[str], strategy: str) -> Flow[None]:
+        if strategy not in ("keep_latest", "delete"):
+            raise ValidationError("strategy", f"must be 'keep_latest' or 'delete', got {strategy!r}")
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                yield from self.flows.delete(thread_id)
+                continue
+            hits = yield from self.flows.newest(thread_id, lambda f: True, None)
+            newest_of_ns: set[str] = set()
+            older = []
+            for found in hits:  # newest first: the first of each namespace stays
+                if found.key[0] in newest_of_ns:
+                    older.append(found.key)
+                newest_of_ns.add(found.key[0])
+            yield from self.flows.forget(thread_id, older)
+
+    # -- sync --------------------------------------------------------------------------------
+    def _run(self, flow: Flow[T]) -> T:
+        return run(flow, self.manager.store)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._run(self._get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        return iter(self._run(self._list(config, filter, before, limit)))
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._run(self._put(config, checkpoint, metadata))
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        self._run(self._put_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._run(self.flows.delete(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._run(self._delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._run(self.flows.copy(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._run(self._prune(thread_ids, strategy))
+
+    # -- async -------------------------------------------------------------------------------
+    async def _arun(self, flow: Flow[T]) -> T:
+        return await run_async(flow, self.amanager.store)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._arun(self._get_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for found in await self._arun(self._list(config, filter, before, limit)):
+            yield found
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._arun(self._put(config, checkpoint, metadata))
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await self._arun(self._put_writes(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._arun(self.flows.delete(thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._arun(self._delete_for_runs(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._arun(self.flows.copy(source_thread_id, target_thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._arun(self._prune(thread_ids, strategy))
+
+
+def _thread(config: RunnableConfig) -> str:
+    thread_id = config["configurable"].get("thread_id")
+    if thread_id is None:
+        raise ValidationError("config", "configurable.thread_id is required")
+    return str(thread_id)
+
+
+def _ns(config: RunnableConfig) -> str:
+    ns: str = config["configurable"].get("checkpoint_ns", "")
+    return ns
