@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import load_seed_module, run_tether, subprocess_env
+from tests.support import SEED_FIXTURES, load_seed_module, run_tether, seed_fixture, subprocess_env
 from tether import ManualClock, SessionManager
 
 
@@ -192,7 +192,35 @@ def test_import_stops_at_an_existing_id_unless_told_to_skip(
     assert "imported 0 sessions, skipped 3 existing" in skipped
 
 
+def _as_the_seed_compares(session: dict[str, Any]) -> dict[str, Any]:
+    """SESSION with its timestamps as instants: equal when the seed's `from_dict` gives equal sessions."""
+    return dict(
+        session,
+        created_at=datetime.fromisoformat(session["created_at"]),
+        last_heartbeat=datetime.fromisoformat(session["last_heartbeat"]),
+        checkpoints=[
+            dict(cp, timestamp=datetime.fromisoformat(cp["timestamp"])) for cp in session["checkpoints"]
+        ],
+    )
+
+
 def test_import_reads_jsonl_written_by_the_seed_module(tmp_path: Path, url: str) -> None:
+    """tests/fixtures/seed/methods.jsonl: sessions the seed's own methods drove, then `to_dict()` wrote."""
+    source = SEED_FIXTURES / "methods.jsonl"
+    originals = {s["session_id"]: s for s in seed_fixture("methods")}
+    assert "imported 3 sessions" in ok(tether(tmp_path, "import", str(source), "--store", url))
+
+    exported = [json.loads(line) for line in ok(tether(tmp_path, "export", "-", "--store", url)).splitlines()]
+    assert len(exported) == 3
+    for data in exported:
+        # Equal as the seed compares them: same fields, timestamps as the same instants.
+        assert _as_the_seed_compares(data) == _as_the_seed_compares(originals[data["session_id"]])
+    listed = as_json(tether(tmp_path, "ls", "--store", url, "--state", "failed", "--json"))
+    assert [s["failure"]["error"] for s in listed["sessions"]] == ["grader crashed"]
+
+
+def test_import_reads_jsonl_the_live_seed_module_writes(tmp_path: Path, url: str) -> None:
+    """The same with the seed module itself (skipped without it, required in CI)."""
     seed = load_seed_module()
     berlin = timezone(timedelta(hours=1))
     finished = seed.AgentSession(agent_type="tutor", user_id="alice", context={"topic": "fractions"})

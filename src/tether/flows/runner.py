@@ -19,9 +19,10 @@ from functools import partial
 from operator import methodcaller
 from typing import Any, TypeVar, cast
 
-from tether.stores.base import AsyncStore, Store
+from tether.stores.base import Store
 
 T = TypeVar("T")
+Target = TypeVar("Target")
 
 StoreCall = Callable[[Any], Any]  # store -> result (sync) or awaitable of the result (async)
 Flow = Generator[StoreCall, Any, T]
@@ -43,8 +44,9 @@ class StoreCalls:
 store = StoreCalls()
 
 
-def run(flow: Flow[T], target: Store) -> T:
-    """Run a flow against a sync store: make each call, send back its result or throw its error."""
+def run(flow: Generator[Callable[[Target], Any], Any, T], target: Target) -> T:
+    """Run a flow against a sync store (or any object whose methods its calls name, such as a
+    manager or `tether.Client`): make each call, send back its result or throw its error."""
     result: Any = None
     error: Exception | None = None
     while True:
@@ -58,7 +60,7 @@ def run(flow: Flow[T], target: Store) -> T:
             result, error = None, exc
 
 
-async def run_async(flow: Flow[T], target: AsyncStore) -> T:
+async def run_async(flow: Generator[Callable[[Target], Any], Any, T], target: Target) -> T:
     """`run`, awaiting each call on an async store."""
     result: Any = None
     error: Exception | None = None

@@ -8,10 +8,8 @@ validation, decisions, retries and events are shared, not copied. Docstrings are
         session = await manager.create("tutor", "user-1")
         await manager.checkpoint(session.session_id, "task_received", {"task": 42})
 
-A `postgresql://` URL gets the native psycopg async store. Passing a sync store instead,
-`AsyncSessionManager(PostgresStore.from_url(url))`, runs it on the thread adapter, which kept far more
-of the sync throughput with many concurrent callers than psycopg's async pool did in
-bench/bench_async.py (numbers in the project notes).
+A `postgresql://` URL gets the native psycopg async store; a sync store passed in runs on the thread
+adapter (`tether.stores.threaded`).
 """
 
 from __future__ import annotations
@@ -239,7 +237,7 @@ class AsyncSessionManager(ManagerBase):
         exists and is claimable), heartbeats from a task, completes on exit, fails on error."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return AsyncSessionHandle(
-            self, lambda: self._run(handle.create_or_claim(self.ops, session_id, agent_type, user_id, create))
+            self, lambda: run_async(handle.create_or_claim(session_id, agent_type, user_id, create), self)
         )
 
     def resume_or_create(
@@ -253,7 +251,7 @@ class AsyncSessionManager(ManagerBase):
     ) -> AsyncSessionHandle:
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return AsyncSessionHandle(
-            self, lambda: self._run(handle.claim_or_create(self.ops, agent_type, user_id, create))
+            self, lambda: run_async(handle.claim_or_create(agent_type, user_id, create), self)
         )
 
     async def work(

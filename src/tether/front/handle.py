@@ -18,18 +18,15 @@ import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
+from operator import methodcaller
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from tether.core.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
-from tether.core.model import Checkpoint, Page, Session, SessionFilter, State
-from tether.flows.runner import Flow, store
-
-if TYPE_CHECKING:
-    from tether.flows.operations import Operations
-    from tether.front.aio import AsyncSessionManager
-    from tether.front.manager import SessionManager
+from tether.core.model import Checkpoint, Liveness, Page, Session, State
+from tether.flows.runner import Flow, run, run_async
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +40,77 @@ RESUME_LOOKBACK = 50  # failed sessions of one user and type considered by resum
 
 Handler = Callable[["SessionHandle", Checkpoint | None], object]
 AsyncHandler = Callable[["AsyncSessionHandle", Checkpoint | None], Awaitable[object]]
+
+
+class Front(Protocol):
+    """What handles and worker loops use of their manager (a SessionManager or a `tether.Client`),
+    besides the flows below."""
+
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None: ...
+
+    def checkpoint(
+        self, session_id: str, name: str, data: dict[str, Any] | None = None, *, epoch: int | None = None
+    ) -> Checkpoint: ...
+
+    def heartbeat(
+        self,
+        session_id: str,
+        *,
+        epoch: int | None = None,
+        phase: str | None = None,
+        expect_silence: float | None = None,
+    ) -> None: ...
+
+    def complete(
+        self, session_id: str, result: dict[str, Any] | None = None, *, epoch: int | None = None
+    ) -> Session: ...
+
+    def fail(
+        self,
+        session_id: str,
+        error: str,
+        details: dict[str, Any] | None = None,
+        *,
+        final: bool = False,
+        epoch: int | None = None,
+    ) -> Session: ...
+
+    def claim_next(self, agent_types: Iterable[str] | None = None) -> Session | None: ...
+
+
+class AsyncFront(Protocol):
+    """`Front` for asyncio: an AsyncSessionManager or a `tether.AsyncClient`."""
+
+    async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None: ...
+
+    async def checkpoint(
+        self, session_id: str, name: str, data: dict[str, Any] | None = None, *, epoch: int | None = None
+    ) -> Checkpoint: ...
+
+    async def heartbeat(
+        self,
+        session_id: str,
+        *,
+        epoch: int | None = None,
+        phase: str | None = None,
+        expect_silence: float | None = None,
+    ) -> None: ...
+
+    async def complete(
+        self, session_id: str, result: dict[str, Any] | None = None, *, epoch: int | None = None
+    ) -> Session: ...
+
+    async def fail(
+        self,
+        session_id: str,
+        error: str,
+        details: dict[str, Any] | None = None,
+        *,
+        final: bool = False,
+        epoch: int | None = None,
+    ) -> Session: ...
+
+    async def claim_next(self, agent_types: Iterable[str] | None = None) -> Session | None: ...
 
 
 class HandleState(ABC):
@@ -113,7 +181,7 @@ class SessionHandle(HandleState):
 
     def __init__(
         self,
-        manager: SessionManager,
+        manager: Front,
         start: Callable[[], Session],
         *,
         heartbeat_every: float | None = None,
@@ -163,7 +231,7 @@ class SessionHandle(HandleState):
     # -- the block ---------------------------------------------------------------------------
     def __enter__(self) -> SessionHandle:
         interval = self._started(self._start())
-        self.resumed_from = self.manager._run(resume_point(self.manager.ops, self.session))
+        self.resumed_from = run(resume_point(self.session), self.manager)
         self._thread = threading.Thread(
             target=self._beat, args=(interval,), name=f"tether-heartbeat-{self.session_id}", daemon=True
         )
@@ -221,7 +289,7 @@ class AsyncSessionHandle(HandleState):
 
     def __init__(
         self,
-        manager: AsyncSessionManager,
+        manager: AsyncFront,
         start: Callable[[], Awaitable[Session]],
         *,
         heartbeat_every: float | None = None,
@@ -270,7 +338,7 @@ class AsyncSessionHandle(HandleState):
     # -- the block ---------------------------------------------------------------------------
     async def __aenter__(self) -> AsyncSessionHandle:
         interval = self._started(await self._start())
-        self.resumed_from = await self.manager._run(resume_point(self.manager.ops, self.session))
+        self.resumed_from = await run_async(resume_point(self.session), self.manager)
         self._task = asyncio.get_running_loop().create_task(
             self._beat(interval), name=f"tether-heartbeat-{self.session_id}"
         )
@@ -335,13 +403,27 @@ def exception_type(exc: BaseException) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-# -- how a handle's session starts: flows, run by either manager ---------------------------------
-def resume_point(ops: Operations, session: Session) -> Flow[Checkpoint | None]:
+# -- how a handle's session starts: flows over the front door's public methods ------------------------
+# Driven by `tether.flows.runner.run` / `run_async` on a SessionManager, an AsyncSessionManager or a
+# `tether.Client` / `AsyncClient` alike, so taking over and resuming is decided once for all four.
+class FrontCalls:
+    """`front.<method>(*args)` inside a flow: a call of that public method on the front door."""
+
+    def __getattr__(self, method: str) -> Callable[..., Callable[[Any], Any]]:
+        return partial(methodcaller, method)
+
+
+front = FrontCalls()
+
+
+def resume_point(session: Session) -> Flow[Checkpoint | None]:
     """The newest checkpoint the agent wrote itself, skipping lifecycle markers: where to go on from."""
     upper = session.last_seq
     while upper > 0:
         lower = max(0, upper - RESUME_SCAN)
-        batch = yield from ops.checkpoints(session.session_id, lower, upper - lower, None)
+        batch: list[Checkpoint] = yield front.checkpoints(
+            session.session_id, after_seq=lower, limit=upper - lower
+        )
         for cp in reversed(batch):
             if cp.name not in LIFECYCLE_CHECKPOINTS:
                 return cp
@@ -350,37 +432,31 @@ def resume_point(ops: Operations, session: Session) -> Flow[Checkpoint | None]:
 
 
 def create_or_claim(
-    ops: Operations, session_id: str | None, agent_type: str, user_id: str, create: dict[str, Any]
+    session_id: str | None, agent_type: str, user_id: str, create: dict[str, Any]
 ) -> Flow[Session]:
     """Create the session; if that id exists already, take it over (NotClaimable if still owned)."""
     try:
-        return (yield from _create(ops, agent_type, user_id, session_id, create))
+        created: Session = yield front.create(agent_type, user_id, session_id=session_id, **create)
     except ConflictError:
         if session_id is None:
             raise
-        return (yield from ops.claim(session_id, None))
+        claimed: Session = yield front.claim(session_id)
+        return claimed
+    return created
 
 
-def claim_or_create(ops: Operations, agent_type: str, user_id: str, create: dict[str, Any]) -> Flow[Session]:
+def claim_or_create(agent_type: str, user_id: str, create: dict[str, Any]) -> Flow[Session]:
     """Take over this user's dead or recoverably failed session of this type, else start one."""
-    now = yield store.now()
-    dead = SessionFilter(user_id=user_id, agent_type=agent_type, lease_expired_at=now)
-    failed = SessionFilter(user_id=user_id, agent_type=agent_type, state=State.FAILED)
-    for where in (dead, failed):
-        page: Page[Session] = yield store.query(where, RESUME_LOOKBACK, None)
+    mine = {"agent_type": agent_type, "user_id": user_id, "limit": RESUME_LOOKBACK}
+    for candidates in (front.stale(liveness=Liveness.DEAD, **mine), front.list(state=State.FAILED, **mine)):
+        page: Page[Session] = yield candidates
         for candidate in page:
             if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
                 continue
             try:
-                return (yield from ops.claim(candidate.session_id, None))
+                claimed: Session = yield front.claim(candidate.session_id)
             except (ConflictError, NotFound):
                 continue  # taken by another worker first, or out of recoveries
-    return (yield from _create(ops, agent_type, user_id, None, create))
-
-
-def _create(
-    ops: Operations, agent_type: str, user_id: str, session_id: str | None, create: dict[str, Any]
-) -> Flow[Session]:
-    return ops.create(
-        agent_type, user_id, create["context"], create["metadata"], session_id, create["parent_session_id"]
-    )
+            return claimed
+    created: Session = yield front.create(agent_type, user_id, **create)
+    return created

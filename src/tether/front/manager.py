@@ -226,7 +226,7 @@ class SessionManager(ManagerBase):
         exists and is claimable), heartbeats in the background, completes on exit, fails on error."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
         return SessionHandle(
-            self, lambda: self._run(handle.create_or_claim(self.ops, session_id, agent_type, user_id, create))
+            self, lambda: run(handle.create_or_claim(session_id, agent_type, user_id, create), self)
         )
 
     def resume_or_create(
@@ -241,9 +241,7 @@ class SessionManager(ManagerBase):
         """Like `open`, but first takes over this user's dead or recoverably failed session of this
         type if there is one; `handle.resumed_from` is then the checkpoint to continue from."""
         create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return SessionHandle(
-            self, lambda: self._run(handle.claim_or_create(self.ops, agent_type, user_id, create))
-        )
+        return SessionHandle(self, lambda: run(handle.claim_or_create(agent_type, user_id, create), self))
 
     def work(
         self,

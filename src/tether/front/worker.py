@@ -11,21 +11,24 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
 
 from tether.core.errors import LeaseLost, StoreUnavailable
 from tether.core.model import Session
-from tether.front.handle import AsyncHandler, AsyncSessionHandle, Handler, SessionHandle, stopped_within
-
-if TYPE_CHECKING:
-    from tether.front.aio import AsyncSessionManager
-    from tether.front.manager import SessionManager
+from tether.front.handle import (
+    AsyncFront,
+    AsyncHandler,
+    AsyncSessionHandle,
+    Front,
+    Handler,
+    SessionHandle,
+    stopped_within,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def run_worker(
-    manager: SessionManager,
+    manager: Front,
     agent_types: Iterable[str] | None,
     handler: Handler,
     stop: threading.Event,
@@ -53,7 +56,7 @@ def run_worker(
 
 
 async def run_worker_async(
-    manager: AsyncSessionManager,
+    manager: AsyncFront,
     agent_types: Iterable[str] | None,
     handler: AsyncHandler,
     stop: asyncio.Event,
