@@ -15,6 +15,7 @@ from tether.flows.runner import Flow
 from tether.integrations.langgraph.records import (
     CHECKPOINT,
     FORGET,
+    WRITES,
     Found,
     Key,
     NewestFirst,
@@ -87,12 +88,12 @@ class ThreadFlows:
                 yield from self.append(target, record.name, record.data, None)
 
     # -- reads -------------------------------------------------------------------------------
-    def read(self, thread_id: str, after_seq: int = 0) -> Flow[list[Record]]:
-        """Every record after `after_seq`, oldest first; none for a missing thread."""
+    def read(self, thread_id: str, after_seq: int = 0, name: str | None = None) -> Flow[list[Record]]:
+        """Every record (of that name) after `after_seq`, oldest first; none for a missing thread."""
         records: list[Record] = []
         try:
             while True:
-                page = yield from self.ops.checkpoints(thread_id, after_seq, PAGE, None)
+                page = yield from self.ops.checkpoints(thread_id, after_seq, PAGE, name)
                 records.extend(page)
                 if len(page) < PAGE:
                     return records
@@ -101,8 +102,8 @@ class ThreadFlows:
             return []
 
     def latest(self, thread_id: str, ns: str) -> Flow[Found | None]:
-        """The newest visible checkpoint of a namespace: an index look-up plus the few records after
-        it (its writes), unless a later `forget` hid it."""
+        """The newest visible checkpoint of a namespace: an index look-up, and one more for the
+        `forget` records after it (almost always none)."""
         try:
             last = yield from self.ops.last_checkpoint(thread_id, record_name(CHECKPOINT, ns))
         except NotFound:
@@ -110,13 +111,17 @@ class ThreadFlows:
         if last is None:
             return None
         view = NewestFirst()
-        for record in reversed((yield from self.read(thread_id, last.seq))):
-            view.take(record)
+        for forget in (yield from self.read(thread_id, last.seq, FORGET)):
+            view.take(forget)
         found = view.take(last)
         if found is not None:
             return found
         hits = yield from self.newest(thread_id, lambda f: f.key[0] == ns, 1)
         return hits[0] if hits else None
+
+    def writes(self, thread_id: str, found: Found) -> Flow[list[Record]]:
+        """The writes records of a checkpoint, oldest first: an index look-up by name."""
+        return (yield from self.read(thread_id, 0, record_name(WRITES, found.key[1])))
 
     def newest(self, thread_id: str, want: Callable[[Found], bool], limit: int | None) -> Flow[list[Found]]:
         """Visible checkpoints that `want`, newest first, at most `limit`: reads back from the end of

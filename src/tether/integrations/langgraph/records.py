@@ -1,10 +1,12 @@
 """How LangGraph's records sit in a thread's Tether checkpoint log, and how they are read back.
 
 A thread is one Tether session. Every `put` appends a Tether checkpoint named
-`langgraph.checkpoint` (`langgraph.checkpoint:<ns>` in a subgraph namespace), every `put_writes`
-one named `langgraph.writes[:<ns>]`, so the newest checkpoint of a namespace is an index look-up.
-The log is append-only, so `prune` and `delete_for_runs` append a `langgraph.forget` record naming
-the checkpoints they remove; reads skip what a newer `forget` names.
+`langgraph.checkpoint` (`langgraph.checkpoint:<ns>` in a subgraph namespace), so the newest
+checkpoint of a namespace is an index look-up; every `put_writes` one named
+`langgraph.writes:<checkpoint id>`, so a checkpoint's writes are one too, wherever they sit in the
+log (with LangGraph's default "async" durability they may land before their checkpoint). The log is
+append-only, so `prune` and `delete_for_runs` append a `langgraph.forget` record naming the
+checkpoints they remove; reads skip what a newer `forget` names.
 
 Whatever LangGraph's serializer turns into bytes (channel values, the checkpoint's bookkeeping,
 pending writes) is kept as `[type, base64]`: the serializer's own bytes, so a read hands them back
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -41,14 +42,15 @@ FORGET = "langgraph.forget"
 Key = tuple[str, str]  # (checkpoint_ns, checkpoint_id)
 
 
-def record_name(kind: str, ns: str) -> str:
-    """`kind` for the root namespace, `kind:ns` for a subgraph's (hashed if it cannot be a name)."""
-    if not ns:
+def record_name(kind: str, suffix: str) -> str:
+    """`kind` alone for an empty suffix (the root namespace), else `kind:suffix` (a namespace, or a
+    checkpoint id for writes), hashed if that cannot be a Tether checkpoint name."""
+    if not suffix:
         return kind
-    name = f"{kind}:{ns}"
+    name = f"{kind}:{suffix}"
     if len(name) <= MAX_NAME_LENGTH and name.isprintable() and name == name.strip():
         return name
-    return f"{kind}#{hashlib.sha256(ns.encode()).hexdigest()}"
+    return f"{kind}#{hashlib.sha256(suffix.encode()).hexdigest()}"
 
 
 def kind_of(name: str) -> str:
@@ -107,10 +109,9 @@ def forget_record(keys: list[Key]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """A visible LangGraph checkpoint: its record and its writes records, oldest first."""
+    """A visible LangGraph checkpoint: its record (its writes are read by name when needed)."""
 
     record: Record
-    writes: list[Record]
 
     @property
     def key(self) -> Key:
@@ -129,26 +130,23 @@ class NewestFirst:
 
     forgotten: set[Key] = field(default_factory=set)
     seen: set[Key] = field(default_factory=set)
-    writes: defaultdict[Key, list[Record]] = field(default_factory=lambda: defaultdict(list))
 
     def take(self, record: Record) -> Found | None:
         """The checkpoint this record is, if it is one and visible (not forgotten, not re-put later)."""
         kind, data = kind_of(record.name), record.data
         if kind == FORGET:
             self.forgotten.update((ns, cid) for ns, cid in data["checkpoints"])
-        elif kind == WRITES:
-            key = (data["ns"], data["checkpoint_id"])
-            if key not in self.forgotten:
-                self.writes[key].append(record)
         elif kind == CHECKPOINT:
             key = (data["ns"], data["id"])
             if key not in self.forgotten and key not in self.seen:
                 self.seen.add(key)
-                return Found(record, self.writes.pop(key, [])[::-1])
+                return Found(record)
         return None
 
 
-def to_tuple(serde: SerializerProtocol, thread_id: str, found: Found) -> CheckpointTuple:
+def to_tuple(
+    serde: SerializerProtocol, thread_id: str, found: Found, writes: list[Record]
+) -> CheckpointTuple:
     data = found.record.data
     ns = data["ns"]
     checkpoint = unpack(serde, data["checkpoint"])
@@ -158,7 +156,7 @@ def to_tuple(serde: SerializerProtocol, thread_id: str, found: Found) -> Checkpo
         checkpoint=checkpoint,
         metadata=cast(CheckpointMetadata, dict(data["metadata"])),
         parent_config=thread_config(thread_id, ns, data["parent"]) if data["parent"] else None,
-        pending_writes=pending_writes(serde, found.writes),
+        pending_writes=pending_writes(serde, [w for w in writes if w.data["ns"] == ns]),
     )
 
 
@@ -168,7 +166,7 @@ def thread_config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig
 
 def pending_writes(serde: SerializerProtocol, records: list[Record]) -> list[PendingWrite]:
     """As every LangGraph saver keeps them: a regular write's first version stands, a special
-    channel's last; in `writes_sort_key` order."""
+    channel's last; in `writes_sort_key` order. `records` are oldest first."""
     chosen: dict[tuple[str, int], tuple[str, str, int, str, list[str]]] = {}
     for record in records:
         task_id, task_path = record.data["task_id"], record.data["task_path"]

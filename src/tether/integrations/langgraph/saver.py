@@ -141,7 +141,8 @@ class TetherSaver(BaseCheckpointSaver[int]):
         if checkpoint_id is None:
             raise ValidationError("config", "put_writes needs configurable.checkpoint_id")
         data = writes_record(self.serde, ns, checkpoint_id, list(writes), task_id, task_path)
-        yield from self.flows.append(thread_id, record_name(WRITES, ns), data, self._epoch(thread_id))
+        name = record_name(WRITES, checkpoint_id)
+        yield from self.flows.append(thread_id, name, data, self._epoch(thread_id))
 
     def _get_tuple(self, config: RunnableConfig) -> Flow[CheckpointTuple | None]:
         thread_id, ns, checkpoint_id = _thread(config), _ns(config), get_checkpoint_id(config)
@@ -150,7 +151,9 @@ class TetherSaver(BaseCheckpointSaver[int]):
         else:
             hits = yield from self.flows.newest(thread_id, lambda f: f.key == (ns, checkpoint_id), 1)
             found = hits[0] if hits else None
-        return None if found is None else to_tuple(self.serde, thread_id, found)
+        if found is None:
+            return None
+        return to_tuple(self.serde, thread_id, found, (yield from self.flows.writes(thread_id, found)))
 
     def _list(
         self,
@@ -178,8 +181,9 @@ class TetherSaver(BaseCheckpointSaver[int]):
             left = None if limit is None else limit - len(tuples)
             if left is not None and left <= 0:
                 break
-            hits = yield from self.flows.newest(thread_id, want, left)
-            tuples.extend(to_tuple(self.serde, thread_id, found) for found in hits)
+            for found in (yield from self.flows.newest(thread_id, want, left)):
+                writes = yield from self.flows.writes(thread_id, found)
+                tuples.append(to_tuple(self.serde, thread_id, found, writes))
         return tuples
 
     def _delete_for_runs(self, run_ids: Sequence[str]) -> Flow[None]:
