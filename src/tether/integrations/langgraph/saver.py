@@ -9,8 +9,8 @@ while every later write of the dead worker raises `LeaseLost` and changes nothin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -25,10 +25,10 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from tether.core.errors import ValidationError
-from tether.flows.runner import Flow, run, run_async
-from tether.front.aio import AsyncSessionManager
+from tether.flows.runner import Flow
 from tether.front.handle import AsyncSessionHandle, SessionHandle
 from tether.front.manager import SessionManager
+from tether.integrations.adapter import Bound, manager_for
 from tether.integrations.langgraph.flows import ThreadFlows
 from tether.integrations.langgraph.records import (
     CHECKPOINT,
@@ -42,47 +42,37 @@ from tether.integrations.langgraph.records import (
     writes_record,
 )
 
-T = TypeVar("T")
-
 
 class TetherSaver(BaseCheckpointSaver[int]):
     """Each LangGraph thread is a Tether session (agent type `agent_type`, id = thread id).
 
-    `TetherSaver.from_url("sqlite:///tether.db")` (or `memory://`, `postgresql://…`), or
-    `TetherSaver(manager)` on a `SessionManager` you already have. Async methods run the same
-    flows on the same store through Tether's thread adapter.
+    `TetherSaver("sqlite:///tether.db")` (or `memory://`, `postgresql://…`; None: the
+    TETHER_STORE_URL / ./tether.db default), or `TetherSaver(manager)` on a `SessionManager` you
+    already have (then `close()` leaves it open). Async methods run the same flows on the same
+    store through Tether's thread adapter.
     """
 
     def __init__(
         self,
-        manager: SessionManager,
+        manager: SessionManager | str | None = None,
         *,
         agent_type: str = "langgraph",
         user_id: str = "langgraph",
         serde: SerializerProtocol | None = None,
-        owns_manager: bool = False,
     ) -> None:
         super().__init__(serde=serde)
-        self.manager = manager
-        self.amanager = AsyncSessionManager(
-            manager.store,
-            policies=manager.policies,
-            worker_id=manager.worker_id,
-            max_payload_bytes=manager.max_payload_bytes,
-            redis_url="",
-        )
+        manager, owned = manager_for(manager)
         self.flows = ThreadFlows(manager.ops, agent_type, user_id)
-        self._owns_manager = owns_manager
-        self._held: dict[str, SessionHandle | AsyncSessionHandle] = {}
+        self.bound = Bound(manager, self.flows, owned)
+        self.manager = manager
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> TetherSaver:
         """A saver on its own `SessionManager(url)`, closed by `close()`."""
-        return cls(SessionManager(url), owns_manager=True, **options)
+        return cls(url, **options)
 
     def close(self) -> None:
-        if self._owns_manager:
-            self.manager.close()
+        self.bound.close()
 
     def __enter__(self) -> TetherSaver:
         return self
@@ -90,47 +80,23 @@ class TetherSaver(BaseCheckpointSaver[int]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- owning a thread ---------------------------------------------------------------------
-    @contextmanager
-    def hold(self, thread_id: str) -> Iterator[SessionHandle]:
-        """Own the thread for a run: its writes are fenced by this worker's epoch, heartbeats keep
-        the lease. When the block ends the session is paused (idle until the next run); when it
-        raises, failed recoverably, so another worker can take the thread over."""
-        handle = SessionHandle(self.manager, lambda: run(self.flows.take(thread_id), self.manager.store))
-        with handle:
-            self._held[thread_id] = handle
-            try:
-                yield handle
-                handle.pause()
-            finally:
-                self._held.pop(thread_id, None)
+    def hold(self, thread_id: str) -> AbstractContextManager[SessionHandle]:
+        """Own the thread for a run (see `tether.integrations.adapter.Bound.hold`): its writes are
+        fenced by this worker's epoch; paused when the block ends, failed recoverably if it raises."""
+        return self.bound.hold(thread_id)
 
-    @asynccontextmanager
-    async def ahold(self, thread_id: str) -> AsyncIterator[AsyncSessionHandle]:
+    def ahold(self, thread_id: str) -> AbstractAsyncContextManager[AsyncSessionHandle]:
         """`hold` for asyncio."""
-        handle = AsyncSessionHandle(
-            self.amanager, lambda: run_async(self.flows.take(thread_id), self.amanager.store)
-        )
-        async with handle:
-            self._held[thread_id] = handle
-            try:
-                yield handle
-                await handle.pause()
-            finally:
-                self._held.pop(thread_id, None)
+        return self.bound.ahold(thread_id)
 
     # -- the checkpointer, as flows ----------------------------------------------------------
-    def _epoch(self, thread_id: str) -> int | None:
-        handle = self._held.get(thread_id)
-        return None if handle is None else handle.epoch
-
     def _put(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> Flow[RunnableConfig]:
         thread_id, ns = _thread(config), _ns(config)
         meta = get_serializable_checkpoint_metadata(config, metadata)
         data = checkpoint_record(self.serde, ns, get_checkpoint_id(config), checkpoint, meta)
-        yield from self.flows.append(thread_id, record_name(CHECKPOINT, ns), data, self._epoch(thread_id))
+        yield from self.flows.append(thread_id, record_name(CHECKPOINT, ns), data)
         return thread_config(thread_id, ns, checkpoint["id"])
 
     def _put_writes(
@@ -142,7 +108,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
             raise ValidationError("config", "put_writes needs configurable.checkpoint_id")
         data = writes_record(self.serde, ns, checkpoint_id, list(writes), task_id, task_path)
         name = record_name(WRITES, checkpoint_id)
-        yield from self.flows.append(thread_id, name, data, self._epoch(thread_id))
+        yield from self.flows.append(thread_id, name, data)
 
     def _get_tuple(self, config: RunnableConfig) -> Flow[CheckpointTuple | None]:
         thread_id, ns, checkpoint_id = _thread(config), _ns(config), get_checkpoint_id(config)
@@ -175,7 +141,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
                 and matches(found.metadata, wanted)
             )
 
-        threads = [_thread(config)] if config else (yield from self.flows.threads())
+        threads = [_thread(config)] if config else (yield from self.flows.sessions())
         tuples: list[CheckpointTuple] = []
         for thread_id in threads:
             left = None if limit is None else limit - len(tuples)
@@ -190,7 +156,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
         runs = set(run_ids)
         if not runs:
             return
-        for thread_id in (yield from self.flows.threads()):
+        for thread_id in (yield from self.flows.sessions()):
             hits = yield from self.flows.newest(thread_id, lambda f: f.metadata.get("run_id") in runs, None)
             yield from self.flows.forget(thread_id, [found.key for found in hits])
 
@@ -211,11 +177,8 @@ class TetherSaver(BaseCheckpointSaver[int]):
             yield from self.flows.forget(thread_id, older)
 
     # -- sync --------------------------------------------------------------------------------
-    def _run(self, flow: Flow[T]) -> T:
-        return run(flow, self.manager.store)
-
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._run(self._get_tuple(config))
+        return self.bound.run(self._get_tuple(config))
 
     def list(
         self,
@@ -225,7 +188,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        return iter(self._run(self._list(config, filter, before, limit)))
+        return iter(self.bound.run(self._list(config, filter, before, limit)))
 
     def put(
         self,
@@ -234,31 +197,28 @@ class TetherSaver(BaseCheckpointSaver[int]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self._run(self._put(config, checkpoint, metadata))
+        return self.bound.run(self._put(config, checkpoint, metadata))
 
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        self._run(self._put_writes(config, writes, task_id, task_path))
+        self.bound.run(self._put_writes(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._run(self.flows.delete(thread_id))
+        self.bound.run(self.flows.delete(thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._run(self._delete_for_runs(run_ids))
+        self.bound.run(self._delete_for_runs(run_ids))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._run(self.flows.copy(source_thread_id, target_thread_id))
+        self.bound.run(self.flows.copy(source_thread_id, target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._run(self._prune(thread_ids, strategy))
+        self.bound.run(self._prune(thread_ids, strategy))
 
     # -- async -------------------------------------------------------------------------------
-    async def _arun(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self.amanager.store)
-
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._arun(self._get_tuple(config))
+        return await self.bound.arun(self._get_tuple(config))
 
     async def alist(
         self,
@@ -268,7 +228,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for found in await self._arun(self._list(config, filter, before, limit)):
+        for found in await self.bound.arun(self._list(config, filter, before, limit)):
             yield found
 
     async def aput(
@@ -278,24 +238,24 @@ class TetherSaver(BaseCheckpointSaver[int]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._arun(self._put(config, checkpoint, metadata))
+        return await self.bound.arun(self._put(config, checkpoint, metadata))
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        await self._arun(self._put_writes(config, writes, task_id, task_path))
+        await self.bound.arun(self._put_writes(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._arun(self.flows.delete(thread_id))
+        await self.bound.arun(self.flows.delete(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._arun(self._delete_for_runs(run_ids))
+        await self.bound.arun(self._delete_for_runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._arun(self.flows.copy(source_thread_id, target_thread_id))
+        await self.bound.arun(self.flows.copy(source_thread_id, target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._arun(self._prune(thread_ids, strategy))
+        await self.bound.arun(self._prune(thread_ids, strategy))
 
 
 def _thread(config: RunnableConfig) -> str:
