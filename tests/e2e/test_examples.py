@@ -40,3 +40,16 @@ def test_the_langgraph_example_pauses_for_approval_then_finishes_its_thread(tmp_
     listing = run_tether("checkpoints", "ticket-42", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     assert "langgraph.checkpoint" in listing.stdout and "session_paused" in listing.stdout
+
+
+def test_the_openai_agents_example_keeps_the_conversation_across_runs(tmp_path: Path) -> None:
+    pytest.importorskip("agents", reason="pip install 'tether[openai-agents]'")
+    script = REPO / "examples" / "openai_agents_conversation.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["#1: you said 'hello'", "#2: you said 'how are you?'", "items kept: 4"]
+    listing = run_tether("ls", "--type", "openai-agents", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "conversation-7" in listing.stdout and "paused" in listing.stdout
