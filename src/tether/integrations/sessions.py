@@ -22,8 +22,9 @@ class SessionFlows:
     """A framework's thread (session, conversation) = one Tether session of `agent_type` whose id
     is the thread's id, created by its first write; the framework's records are its checkpoints."""
 
-    def __init__(self, ops: Operations, agent_type: str, user_id: str) -> None:
+    def __init__(self, ops: Operations, agent_type: str, user_id: str, *, creates: bool = True) -> None:
         self.ops, self.agent_type, self.user_id = ops, agent_type, user_id
+        self.creates = creates  # whether a write to a missing session creates it (else NotFound)
         # The epoch this worker holds a session at (`Bound.hold` sets it), else None.
         self.epoch_of: Callable[[str], int | None] = lambda session_id: None
 
@@ -39,6 +40,8 @@ class SessionFlows:
             try:
                 return (yield from self.ops.checkpoint(session_id, name, data, None))
             except NotFound:
+                if not self.creates:
+                    raise
                 with contextlib.suppress(ConflictError):  # another writer created it first
                     yield from self.ops.create(self.agent_type, self.user_id, None, None, session_id, None)
             except InvalidTransition:
