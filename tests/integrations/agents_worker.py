@@ -27,7 +27,7 @@ from tether import NotClaimable, Policies, Policy, SessionManager
 from tether.integrations.openai_agents import TetherSession
 
 STEPS = 4
-POLICIES = Policies(default=Policy(timeout=3.0, suspect_after=1.5))
+POLICIES = Policies(default=Policy(timeout=5.0, suspect_after=2.5))  # room for a loaded machine
 
 
 class ScriptedModel(Model):

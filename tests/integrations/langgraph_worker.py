@@ -24,7 +24,7 @@ from tether import NotClaimable, Policies, Policy, SessionManager
 from tether.integrations.langgraph import TetherSaver
 
 NODES = ["plan", "search", "draft", "review", "publish"]
-POLICIES = Policies(default=Policy(timeout=3.0, suspect_after=1.5))
+POLICIES = Policies(default=Policy(timeout=5.0, suspect_after=2.5))  # room for a loaded machine
 
 
 class Run(TypedDict):

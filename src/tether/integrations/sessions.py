@@ -59,13 +59,16 @@ class SessionFlows:
             pass  # moved on meanwhile (or not claimable): the next append says what it is now
 
     def take(self, session_id: str) -> Flow[Session]:
-        """Own the session: create it, resume it if paused between runs, or take it over from a
-        worker whose lease expired (NotClaimable while that worker is alive)."""
+        """Own the session: create it, resume it if paused between runs, keep it if this worker
+        owns it already, or take it over from a worker whose lease expired (NotClaimable while that
+        worker is alive)."""
         with contextlib.suppress(ConflictError):
             return (yield from self.ops.create(self.agent_type, self.user_id, None, None, session_id, None))
         session = yield from self.ops.get(session_id)
         if session.state is State.PAUSED:
             return (yield from self.ops.resume(session_id, None, session.version))
+        if session.state is State.ACTIVE and session.owner == self.ops.worker_id:
+            return session  # this worker created it (e.g. ADK's create_session) and still owns it
         return (yield from self.ops.claim(session_id, None))
 
     def delete(self, session_id: str) -> Flow[None]:
