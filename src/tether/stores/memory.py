@@ -11,8 +11,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.core.clock import Clock
+from tether.core.codec import encode
 from tether.core.errors import ConflictError, NotFound, TetherError
-from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import (
+    LIVE_STATES,
+    Checkpoint,
+    Liveness,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionCount,
+    SessionFilter,
+    State,
+)
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
@@ -45,6 +57,7 @@ class MemoryStore(Store):
         self._sessions: dict[str, Session] = {}
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self._last_by_name: dict[tuple[str, str], Checkpoint] = {}
+        self._keys: dict[str, ApiKey] = {}
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, session_id: str) -> Session:
@@ -100,7 +113,7 @@ class MemoryStore(Store):
             if session.session_id in self._sessions:
                 raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
             self._checkpoints[session.session_id] = []
-            stored = replace(_in_utc(session), last_seq=0)
+            stored = replace(_as_stored(session), last_seq=0)
             self._sessions[session.session_id] = stored
             for cp in checkpoints:
                 self._append(session.session_id, cp)
@@ -129,7 +142,7 @@ class MemoryStore(Store):
             after = write.after
             if not write.renews_lease:
                 after = replace(after, **{f: getattr(current, f) for f in LIVENESS_FIELDS})
-            self._sessions[current.session_id] = replace(_in_utc(after), last_seq=current.last_seq)
+            self._sessions[current.session_id] = replace(_as_stored(after), last_seq=current.last_seq)
             if write.checkpoint is not None:
                 self._append(current.session_id, write.checkpoint)
             return self._sessions[current.session_id]
@@ -179,7 +192,7 @@ class MemoryStore(Store):
             history = [replace(cp, session_id=sid) for cp in copied]
             self._checkpoints[sid] = history
             self._last_by_name.update(((sid, cp.name), cp) for cp in history)
-            stored = replace(_in_utc(session), last_seq=history[-1].seq if history else 0)
+            stored = replace(_as_stored(session), last_seq=history[-1].seq if history else 0)
             self._sessions[sid] = stored
             return stored
 
@@ -203,6 +216,36 @@ class MemoryStore(Store):
             for session_id in doomed:
                 self._drop(session_id)
             return len(doomed)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        with self._lock:
+            if key.key_id in self._keys:
+                raise ConflictError(key.key_id, f"API key {key.key_id!r} exists")
+            self._keys[key.key_id] = replace(key, created_at=key.created_at.astimezone(UTC))
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        with self._lock:
+            return self._keys.get(key_id)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        with self._lock:
+            return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is None or key.revoked_at is not None:
+                return False
+            self._keys[key_id] = replace(key, revoked_at=at.astimezone(UTC))
+            return True
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        groups: dict[tuple[State, str, Liveness | None], list[datetime]] = {}
+        with self._lock:
+            for s in self._sessions.values():
+                if user_id is None or s.user_id == user_id:
+                    groups.setdefault((s.state, s.agent_type, s.liveness(now)), []).append(s.last_heartbeat)
+        return [SessionCount(*group, len(beats), min(beats)) for group, beats in groups.items()]
 
     def migrate(self) -> int:
         return 1
@@ -232,11 +275,17 @@ class MemoryStore(Store):
             self._last_by_name.pop((session_id, cp.name), None)
 
 
-def _in_utc(session: Session) -> Session:
-    """Stores hand timestamps back in UTC, as a database column would; the instant is kept exactly."""
+def _as_stored(session: Session) -> Session:
+    """The session as a database row gives it back: timestamps in UTC (the instant kept exactly),
+    and JSON fields as their JSON text decodes (keys made strings, tuples lists, the caller's dicts
+    not shared), so memory:// answers what the other stores answer."""
     values = {f.name: getattr(session, f.name) for f in fields(session)}
-    in_utc: dict[str, Any] = {k: v.astimezone(UTC) for k, v in values.items() if isinstance(v, datetime)}
-    return replace(session, **in_utc)
+    stored: dict[str, Any] = {k: v.astimezone(UTC) for k, v in values.items() if isinstance(v, datetime)}
+    stored["context"] = encode(session.context).copy
+    stored["metadata"] = encode(session.metadata).copy
+    if session.failure is not None:
+        stored["failure"] = replace(session.failure, details=encode(session.failure.details).copy)
+    return replace(session, **stored)
 
 
 def _copy(cp: Checkpoint) -> Checkpoint:
