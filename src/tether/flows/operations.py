@@ -35,8 +35,11 @@ from tether.core.validation import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
     check_counter,
+    check_error,
+    check_flag,
     check_limit,
     check_optional_counter,
+    check_optional_cursor,
     check_optional_text,
     check_payload_limit,
     check_positive,
@@ -171,7 +174,7 @@ class Operations:
             state=parse_state(state),
             parent_session_id=check_optional_text("parent_session_id", parent_session_id),
         )
-        page = yield from call(Store.query, where, check_limit("limit", limit), cursor)
+        page = yield from call(Store.query, where, check_limit("limit", limit), check_optional_cursor(cursor))
         return page
 
     def stale(
@@ -184,7 +187,7 @@ class Operations:
         limit: int,
         cursor: str | None,
     ) -> Flow[Page[Session]]:
-        limit = check_limit("limit", limit)
+        limit, cursor = check_limit("limit", limit), check_optional_cursor(cursor)
         now = yield from call(Store.now)
         where = stale_filter(
             now, no_heartbeat_for, paused_for, liveness, agent_type=agent_type, user_id=user_id
@@ -238,7 +241,9 @@ class Operations:
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
         """One store batch; a "heartbeat" event for each beat that was applied."""
-        checked = [_checked_beat(beat) for beat in beats]
+        if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
+            raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
+        checked = [_checked_beat(i, beat) for i, beat in enumerate(beats)]
         results = yield from call(Store.heartbeat, checked)
         if self.events.active:
             now = yield from call(Store.now)
@@ -282,6 +287,8 @@ class Operations:
         epoch: int | None,
         expected_version: int | None,
     ) -> Flow[Session]:
+        check_error(error, self.max_payload_bytes)
+        check_flag("final", final)
         if details is not None:
             encode_json("details", details, self.max_payload_bytes)
         return self._transition(
@@ -323,6 +330,8 @@ class Operations:
     def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Flow[Session | None]:
         if isinstance(agent_types, str):
             raise ValidationError("agent_types", "must be a collection of agent types, not one string")
+        if agent_types is not None and not isinstance(agent_types, Iterable):
+            raise ValidationError("agent_types", f"must be a collection of agent types, got {agent_types!r}")
         types = None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
         worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
         candidates = yield from call(Store.claimable, types, CLAIM_CANDIDATES)
@@ -446,7 +455,9 @@ def _required_state(value: State | str) -> State:
     return state
 
 
-def _checked_beat(beat: Beat) -> Beat:
+def _checked_beat(index: int, beat: object) -> Beat:
+    if not isinstance(beat, Beat):
+        raise ValidationError(f"beats[{index}]", f"must be a Beat, got {type(beat).__name__}")
     return Beat(
         check_text("session_id", beat.session_id),
         check_optional_counter("epoch", beat.epoch, 1),
