@@ -10,6 +10,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from tether.server.settings import MAX_BODY_BYTES
+
 
 def too_deep(value: Any, limit: int) -> bool:
     """True if JSON containers nest deeper than `limit` levels (checked without recursion)."""
@@ -50,4 +52,4 @@ class TetherRoute(APIRoute):
 
 def router(**kwargs: Any) -> APIRouter:
     """An APIRouter whose routes parse bodies with `JSONRequest`."""
-    return APIRouter(route_class=TetherRoute, **kwargs)
+    return APIRouter(route_class=TetherRoute, max_body_size=MAX_BODY_BYTES, **kwargs)
