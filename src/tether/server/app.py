@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
@@ -91,6 +92,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return problems.document_media_type(document())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     for module in (sessions, admin, events, health):
         app.include_router(module.router)
     app.add_middleware(
