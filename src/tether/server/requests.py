@@ -13,6 +13,9 @@ from fastapi.routing import APIRoute
 from tether.server.settings import MAX_BODY_BYTES
 
 
+CONTAINERS = (dict, list)  # what orjson decodes JSON objects and arrays to, exactly
+
+
 def too_deep(value: Any, limit: int) -> bool:
     """True if JSON containers nest deeper than `limit` levels (checked without recursion)."""
     stack = [(value, 1)]
@@ -21,7 +24,7 @@ def too_deep(value: Any, limit: int) -> bool:
         children = item.values() if isinstance(item, dict) else item
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        stack.extend((child, depth + 1) for child in children if type(child) in CONTAINERS)
     return False
 
 
