@@ -242,14 +242,16 @@ def main() -> None:
             per_cpu = beats / (cpu_seconds(server.process.pid) - cpu)
             results["heartbeats"] = {"per_s": rate, "per_server_cpu_s": per_cpu}
             print(
-                f"heartbeats: {rate:,.0f} beats/s; {per_cpu:,.0f} per CPU-second of the server (target >= 20,000/s)",
+                f"heartbeats: {rate:,.0f} beats/s; {per_cpu:,.0f} per CPU-second of the server "
+                "(target >= 20,000/s)",
                 flush=True,
             )
             ids = asyncio.run(create_sessions(server.url, CLIENTS, "appender"))
             p50, p99, n = asyncio.run(fan_out(server.url))
             results["sse"] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "samples": n}
             print(
-                f"SSE fan-out to {SUBSCRIBERS}: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms ({n} samples)"
+                f"SSE fan-out to {SUBSCRIBERS}: p50 {p50 * 1000:.1f} ms, "
+                f"p99 {p99 * 1000:.1f} ms ({n} samples)"
             )
             tether_rounds: list[tuple[float, float]] = []
             bare_rounds: list[tuple[float, float]] = []
@@ -269,7 +271,8 @@ def main() -> None:
         }
         a = results["appends"]
         print(
-            f"appends, {CLIENTS} clients: {a['tether_per_s']:,.0f}/s p99 {a['tether_p99_ms']:.1f} ms; bare FastAPI "
+            f"appends, {CLIENTS} clients: {a['tether_per_s']:,.0f}/s p99 {a['tether_p99_ms']:.1f} ms; "
+            "bare FastAPI "
             f"{a['bare_per_s']:,.0f}/s p99 {a['bare_p99_ms']:.1f} ms; ratio {a['ratio']:.2f} (goal >= 0.5)"
         )
         big = f"sqlite:///{tmp}/big.db"
@@ -277,7 +280,8 @@ def main() -> None:
         with tether_serve(big) as server:
             results["rss_mb"] = asyncio.run(rss_with_subscribers(server))
         print(
-            f"RSS with {args.sessions:,} sessions and {SUBSCRIBERS} subscribers: {results['rss_mb']:.0f} MB (<= 150)"
+            f"RSS with {args.sessions:,} sessions and {SUBSCRIBERS} subscribers: "
+            f"{results['rss_mb']:.0f} MB (<= 150)"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -12,7 +12,6 @@ from fastapi.routing import APIRoute
 
 from tether.server.settings import MAX_BODY_BYTES
 
-
 CONTAINERS = (dict, list)  # what orjson decodes JSON objects and arrays to, exactly
 
 
