@@ -47,6 +47,8 @@ class Write:
 
     `renews_lease` says the liveness columns (heartbeat, lease, phase) change too; other writes
     leave them alone so they never race with heartbeats, which do not bump the version.
+    `expected_last_seq`, when set, also requires the newest checkpoint to be that one: appends do
+    not bump the version either, and a claim's audit record names the seq it resumes from.
     """
 
     action: str
@@ -54,6 +56,7 @@ class Write:
     after: Session
     checkpoint: NewCheckpoint | None = None
     renews_lease: bool = False
+    expected_last_seq: int | None = None
 
 
 def lease_fields(policy: Policy, now: datetime, silence: float | None = None) -> dict[str, Any]:
@@ -236,7 +239,7 @@ def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Wr
             "recovery": session.recoveries + 1,
         },
     )
-    return _transition(
+    write = _transition(
         "claim",
         session,
         now,
@@ -251,6 +254,7 @@ def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Wr
         phase=None,
         **lease_fields(policy, now),
     )
+    return replace(write, expected_last_seq=session.last_seq)
 
 
 def update(
