@@ -48,6 +48,8 @@ class Write:
 
     `renews_lease` says the liveness columns (heartbeat, lease, phase) change too; other writes
     leave them alone so they never race with heartbeats, which do not bump the version.
+    `expected_last_seq`, when set, also requires the newest checkpoint to be that one: appends do
+    not bump the version either, and a claim's audit record names the seq it resumes from.
     """
 
     action: str
@@ -55,6 +57,7 @@ class Write:
     after: Session
     checkpoint: NewCheckpoint | None = None
     renews_lease: bool = False
+    expected_last_seq: int | None = None
 
 
 # -- the liveness rules: every store applies these (the SQL and Lua ones mirror them, and say so) --
@@ -299,7 +302,7 @@ def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Wr
             "recovery": session.recoveries + 1,
         },
     )
-    return _transition(
+    write = _transition(
         "claim",
         session,
         now,
@@ -314,6 +317,7 @@ def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Wr
         phase=None,
         **lease_fields(policy, now),
     )
+    return replace(write, expected_last_seq=session.last_seq)
 
 
 def update(

@@ -132,7 +132,10 @@ class MemoryStore(Store):
     def apply(self, write: Write) -> Session:
         with self._lock:
             current = self.get(write.before.session_id)
-            if current.version != write.before.version:
+            if current.version != write.before.version or write.expected_last_seq not in (
+                None,
+                current.last_seq,
+            ):
                 raise ConflictError(
                     current.session_id,
                     expected_version=write.before.version,

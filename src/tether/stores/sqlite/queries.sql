@@ -67,7 +67,9 @@ UPDATE sessions SET
     phase = CASE WHEN :renews_lease THEN :phase ELSE phase END,
     heartbeat_timeout = CASE WHEN :renews_lease THEN :heartbeat_timeout ELSE heartbeat_timeout END,
     suspect_after = CASE WHEN :renews_lease THEN :suspect_after ELSE suspect_after END
-WHERE session_id = :session_id AND version = :expected_version;
+WHERE session_id = :session_id AND version = :expected_version
+  AND (:expected_last_seq IS NULL OR :expected_last_seq =
+       COALESCE((SELECT MAX(seq) FROM checkpoints WHERE session_id = :session_id), 0));
 
 -- name: heartbeat
 -- Mirrors tether.lifecycle.heartbeat_accepted (paused, or active with the lease not yet expired,
