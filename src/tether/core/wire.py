@@ -17,6 +17,7 @@ from tether.core.errors import (
     AuthError,
     ConfigurationError,
     ConflictError,
+    DecryptionError,
     InvalidTransition,
     LeaseLost,
     NotClaimable,
@@ -139,6 +140,9 @@ ERRORS: dict[type[TetherError], Problem] = {
     AuthError: Problem(401, "unauthorized", "Unauthorized", ()),
     SchemaMismatch: Problem(500, "schema_mismatch", "Schema mismatch", ("found", "supported")),
     ConfigurationError: Problem(500, "configuration_error", "Server misconfigured", ()),
+    DecryptionError: Problem(
+        500, "decryption_error", "Stored payload cannot be decrypted", ("session_id", "field")
+    ),
 }
 # A ConflictError with versions is a failed precondition (If-Match); without, a plain conflict
 # (e.g. creating a session whose id exists).
@@ -201,6 +205,8 @@ def error_from_problem(status: int, body: Mapping[str, Any]) -> TetherError:
         return ValidationError(get("field") or _pointer_field(body), get("problem") or detail)
     if cls is SchemaMismatch:
         return SchemaMismatch(get("found") or 0, get("supported") or 0)
+    if cls is DecryptionError:
+        return DecryptionError(get("session_id") or "", get("field") or "")
     if cls is AuthError or status in (401, 403):
         return AuthError(detail)
     if cls is StoreUnavailable or status == 503:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from tether import lifecycle
 from tether.core.config import Settings
@@ -31,6 +31,7 @@ from tether.core.model import (
     as_aware,
 )
 from tether.core.policy import Policies
+from tether.core.sealing import PayloadCodec
 from tether.core.validation import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
@@ -48,9 +49,10 @@ from tether.events.bus import Event, EventBus, Subscriber
 from tether.flows import retention, transfer
 from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, store
+from tether.flows.sealing import Sealed
 from tether.flows.sweep import stale_filter
 from tether.lifecycle import Write
-from tether.stores.base import Beat
+from tether.stores.base import AsyncStore, Beat, Store
 
 MAX_AGE = timedelta(seconds=MAX_SECONDS)
 # A write decided on a stale read is re-decided on a fresh one this many times before giving up.
@@ -59,6 +61,7 @@ MAX_DECIDE_ATTEMPTS = 8
 CLAIM_CANDIDATES = 16
 
 Decide = Callable[[Session, datetime], Write]
+S = TypeVar("S", Store, AsyncStore)
 
 
 def default_worker_id() -> str:
@@ -74,8 +77,10 @@ class Operations:
         policies: Policies | None = None,
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         self.policies = policies or settings.policies
+        self.codec = codec if codec is not None else settings.codec
         self.worker_id = check_text("worker_id", default_worker_id() if worker_id is None else worker_id)
         self.max_payload_bytes = (
             settings.max_payload_bytes
@@ -83,6 +88,10 @@ class Operations:
             else check_payload_limit(max_payload_bytes)
         )
         self.events = EventBus()
+
+    def through_codec(self, target: S) -> S | Sealed:
+        """The store the flows run on: `target` itself, or seen through the payload codec."""
+        return target if self.codec is None else Sealed(target, self.codec)
 
     # -- creating and reading ----------------------------------------------------------------
     def create(
@@ -376,7 +385,11 @@ class Operations:
         erased: int = yield store.erase_user(check_text("user_id", user_id))
         return erased
 
-    def export(self, destination: str | Path | IO[str], user_id: str | None) -> Flow[int]:
+    def export(self, destination: str | Path | IO[str], user_id: str | None, decrypt: bool) -> Flow[int]:
+        if self.codec is not None and not decrypt:
+            raise ValidationError(
+                "decrypt", "payloads are encrypted at rest: export them in clear only with decrypt=True (--decrypt)"
+            )
         return transfer.export_jsonl(destination, check_optional_text("user_id", user_id))
 
     def import_sessions(

@@ -12,6 +12,7 @@ from tether import lifecycle
 from tether.core.errors import ConflictError, ValidationError
 from tether.core.model import Checkpoint, Page, Session, SessionFilter, State
 from tether.core.policy import Policies
+from tether.core.sealing import KEY_VARIABLE, is_sealed
 from tether.flows.runner import Flow, store
 from tether.flows.seed import new_checkpoints, read_jsonl, write_jsonl
 
@@ -27,7 +28,9 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
         while True:
             page: Page[Session] = yield store.query(SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
-                write_jsonl(out, session, (yield from _all_checkpoints(session.session_id)))
+                history = yield from _all_checkpoints(session.session_id)
+                _refuse_sealed(session, history)
+                write_jsonl(out, session, history)
                 count += 1
             if page.next_cursor is None:
                 return count
@@ -59,6 +62,17 @@ def import_jsonl(
             if progress is not None:
                 progress(1)
     return imported
+
+
+def _refuse_sealed(session: Session, history: list[Checkpoint]) -> None:
+    """The seed format holds plain JSON: a payload still sealed (no key given) is not exported."""
+    failure = session.failure
+    payloads = [session.context, session.metadata, *(cp.data for cp in history)]
+    if any(is_sealed(p) for p in payloads) or (failure is not None and is_sealed(failure.details)):
+        raise ValidationError(
+            "decrypt",
+            f"session {session.session_id!r} is encrypted: set {KEY_VARIABLE} and export with decrypt=True (--decrypt)",
+        )
 
 
 def _with_lease(session: Session, policies: Policies) -> Session:

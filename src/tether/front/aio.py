@@ -27,11 +27,13 @@ from tether.core.config import Settings
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
+from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
 from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, run_async
+from tether.flows.sealing import Sealed
 from tether.front import handle, worker
 from tether.front.handle import AsyncHandler, AsyncSessionHandle
 from tether.front.manager import SessionManager
@@ -58,15 +60,17 @@ class AsyncSessionManager(ManagerBase):
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
         redis_url: str | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         settings = Settings.from_env(store if isinstance(store, str) else None)
-        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
+        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes, codec))
         self._redis_url = config.redis_url(redis_url)
         if isinstance(store, AsyncStore) and self._redis_url:
             raise ConfigurationError("Redis liveness wraps a sync store: pass a URL or a sync Store")
         self._store = threaded(with_liveness(store, self._redis_url)) if isinstance(store, Store) else store
         self._url, self._clock = settings.store_url, clock
         self._opening = asyncio.Lock()
+        self._target = self.ops.through_codec(self._store) if isinstance(self._store, AsyncStore) else None
 
     @property
     def store(self) -> AsyncStore:
@@ -75,15 +79,15 @@ class AsyncSessionManager(ManagerBase):
             return self._store
         raise RuntimeError("the store is not open yet: use `async with` or await a call first")
 
-    async def _open(self) -> AsyncStore:
+    async def _open(self) -> AsyncStore | Sealed:
         async with self._opening:
             if not isinstance(self._store, AsyncStore):
                 self._store = await open_async_store(self._url, self._clock, self._redis_url)
-            return self._store
+                self._target = self.ops.through_codec(self._store)
+            return self._target or self._store
 
     async def _run(self, flow: Flow[T]) -> T:
-        target = self._store if isinstance(self._store, AsyncStore) else await self._open()
-        return await run_async(flow, target)
+        return await run_async(flow, self._target or await self._open())
 
     # -- creating and reading ----------------------------------------------------------------
     async def create(
@@ -299,8 +303,10 @@ class AsyncSessionManager(ManagerBase):
     async def erase_user(self, user_id: str) -> int:
         return await self._run(self.ops.erase_user(user_id))
 
-    async def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
-        return await self._run(self.ops.export(destination, user_id))
+    async def export(
+        self, destination: str | Path | IO[str], *, user_id: str | None = None, decrypt: bool = False
+    ) -> int:
+        return await self._run(self.ops.export(destination, user_id, decrypt))
 
     async def import_sessions(
         self,
