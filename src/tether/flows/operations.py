@@ -388,7 +388,7 @@ class Operations:
     def export(self, destination: str | Path | IO[str], user_id: str | None, decrypt: bool) -> Flow[int]:
         if self.codec is not None and not decrypt:
             raise ValidationError(
-                "decrypt", "payloads are encrypted at rest: export them in clear only with decrypt=True (--decrypt)"
+                "decrypt", "payloads are encrypted at rest: export them in clear only with decrypt=True"
             )
         return transfer.export_jsonl(destination, check_optional_text("user_id", user_id))
 

@@ -71,7 +71,7 @@ def _refuse_sealed(session: Session, history: list[Checkpoint]) -> None:
     if any(is_sealed(p) for p in payloads) or (failure is not None and is_sealed(failure.details)):
         raise ValidationError(
             "decrypt",
-            f"session {session.session_id!r} is encrypted: set {KEY_VARIABLE} and export with decrypt=True (--decrypt)",
+            f"session {session.session_id!r} is encrypted: set {KEY_VARIABLE}, export with decrypt=True",
         )
 
 
