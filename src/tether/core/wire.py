@@ -29,6 +29,7 @@ from tether.core.errors import (
     ValidationError,
 )
 from tether.core.model import Checkpoint, Failure, Session, State
+from tether.core.retention import RetentionReport, RetentionRule, Retired
 
 JSON = dict[str, Any]
 
@@ -225,3 +226,28 @@ def _pointer_field(body: Mapping[str, Any]) -> str:
         parts = [p for p in pointer.split("/") if p and p not in ("body", "query", "path", "header")]
         return ".".join(parts) or "request"
     return "request"
+
+
+def retention_to_json(report: RetentionReport) -> JSON:
+    """A retention pass's report, rule by rule (`other_types` is implied by the policies)."""
+    rules = [
+        {
+            "agent_type": r.rule.agent_type,
+            "state": r.rule.state.value,
+            "ended_before": _time(r.rule.ended_before),
+            "session_ids": list(r.session_ids),
+        }
+        for r in report.retired
+    ]
+    return {"dry_run": report.dry_run, "removed": report.removed, "rules": rules}
+
+
+def retention_from_json(body: Mapping[str, Any]) -> RetentionReport:
+    retired = tuple(
+        Retired(
+            RetentionRule(State(r["state"]), datetime.fromisoformat(r["ended_before"]), r["agent_type"]),
+            tuple(r["session_ids"]),
+        )
+        for r in body["rules"]
+    )
+    return RetentionReport(bool(body["dry_run"]), retired)

@@ -31,6 +31,7 @@ from tether.core.model import (
     as_aware,
 )
 from tether.core.policy import Policies
+from tether.core.retention import RetentionReport
 from tether.core.sealing import PayloadCodec
 from tether.core.validation import (
     MAX_NAME_LENGTH,
@@ -47,7 +48,6 @@ from tether.core.validation import (
 )
 from tether.events.bus import Event, EventBus, Subscriber
 from tether.flows import retention, transfer
-from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, store
 from tether.flows.sealing import Sealed
 from tether.flows.sweep import stale_filter

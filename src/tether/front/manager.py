@@ -15,11 +15,11 @@ from tether.core.config import Settings
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
+from tether.core.retention import RetentionReport
 from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
-from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, run
 from tether.front import handle, worker
 from tether.front.handle import Handler, SessionHandle

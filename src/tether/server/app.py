@@ -57,7 +57,7 @@ class Observe:
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    from tether.server.routes import admin, events, health, sessions
+    from tether.server.routes import admin, data, events, health, sessions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,7 +75,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     problems.install(app)
-    for module in (sessions, admin, events, health):
+    for module in (sessions, data, admin, events, health):
         app.include_router(module.router)
     app.add_middleware(Observe, metrics=lambda: getattr(getattr(app.state, "tether", None), "metrics", None))
     return app

@@ -24,10 +24,10 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
-    RetentionRule,
     Store,
     beat_accepted,
     beat_deadlines,

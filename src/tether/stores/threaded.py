@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 from tether.core.errors import TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat, RetentionRule, Store
+from tether.stores.base import AsyncStore, Beat, Store
 from tether.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")

@@ -46,7 +46,7 @@ async def create_session(body: models.CreateSession, caller: CallerDep, rt: Runt
         body.agent_type, user_id, body.context, body.metadata, body.session_id, body.parent_session_id
     )
     try:
-        session = await run_async(flow, rt.store)
+        session = await run_async(flow, ops.through_codec(rt.store))  # payloads sealed, if encrypted
     except ConflictError as exc:
         existing = await _existing(rt, caller, body) if body.if_exists == "return_existing" else None
         if existing is not None:

@@ -50,8 +50,9 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
 from tether.stores.memory import matches
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
