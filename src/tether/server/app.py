@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__
-from tether.server import problems
+from tether.server import dashboard, problems
 from tether.server.metrics import Metrics
 from tether.server.runtime import Runtime
 from tether.server.settings import ServerSettings
@@ -77,6 +77,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     problems.install(app)
     for module in (sessions, admin, events, health):
         app.include_router(module.router)
+    dashboard.install(app)
     app.add_middleware(Observe, metrics=lambda: getattr(getattr(app.state, "tether", None), "metrics", None))
     return app
 

@@ -148,11 +148,13 @@ class Fleet:
         return found[:NEAREST]
 
     async def checkpoints(self, session: Session, before: int | None) -> list[Checkpoint]:
-        """The CHECKPOINTS_SHOWN checkpoints before seq `before` (default: the newest), newest first."""
-        end = session.last_seq + 1 if before is None else max(1, min(before, session.last_seq + 1))
-        start = max(0, end - 1 - CHECKPOINTS_SHOWN)
-        found = await self.manager.checkpoints(session.session_id, after_seq=start, limit=end - 1 - start)
-        return found[::-1] if end > 1 else []
+        """Up to CHECKPOINTS_SHOWN checkpoints before seq `before` (default: the newest), newest first."""
+        last = session.last_seq if before is None else min(before - 1, session.last_seq)
+        if last < 1:
+            return []
+        start = max(0, last - CHECKPOINTS_SHOWN)
+        found = await self.manager.checkpoints(session.session_id, after_seq=start, limit=last - start)
+        return found[::-1]
 
     async def ancestors(self, session: Session) -> list[Session]:
         """Parent, grandparent, … (root first), as far as the viewer may see them."""
