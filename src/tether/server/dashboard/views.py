@@ -17,7 +17,7 @@ from tether.server.auth import Caller
 from tether.server.runtime import Runtime
 
 PAGE_SIZES = (25, 50, 100, 200)
-NEAREST_SCAN = 1000  # sessions read per window when looking for the nearest lease expiries
+NEAREST_SCAN = 200  # sessions read per window when looking for the nearest lease expiries
 NEAREST = 10  # sessions shown as closest to lease expiry
 NEAREST_HORIZONS = (0.0, 5.0, 30.0, 120.0, 600.0, 3600.0)  # seconds ahead, widened until enough
 CHECKPOINTS_SHOWN = 50
