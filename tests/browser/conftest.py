@@ -48,7 +48,7 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not longer: Playwright's sync API holds an event loop while open
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         missing("chromium is not installed (apt-get install chromium)")
