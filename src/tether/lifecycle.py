@@ -22,11 +22,10 @@ from tether.core.errors import (
     InvalidTransition,
     LeaseLost,
     NotClaimable,
-    ValidationError,
 )
 from tether.core.model import LIVE_STATES, Failure, NewCheckpoint, Session, State
 from tether.core.policy import Policy
-from tether.core.validation import encode_json, encode_payload
+from tether.core.validation import check_error, check_flag, encode_json, encode_payload
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
@@ -48,6 +47,8 @@ class Write:
 
     `renews_lease` says the liveness columns (heartbeat, lease, phase) change too; other writes
     leave them alone so they never race with heartbeats, which do not bump the version.
+    `expected_last_seq`, when set, also requires the newest checkpoint to be that one: appends do
+    not bump the version either, and a claim's audit record names the seq it resumes from.
     """
 
     action: str
@@ -55,6 +56,7 @@ class Write:
     after: Session
     checkpoint: NewCheckpoint | None = None
     renews_lease: bool = False
+    expected_last_seq: int | None = None
 
 
 def lease_fields(policy: Policy, now: datetime, silence: float | None = None) -> dict[str, Any]:
@@ -181,8 +183,8 @@ def fail(
 ) -> Write:
     """Fail an active or paused session. Recoverable (claimable) unless final or out of retries."""
     check_owner(session, epoch)
-    if not isinstance(error, str) or not error:
-        raise ValidationError("error", "must be a non-empty string")
+    check_error(error)
+    check_flag("final", final)
     _require(session, "fail", State.ACTIVE, State.PAUSED)
     details = details or {}
     cp = _checkpoint("session_failed", now, {"error": error, "details": details})
@@ -237,7 +239,7 @@ def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Wr
             "recovery": session.recoveries + 1,
         },
     )
-    return _transition(
+    write = _transition(
         "claim",
         session,
         now,
@@ -252,6 +254,7 @@ def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Wr
         phase=None,
         **lease_fields(policy, now),
     )
+    return replace(write, expected_last_seq=session.last_seq)
 
 
 def update(

@@ -185,6 +185,7 @@ WITH s AS (
         suspect_after = CASE WHEN %(renews_lease)s THEN %(suspect_after)s ELSE suspect_after END,
         last_seq = last_seq + CASE WHEN %(cp_name)s::text IS NULL THEN 0 ELSE 1 END
     WHERE session_id = %(session_id)s AND version = %(expected_version)s
+      AND (%(expected_last_seq)s::bigint IS NULL OR last_seq = %(expected_last_seq)s::bigint)
     RETURNING *
 ), c AS (
     INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)

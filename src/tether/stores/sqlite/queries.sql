@@ -64,7 +64,9 @@ UPDATE sessions SET
     phase = CASE WHEN :renews_lease THEN :phase ELSE phase END,
     heartbeat_timeout = CASE WHEN :renews_lease THEN :heartbeat_timeout ELSE heartbeat_timeout END,
     suspect_after = CASE WHEN :renews_lease THEN :suspect_after ELSE suspect_after END
-WHERE session_id = :session_id AND version = :expected_version;
+WHERE session_id = :session_id AND version = :expected_version
+  AND (:expected_last_seq IS NULL OR :expected_last_seq =
+       COALESCE((SELECT MAX(seq) FROM checkpoints WHERE session_id = :session_id), 0));
 
 -- name: heartbeat
 -- Accepted on a paused session, or an active one whose lease has not expired, at the right epoch.
@@ -364,6 +366,9 @@ LIMIT :limit;
 
 -- name: schema_version
 SELECT COALESCE(MAX(version), 0) FROM tether_schema;
+
+-- name: user_tables
+SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%';
 
 -- name: create_schema_table
 CREATE TABLE IF NOT EXISTS tether_schema (version INTEGER NOT NULL PRIMARY KEY);
