@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from tether.core.errors import NotFound, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, SessionCount, SessionFilter, State
 from tether.core.validation import check_optional_text
-from tether.flows.sweep import stale_filter
+from tether.flows.operations import stale_filter
 from tether.server.auth import Caller
 from tether.server.runtime import Runtime
 
