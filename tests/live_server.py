@@ -6,7 +6,6 @@ with live_server("sqlite:///…/tether.db") as server:
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import subprocess_env
 from tether.core import keys
 from tether.stores import open_store
 
@@ -70,10 +70,15 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    store_url: str, *args: str, env: dict[str, str] | None = None, extra: Sequence[str] = ()
+    store_url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[LiveServer]:
-    """Start `tether serve --store store_url` (plus `args`) and wait until /readyz answers 200."""
-    port = free_port()
+    """Start `tether serve --store store_url` (plus `args`) and wait until /readyz answers 200.
+    `port` (default: a free one) lets a test restart a server where its clients expect it."""
+    port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="tether-serve-", suffix=".log")[1])
     command = [
         sys.executable,
@@ -89,7 +94,7 @@ def live_server(
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            command, stdout=out, stderr=subprocess.STDOUT, env=subprocess_env(**(env or {}))
         )
     server = LiveServer(f"http://127.0.0.1:{port}", store_url, process, log)
     try:
