@@ -46,6 +46,9 @@
       const d = t - Date.parse(el.dateTime);
       el.textContent = d >= 0 ? `${span(d)} ago` : `in ${span(d)}`;
     }
+    for (const el of document.querySelectorAll("time[data-elapsed]")) {
+      el.textContent = span(t - Date.parse(el.dateTime));
+    }
     for (const el of document.querySelectorAll("time[data-until]")) {
       const d = Date.parse(el.dateTime) - t;
       el.textContent = d > 0 ? `in ${span(d)}` : `expired ${span(d)} ago`;
