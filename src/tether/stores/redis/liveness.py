@@ -57,8 +57,9 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)

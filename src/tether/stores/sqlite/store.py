@@ -31,10 +31,10 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
-    RetentionRule,
     Store,
     decode_cursor,
     encode_cursor,
