@@ -16,8 +16,10 @@ PUBLIC_API = [
     "Clock",
     "ConfigurationError",
     "ConflictError",
+    "DecryptionError",
     "Event",
     "Failure",
+    "FernetCodec",
     "InvalidTransition",
     "LeaseLost",
     "Liveness",
@@ -26,6 +28,7 @@ PUBLIC_API = [
     "NotFound",
     "OnTimeout",
     "Page",
+    "PayloadCodec",
     "PayloadTooLarge",
     "Policies",
     "Policy",
@@ -65,6 +68,7 @@ def test_the_error_tree_is_as_documented() -> None:
         "StoreUnavailable": "TetherError",
         "SchemaMismatch": "TetherError",
         "ConfigurationError": "TetherError",
+        "DecryptionError": "TetherError",
         "AuthError": "TetherError",
     }
     for name, parent in expected.items():
@@ -77,7 +81,8 @@ def test_the_error_tree_is_as_documented() -> None:
 def test_import_tether_loads_no_database_driver_or_server() -> None:
     probe = (
         "import sys, tether; "
-        "print(' '.join(m for m in ('psycopg', 'psycopg_pool', 'redis', 'fastapi', 'uvicorn', 'httpx') "
+        "print(' '.join(m for m in ('psycopg', 'psycopg_pool', 'redis', 'fastapi', 'uvicorn', 'httpx', "
+        "'cryptography') "
         "if m in sys.modules))"
     )
     result = subprocess.run(

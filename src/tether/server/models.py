@@ -90,6 +90,14 @@ class Purge(Body):
     states: list[Annotated[State, Field(strict=False)]] | None = None  # enums from their JSON strings
 
 
+class Fork(Body):
+    at_seq: Annotated[int, Field(ge=0, le=MAX_COUNTER)] | None = Field(
+        None, description="copy checkpoints up to this seq; default: the last"
+    )
+    agent_type: Text | None = None
+    user_id: Text | None = Field(None, description="default: the source's; a user key: its own only")
+
+
 # -- responses -------------------------------------------------------------------------------
 class FailureOut(BaseModel):
     error: str
@@ -194,3 +202,16 @@ class Purged(BaseModel):
 
 class Status(BaseModel):
     status: str
+
+
+class RetiredOut(BaseModel):
+    agent_type: str | None = Field(description="null: every type without a policy of its own")
+    state: State
+    ended_before: datetime
+    session_ids: list[str]
+
+
+class RetentionOut(BaseModel):
+    dry_run: bool
+    removed: int
+    rules: list[RetiredOut]

@@ -9,7 +9,6 @@ from fastapi import Path, Query, Request, Response
 from tether.core.errors import ConflictError, NotFound, TetherError, ValidationError
 from tether.core.model import Liveness, Session, State
 from tether.core.validation import MAX_COUNTER
-from tether.flows.runner import run_async
 from tether.server import models, shapes
 from tether.server.problems import Forbidden, Problem, from_error
 from tether.server.requests import router as make_router
@@ -46,7 +45,7 @@ async def create_session(body: models.CreateSession, caller: CallerDep, rt: Runt
         body.agent_type, user_id, body.context, body.metadata, body.session_id, body.parent_session_id
     )
     try:
-        session = await run_async(flow, rt.store)
+        session = await rt.manager.runner(flow)
     except ConflictError as exc:
         existing = await _existing(rt, caller, body) if body.if_exists == "return_existing" else None
         if existing is not None:

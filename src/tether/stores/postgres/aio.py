@@ -15,8 +15,9 @@ from tether.core.errors import TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat, RetentionRule
+from tether.stores.base import AsyncStore, Beat
 from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
 from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate

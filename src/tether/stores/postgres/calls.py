@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
 from tether.stores.postgres.mapping import Append, Row, session_from_row
 from tether.stores.sql_files import Migration, load_migrations, load_queries
