@@ -136,12 +136,12 @@ ERRORS: dict[type[TetherError], Problem] = {
     PayloadTooLarge: Problem(413, "payload_too_large", "Payload too large", ("field", "size", "limit")),
     ValidationError: Problem(422, "validation_error", "Invalid request", ("field", "problem")),
     StoreUnavailable: Problem(503, "store_unavailable", "Store unavailable", ()),
-    AuthError: Problem(401, "unauthorized", "Unauthorized", ()),
+    AuthError: Problem(401, "unauthorized", "Unauthorized", ()),  # the server answers 403 "forbidden" too
     SchemaMismatch: Problem(500, "schema_mismatch", "Schema mismatch", ("found", "supported")),
     ConfigurationError: Problem(500, "configuration_error", "Server misconfigured", ()),
 }
-# A ConflictError with versions is a failed precondition (If-Match); without, a plain conflict
-# (e.g. creating a session whose id exists).
+# A ConflictError with versions is a failed precondition (If-Match); without, a plain conflict (a race
+# lost too often). The server answers "already_exists" for a create whose id exists (docs/http-api.md).
 VERSION_MISMATCH = Problem(
     412, "version_mismatch", "Version mismatch", ("session_id", "expected_version", "actual_version")
 )
@@ -149,6 +149,8 @@ CONFLICT = Problem(409, "conflict", "Conflict", ("session_id",))
 _BY_CODE = {p.code: (cls, p) for cls, p in ERRORS.items()}
 _BY_CODE[VERSION_MISMATCH.code] = (ConflictError, VERSION_MISMATCH)
 _BY_CODE[CONFLICT.code] = (ConflictError, CONFLICT)
+_BY_CODE["already_exists"] = (ConflictError, CONFLICT)
+_BY_CODE["forbidden"] = (AuthError, ERRORS[AuthError])
 
 
 def problem_for(error: TetherError) -> Problem:
@@ -211,10 +213,13 @@ def error_from_problem(status: int, body: Mapping[str, Any]) -> TetherError:
 
 
 def _pointer_field(body: Mapping[str, Any]) -> str:
-    """`/body/context/x` -> `context.x`: the field named by the first JSON pointer in `errors`."""
+    """`/context/x` -> `context.x`: the field named by the first entry of `errors` (a JSON pointer into
+    the body, or the name of a query, path or header parameter)."""
     errors = body.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-        pointer = str(errors[0].get("pointer", ""))
-        parts = [p for p in pointer.split("/") if p and p not in ("body", "query", "path", "header")]
-        return ".".join(parts) or "request"
-    return "request"
+        first = errors[0]
+        if first.get("parameter"):
+            return str(first["parameter"])
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(first.get("pointer", "")).split("/")]
+        return ".".join(p for p in parts if p) or "body"
+    return "body"
