@@ -23,7 +23,7 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
     """Write every session (of one user, if given) with all its checkpoints; returns the count."""
     count = 0
     cursor: str | None = None
-    with _opened(destination, "w") as out:
+    with opened(destination, "w") as out:
         while True:
             page: Page[Session] = yield store.query(SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
@@ -48,7 +48,7 @@ def import_jsonl(
     if on_conflict not in ("error", "skip"):
         raise ValidationError("on_conflict", "must be 'error' or 'skip'")
     imported = 0
-    with _opened(source, "r") as stream:
+    with opened(source, "r") as stream:
         for session, checkpoints in read_jsonl(stream):
             try:
                 yield store.create(_with_lease(session, policies), new_checkpoints(checkpoints))
@@ -80,7 +80,8 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
 
 
 @contextlib.contextmanager
-def _opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+def opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+    """A path opened as UTF-8 text (and closed after), or a stream used as it is."""
     if isinstance(target, str | Path):
         with open(target, mode, encoding="utf-8") as fh:
             yield fh
