@@ -1,8 +1,15 @@
 """Fixtures of the store contract suite: sessions in a given state, and a check that nothing changed.
 
-Every test here runs once per store kind (tests/conftest.py: STORE_KINDS) and once per manager
-(sync, async) through the `manager` fixture, so a new store, or the async manager, passes the same
-specification unchanged.
+Every test here runs once per store kind (tests/conftest.py: STORE_KINDS) and once per front door
+through the `manager` fixture (sync, async, client, async-client), so a new store, the async
+manager, or the HTTP API through `tether.Client`, passes the same specification unchanged.
+
+The clients ("client", "async-client") talk to a real `tether serve` process on a loopback port:
+one per store kind (SQLite and PostgreSQL) for the whole run, emptied through the API before each
+test (tests/remote.py). Tests that move a ManualClock or read the `store` fixture cannot reach into
+a server process, so they are skipped for the clients with that reason; so are the event tests,
+whose subscribers the embedded managers call synchronously (the clients' live stream is asynchronous
+and is specified in tests/client/).
 
 How the async run works without a second copy of the tests: for "async", `manager` is a
 `BlockingAsyncManager` (tests/async_facade.py) wrapping an `AsyncSessionManager`. It has the
@@ -22,7 +29,8 @@ from typing import Any, cast
 import pytest
 
 from tests.async_facade import BlockingAsyncManager
-from tether import Policies, SessionManager, State
+from tests.remote import Served, empty
+from tether import AsyncClient, Client, Policies, SessionManager, State
 from tether.core.model import Session
 from tether.front.aio import AsyncSessionManager
 from tether.stores import POSTGRES_SCHEMES, Store
@@ -33,10 +41,52 @@ MakeSession = Callable[..., Session]
 Unchanged = Callable[[str], AbstractContextManager[None]]
 
 
-@pytest.fixture(params=["sync", "async"])
-def manager(
-    request: pytest.FixtureRequest, store: Store, store_url: str, policies: Policies
-) -> Iterator[SessionManager]:
+CLIENTS = ("client", "async-client")
+# Fixtures a test cannot have through a server process: its clock, its store, in-process events.
+NOT_REMOTE = {
+    "clock": "moves a ManualClock, which cannot move a server process's clock",
+    "store": "reads or writes the store directly, which a server process keeps to itself",
+}
+EVENT_TESTS = "test_events.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The clients run against SQLite and PostgreSQL servers, not the memory store."""
+    items[:] = [
+        item
+        for item in items
+        if not (
+            isinstance(item, pytest.Function)
+            and item.callspec.params.get("manager") in CLIENTS
+            and item.callspec.params.get("store_url") == "memory"
+        )
+    ]
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
+    """One `tether serve` per store kind, started on first use, stopped at the end of the run."""
+    started: dict[str, Served] = {}
+    yield started
+    for served in started.values():
+        served.close()
+
+
+def _served(request: pytest.FixtureRequest, servers: dict[str, Served], store_url: str) -> Served:
+    kind = request.node.callspec.params["store_url"]
+    if kind not in servers:
+        workdir = request.getfixturevalue("tmp_path_factory").mktemp(f"serve-{kind}")
+        url = store_url if kind == "postgres" else f"sqlite:///{workdir}/tether.db"
+        servers[kind] = Served(url, workdir, request.getfixturevalue("policies"))
+    return servers[kind]
+
+
+@pytest.fixture(params=["sync", "async", *CLIENTS])
+def manager(request: pytest.FixtureRequest, store_url: str, policies: Policies) -> Iterator[SessionManager]:
+    if request.param in CLIENTS:
+        yield from _client(request, store_url)
+        return
+    store: Store = request.getfixturevalue("store")
     if request.param == "sync":
         yield SessionManager(store, policies=policies, worker_id="worker-a")
         return
@@ -48,6 +98,25 @@ def manager(
     )
     yield cast(SessionManager, facade)
     facade.close()
+
+
+def _client(request: pytest.FixtureRequest, store_url: str) -> Iterator[SessionManager]:
+    test_file = request.node.path.name
+    for name, reason in NOT_REMOTE.items():
+        if name in request.fixturenames:
+            pytest.skip(f"not through a server process: the test {reason}")
+    if test_file == EVENT_TESTS:
+        pytest.skip("not through a server process: subscribers are called synchronously, in-process")
+    served = _served(request, request.getfixturevalue("servers"), store_url)
+    client = Client(served.url, worker_id="worker-a")
+    empty(client)
+    if request.param == "client":
+        yield cast(SessionManager, client)
+    else:
+        facade = BlockingAsyncManager(AsyncClient(served.url, worker_id="worker-a"))  # type: ignore[arg-type]
+        yield cast(SessionManager, facade)
+        facade.close()
+    client.close()
 
 
 @pytest.fixture

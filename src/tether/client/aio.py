@@ -21,7 +21,7 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from tether.client import events
-from tether.client.calls import Call, Calls, ExportLines, problem
+from tether.client.calls import Call, Calls, ExportLines, problem, seed_lines
 from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
@@ -286,8 +286,9 @@ class AsyncClient:
                 raise problem(response)
             with opened(destination, "w") as out:
                 lines = ExportLines(out)
-                async for line in response.aiter_lines():
-                    lines.write(line)
+                async for chunk in response.aiter_bytes():
+                    lines.write(chunk)
+                lines.close()
             return lines.count
         finally:
             await response.aclose()
@@ -300,9 +301,10 @@ class AsyncClient:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         with opened(source, "r") as stream:
-            imported = await self._send(self.calls.import_sessions(stream.read().encode(), on_conflict))
+            jsonl = stream.read()
+        imported = await self._send(self.calls.import_sessions(jsonl.encode(), on_conflict))
         if progress is not None:
-            progress(imported)
+            progress(seed_lines(jsonl))
         return imported
 
     async def close(self) -> None:

@@ -19,8 +19,9 @@ import httpx
 from tether.core.codec import encode
 from tether.core.errors import TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
-from tether.core.validation import encode_payload
+from tether.core.validation import check_counter, check_limit, check_optional_counter, encode_payload
 from tether.core.wire import checkpoint_from_json, error_from_problem, session_from_json
+from tether.flows.operations import parse_state
 from tether.stores.base import Beat
 
 T = TypeVar("T")
@@ -90,7 +91,14 @@ def _text(value: State | Liveness | str | None) -> str | None:
 
 
 def _if_match(expected_version: int | None) -> dict[str, str]:
-    return {} if expected_version is None else {"If-Match": f'"{expected_version}"'}
+    version = check_optional_counter("expected_version", expected_version, 1)
+    return {} if version is None else {"If-Match": f'"{version}"'}
+
+
+def _epoch(epoch: int | None) -> int | None:
+    """Numbers the API takes are checked here by the library's own rules, so a bad one raises the
+    embedded manager's ValidationError (JSON would carry `True` or `1.0` where Python has none)."""
+    return check_optional_counter("epoch", epoch, 1)
 
 
 def _path(collection: str, key: str, *rest: str) -> str:
@@ -179,8 +187,9 @@ class Calls:
         limit: int,
         cursor: str | None,
     ) -> Call[Page[Session]]:
+        state = parse_state(state)
         query: dict[str, Any] = {"user_id": user_id, "agent_type": agent_type, "state": _text(state)}
-        query["limit"] = limit
+        query["limit"] = check_limit("limit", limit)
         query |= {"parent_session_id": parent_session_id, "cursor": cursor, "include": "context"}
         return Call("GET", "/v1/sessions", _sessions, params=query)
 
@@ -199,13 +208,14 @@ class Calls:
             "paused_for": _seconds(paused_for),
         }
         query |= {"liveness": _text(liveness), "agent_type": agent_type, "user_id": user_id}
-        query |= {"limit": limit, "cursor": cursor, "include": "context"}
+        query |= {"limit": check_limit("limit", limit), "cursor": cursor, "include": "context"}
         return Call("GET", "/v1/sessions", _sessions, params=query)
 
     def checkpoints(
         self, session_id: str, after_seq: int, limit: int, name: str | None
     ) -> Call[builtins.list[Checkpoint]]:
-        query = {"after": after_seq, "limit": limit, "name": name}
+        query: dict[str, Any] = {"after": check_counter("after_seq", after_seq, 0), "name": name}
+        query["limit"] = check_limit("limit", limit)
         return Call("GET", _path("sessions", session_id, "checkpoints"), _checkpoints, params=query)
 
     def last_checkpoint(self, session_id: str, name: str | None) -> Call[Checkpoint | None]:
@@ -219,13 +229,13 @@ class Calls:
     def checkpoint(
         self, session_id: str, name: str, data: dict[str, Any] | None, epoch: int | None
     ) -> Call[Checkpoint]:
-        body = json_body(name=name, data=data, epoch=epoch)
+        body = json_body(name=name, data=data, epoch=_epoch(epoch))
         return Call("POST", _path("sessions", session_id, "checkpoints"), _checkpoint, body=body)
 
     def heartbeat(
         self, session_id: str, epoch: int | None, phase: str | None, expect_silence: float | None
     ) -> Call[None]:
-        body = json_body(epoch=epoch, phase=phase, expect_silence=expect_silence)
+        body = json_body(epoch=_epoch(epoch), phase=phase, expect_silence=expect_silence)
         return Call("POST", _path("sessions", session_id, "heartbeat"), _nothing, body=body)
 
     def heartbeats(self, beats: Sequence[Beat]) -> Call[builtins.list[TetherError | None]]:
@@ -243,6 +253,7 @@ class Calls:
     ) -> Call[Session]:
         """pause, resume, complete, fail: an owner write with If-Match."""
         path = _path("sessions", session_id, action)
+        fields["epoch"] = _epoch(fields.get("epoch"))
         return Call("POST", path, _session, body=json_body(**fields), headers=_if_match(expected_version))
 
     def update(
@@ -253,7 +264,7 @@ class Calls:
         epoch: int | None,
         expected_version: int | None,
     ) -> Call[Session]:
-        body = json_body(context=context, metadata=metadata, epoch=epoch)
+        body = json_body(context=context, metadata=metadata, epoch=_epoch(epoch))
         return Call(
             "PATCH", _path("sessions", session_id), _session, body=body, headers=_if_match(expected_version)
         )
@@ -282,7 +293,8 @@ class Calls:
             raise ValidationError(
                 "older_than", f"must be a timedelta or datetime, got {type(older_than).__name__}"
             )
-        body = json_body(older_than=older_than.total_seconds(), states=[_text(s) for s in states])
+        chosen = sorted(parse_state(s).value for s in states)  # type: ignore[union-attr]
+        body = json_body(older_than=older_than.total_seconds(), states=chosen)
         return Call("POST", "/v1/purge", _count("purged"), body=body)
 
     def erase_user(self, user_id: str) -> Call[int]:
@@ -299,13 +311,25 @@ class Calls:
 
 
 class ExportLines:
-    """Where a streamed export goes: one seed-format session per line, counted."""
+    """Where a streamed export goes: one seed-format session per line, counted. Lines end at "\n"
+    only: U+2028 and friends inside a session's data are data (httpx's line reader splits on them)."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.count = 0
+        self._partial = b""
 
-    def write(self, line: str) -> None:
-        if line:
-            self.out.write(line + "\n")
-            self.count += 1
+    def write(self, chunk: bytes) -> None:
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.out.write(line.decode() + "\n")
+                self.count += 1
+
+    def close(self) -> None:
+        self.write(b"\n")
+
+
+def seed_lines(jsonl: str) -> int:
+    """How many sessions a seed JSONL text holds: its non-blank lines (ended by "\n" only)."""
+    return sum(1 for line in jsonl.split("\n") if line.strip())

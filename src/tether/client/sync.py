@@ -25,7 +25,7 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from tether.client import events
-from tether.client.calls import Call, Calls, ExportLines, problem
+from tether.client.calls import Call, Calls, ExportLines, problem, seed_lines
 from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
@@ -291,8 +291,9 @@ class Client:
                 raise problem(response)
             with opened(destination, "w") as out:
                 lines = ExportLines(out)
-                for line in response.iter_lines():
-                    lines.write(line)
+                for chunk in response.iter_bytes():
+                    lines.write(chunk)
+                lines.close()
             return lines.count
         finally:
             response.close()
@@ -305,9 +306,10 @@ class Client:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         with opened(source, "r") as stream:
-            imported = self._send(self.calls.import_sessions(stream.read().encode(), on_conflict))
+            jsonl = stream.read()
+        imported = self._send(self.calls.import_sessions(jsonl.encode(), on_conflict))
         if progress is not None:
-            progress(imported)
+            progress(seed_lines(jsonl))
         return imported
 
     def close(self) -> None:
