@@ -22,7 +22,7 @@ import httpx
 
 from tether.client import events
 from tether.client.calls import Call, Calls, ExportLines, problem, seed_lines
-from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle
+from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle, tls
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.validation import check_text
@@ -56,7 +56,11 @@ class AsyncClient:
         self.calls = Calls(self.worker_id)
         self.retries = retries
         self.http = httpx.AsyncClient(
-            base_url=self.url, headers=auth_headers(api_key), timeout=timeout, transport=transport
+            base_url=self.url,
+            headers=auth_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            verify=tls(),
         )
         self._subscriptions: builtins.list[events.AsyncSubscription] = []
 

@@ -21,7 +21,7 @@ from tether.core.errors import TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
 from tether.core.validation import check_counter, check_limit, check_optional_counter, encode_payload
 from tether.core.wire import checkpoint_from_json, error_from_problem, session_from_json
-from tether.flows.operations import parse_state
+from tether.flows.operations import parse_state, required_state
 from tether.stores.base import Beat
 
 T = TypeVar("T")
@@ -293,7 +293,7 @@ class Calls:
             raise ValidationError(
                 "older_than", f"must be a timedelta or datetime, got {type(older_than).__name__}"
             )
-        chosen = sorted(parse_state(s).value for s in states)  # type: ignore[union-attr]
+        chosen = sorted(required_state(s).value for s in states)
         body = json_body(older_than=older_than.total_seconds(), states=chosen)
         return Call("POST", "/v1/purge", _count("purged"), body=body)
 

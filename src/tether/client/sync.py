@@ -26,7 +26,7 @@ import httpx
 
 from tether.client import events
 from tether.client.calls import Call, Calls, ExportLines, problem, seed_lines
-from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle
+from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle, tls
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.validation import check_text
@@ -66,7 +66,11 @@ class Client:
         self.calls = Calls(self.worker_id)
         self.retries = retries
         self.http = httpx.Client(
-            base_url=self.url, headers=auth_headers(api_key), timeout=timeout, transport=transport
+            base_url=self.url,
+            headers=auth_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            verify=tls(),
         )
 
     def _send(self, call: Call[T]) -> T:

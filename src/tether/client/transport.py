@@ -12,9 +12,12 @@ After the last try the caller gets StoreUnavailable, which worker loops already 
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
+from functools import cache
 from typing import TypeVar
 
+import certifi
 import httpx
 
 from tether.client.calls import Call, answer
@@ -36,6 +39,13 @@ def server_url(url: str | None) -> str:
     if not chosen.startswith(("http://", "https://")):
         raise ConfigurationError(f"the Tether server URL must start with http:// or https://, got {chosen!r}")
     return chosen
+
+
+@cache
+def tls() -> ssl.SSLContext:
+    """httpx's default verification (certifi's CAs), built once per process: loading the CA bundle
+    is most of what making a client costs."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:

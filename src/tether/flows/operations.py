@@ -308,7 +308,7 @@ class Operations:
             self._emit(session_id, "deleted", (yield store.now()), None, {})
 
     def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Flow[int]:
-        chosen = frozenset(_required_state(s) for s in states)
+        chosen = frozenset(required_state(s) for s in states)
         if isinstance(older_than, datetime):
             cutoff = as_aware(older_than)
         elif isinstance(older_than, timedelta) and timedelta(0) <= older_than <= MAX_AGE:
@@ -370,7 +370,7 @@ class Operations:
             self.events.publish(Event(session_id, kind, at, seq, data))
 
 
-def _required_state(value: State | str) -> State:
+def required_state(value: State | str) -> State:
     state = parse_state(value)
     if state is None:
         raise ValidationError("state", "must be a state, got None")
