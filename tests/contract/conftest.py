@@ -106,8 +106,12 @@ def manager(request: pytest.FixtureRequest, store_url: str, policies: Policies) 
     if request.param in CLIENTS:
         yield from _client(request, store_url)
         return
-    store: Store = request.getfixturevalue("store")
-    if request.param == "sync":
+    yield from front_door(request.param, request.getfixturevalue("store"), store_url, policies)
+
+
+def front_door(kind: str, store: Store, store_url: str, policies: Policies) -> Iterator[SessionManager]:
+    """The sync manager on `store`, or ("async") the async one behind its blocking facade."""
+    if kind == "sync":
         yield SessionManager(store, policies=policies, worker_id="worker-a")
         return
     native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES

@@ -50,7 +50,7 @@ def test_the_sync_manager_has_the_documented_methods() -> None:
         "create", "get", "list", "checkpoints", "last_checkpoint", "duration", "checkpoint",
         "heartbeat", "heartbeats", "pause", "resume", "complete", "fail", "update", "claim",
         "claim_next", "delete", "purge", "erase_user", "export", "import_sessions", "subscribe", "close",
-        "stale", "time_out", "supervise", "open", "resume_or_create", "work",
+        "stale", "time_out", "supervise", "open", "resume_or_create", "work", "fork", "enforce_retention",
     }  # fmt: skip
     assert expected <= set(_public_methods(SessionManager))
 

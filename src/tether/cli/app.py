@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import typer
 
-from tether.cli import demo, maintenance, sessions, supervise, transfer, watch
+from tether.cli import data, demo, maintenance, sessions, supervise, transfer, watch
 from tether.cli.exits import run
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ COMMAND_GROUPS = (
     demo.commands,
     supervise.commands,
     watch.commands,
+    data.commands,
 )
 
 for group in COMMAND_GROUPS:

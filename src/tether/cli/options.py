@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated
 
 import typer
+
+from tether.core import duration
 
 StoreOption = Annotated[
     str | None,
@@ -21,13 +22,10 @@ StoreOption = Annotated[
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table, for scripts.")]
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_DURATION = re.compile(r"(\d+)([smhdw])")
-
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `12h`, `30d` or `2w`: a whole number and one unit."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 12h, 30d or 2w")
-    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+    """`90s`, `15m`, `12h`, `30d` or `2w` (`tether.core.duration`), as a usage error if not."""
+    try:
+        return duration.parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None

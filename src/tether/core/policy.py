@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from tether.core.duration import parse_duration
 from tether.core.errors import ConfigurationError
 from tether.core.validation import MAX_SECONDS
 
@@ -24,11 +25,18 @@ class Policy:
     suspect_after: float | None = None  # soft deadline; default half the timeout
     on_timeout: OnTimeout = OnTimeout.RECOVER
     max_recoveries: int = 3  # takeovers allowed before a failure is final
+    # Seconds an ended session is kept after it ended (None: for ever); the supervisor removes
+    # older ones with their checkpoints. tether.toml writes them as durations: "30d".
+    retain_completed: float | None = None
+    retain_failed: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse values that would silently misbehave (a bool timeout, a string on_timeout that
         never equals the enum, an infinite lease), naming the field."""
         _check_seconds("timeout", self.timeout)
+        for name in ("retain_completed", "retain_failed"):
+            if getattr(self, name) is not None:
+                _check_seconds(name, getattr(self, name))
         if self.suspect_after is not None:
             _check_seconds("suspect_after", self.suspect_after)
             if self.suspect_after > self.timeout:
@@ -96,9 +104,22 @@ def _policy(name: str, values: Any, base: Policy) -> Policy:
     if unknown:
         raise ConfigurationError(f"policies.{name}: unknown keys {sorted(unknown)}")
     try:
-        return replace(base, **values)
+        return replace(base, **{key: _seconds_of(key, value) for key, value in values.items()})
     except ConfigurationError as exc:
         raise ConfigurationError(f"policies.{name}.{exc}") from None
+
+
+def _seconds_of(key: str, value: Any) -> Any:
+    """Retention periods may be written as durations ("30d"); other values pass unchanged."""
+    if key not in _DURATION_KEYS or not isinstance(value, str):
+        return value
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: {exc}") from None
+
+
+_DURATION_KEYS = frozenset({"retain_completed", "retain_failed"})
 
 
 def _check_seconds(name: str, value: object) -> None:

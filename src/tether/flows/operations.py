@@ -45,7 +45,8 @@ from tether.core.validation import (
     encode_payload,
 )
 from tether.events.bus import Event, EventBus, Subscriber
-from tether.flows import transfer
+from tether.flows import retention, transfer
+from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, store
 from tether.flows.sweep import stale_filter
 from tether.lifecycle import Write
@@ -115,6 +116,42 @@ class Operations:
         created: Session = yield store.create(session)
         self._emit(created.session_id, "created", created.created_at, None, {"owner": created.owner})
         return created
+
+    def fork(
+        self, session_id: str, at_seq: int | None, agent_type: str | None, user_id: str | None
+    ) -> Flow[Session]:
+        """A new active session, owned by this worker, whose history is the source's first
+        `at_seq` checkpoints (copied by the store in bulk); the source is left as it is."""
+        source_id = check_text("session_id", session_id)
+        at = check_optional_counter("at_seq", at_seq, 0)
+        agent_type, user_id = (
+            check_optional_text("agent_type", agent_type),
+            check_optional_text("user_id", user_id),
+        )
+        source: Session = yield store.get(source_id)
+        at = source.last_seq if at is None else at
+        if at > source.last_seq:
+            raise ValidationError(
+                "at_seq", f"is past the last checkpoint of {source_id!r} ({source.last_seq})"
+            )
+        metadata = fork_metadata(source, at)
+        encode_json("metadata", metadata, self.max_payload_bytes)
+        kind = agent_type or source.agent_type
+        session = lifecycle.new_session(
+            session_id=str(uuid.uuid4()),
+            agent_type=kind,
+            user_id=user_id or source.user_id,
+            owner=self.worker_id,
+            policy=self.policies.for_type(kind),
+            now=(yield store.now()),
+            context=source.context,
+            metadata=metadata,
+            parent_session_id=source.parent_session_id,
+        )
+        forked: Session = yield store.fork(session, source_id, at)
+        data = {"owner": forked.owner, FORKED_FROM: metadata[FORKED_FROM]}
+        self._emit(forked.session_id, "created", forked.created_at, None, data)
+        return forked
 
     def get(self, session_id: str) -> Flow[Session]:
         session: Session = yield store.get(check_text("session_id", session_id))
@@ -320,6 +357,21 @@ class Operations:
         purged: int = yield store.purge(cutoff, chosen)
         return purged
 
+    def enforce_retention(self, dry_run: bool, batch: int, max_batches: int) -> Flow[RetentionReport]:
+        report = yield from retention.enforce(
+            self.policies,
+            dry_run=dry_run,
+            batch=check_limit("batch", batch),
+            max_batches=check_limit("max_batches", max_batches),
+        )
+        if not dry_run and self.events.active:
+            now = yield store.now()
+            for retired in report.retired:
+                data = {"reason": "retention", "state": retired.rule.state.value}
+                for sid in retired.session_ids:
+                    self._emit(sid, "deleted", now, None, data)
+        return report
+
     def erase_user(self, user_id: str) -> Flow[int]:
         erased: int = yield store.erase_user(check_text("user_id", user_id))
         return erased
@@ -368,6 +420,21 @@ class Operations:
     def _emit(self, session_id: str, kind: str, at: datetime, seq: int | None, data: dict[str, Any]) -> None:
         if self.events.active:
             self.events.publish(Event(session_id, kind, at, seq, data))
+
+
+FORKED_FROM, LINEAGE = "forked_from", "lineage"
+
+
+def fork_metadata(source: Session, at_seq: int) -> dict[str, Any]:
+    """The source's metadata plus where the fork came from: `forked_from` (session id and seq)
+    and `lineage`, the ids of every session it descends from by forks, oldest first."""
+    previous = source.metadata.get(LINEAGE)
+    lineage = [sid for sid in previous if isinstance(sid, str)] if isinstance(previous, builtins.list) else []
+    return {
+        **source.metadata,
+        FORKED_FROM: {"session_id": source.session_id, "seq": at_seq},
+        LINEAGE: [*lineage, source.session_id],
+    }
 
 
 def required_state(value: State | str) -> State:

@@ -28,6 +28,9 @@ from tether.core.errors import ConfigurationError, TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
 from tether.flows.operations import ManagerBase, Operations
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
+from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, run_async
 from tether.front import handle, worker
 from tether.front.handle import AsyncHandler, AsyncSessionHandle
@@ -96,6 +99,16 @@ class AsyncSessionManager(ManagerBase):
         return await self._run(
             self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
+
+    async def fork(
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        return await self._run(self.ops.fork(session_id, at_seq, agent_type, user_id))
 
     async def get(self, session_id: str) -> Session:
         return await self._run(self.ops.get(session_id))
@@ -277,6 +290,11 @@ class AsyncSessionManager(ManagerBase):
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> int:
         return await self._run(self.ops.purge(older_than, states))
+
+    async def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> RetentionReport:
+        return await self._run(self.ops.enforce_retention(dry_run, batch, max_batches))
 
     async def erase_user(self, user_id: str) -> int:
         return await self._run(self.ops.erase_user(user_id))

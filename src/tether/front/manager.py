@@ -16,6 +16,9 @@ from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
 from tether.flows.operations import ManagerBase, Operations
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
+from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, run
 from tether.front import handle, worker
 from tether.front.handle import Handler, SessionHandle
@@ -66,6 +69,20 @@ class SessionManager(ManagerBase):
         return self._run(
             self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
+
+    def fork(
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        """A new active session (owned by this worker) whose checkpoint log is a copy of this one's
+        up to `at_seq` (default: its last), copied inside the store in one bulk insert. The fork's
+        metadata records `forked_from` ({"session_id", "seq"}) and `lineage`; agent type and user
+        default to the source's. The source is not changed."""
+        return self._run(self.ops.fork(session_id, at_seq, agent_type, user_id))
 
     def get(self, session_id: str) -> Session:
         """The session as stored now. Raises NotFound."""
@@ -268,6 +285,14 @@ class SessionManager(ManagerBase):
     ) -> int:
         """Delete sessions in `states` whose end (or last heartbeat) is older than the cutoff."""
         return self._run(self.ops.purge(older_than, states))
+
+    def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> RetentionReport:
+        """Apply the retention policies once: remove ended sessions older than their agent type's
+        `retain_completed` / `retain_failed`, `batch` at a time, at most `max_batches` per rule
+        (the supervisor runs this on its own). `dry_run` only lists what would go."""
+        return self._run(self.ops.enforce_retention(dry_run, batch, max_batches))
 
     def erase_user(self, user_id: str) -> int:
         """Delete every session and checkpoint of one user (data-protection requests)."""

@@ -13,14 +13,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tether.core.errors import ConflictError, InvalidTransition, NotFound, TetherError
 from tether.core.model import Liveness, Page, Session, SessionFilter
 from tether.core.policy import Policies
 from tether.events.bus import Event
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
+from tether.flows.retention import rules
 from tether.flows.runner import Flow, store
 from tether.front.handle import stopped_within
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PAGE = 500
+RETENTION_INTERVAL = 60.0  # seconds between retention passes
 MIN_INTERVAL, MAX_INTERVAL = 0.05, 5.0
 
 
@@ -44,9 +48,10 @@ class SweepReport:
     recoverable: tuple[str, ...] = ()  # of those, now claimable by the next worker
     suspects: tuple[str, ...] = ()  # newly past their soft deadline, lease still alive
     lost_races: int = 0  # expired sessions another supervisor or a claimer handled first
+    retired: tuple[str, ...] = ()  # ended sessions this sweep's retention pass removed
 
     def __bool__(self) -> bool:
-        return bool(self.timed_out or self.suspects)
+        return bool(self.timed_out or self.suspects or self.retired)
 
     @classmethod
     def of(cls, outcomes: Iterable[Session | None], suspects: Iterable[Session]) -> SweepReport:
@@ -103,10 +108,23 @@ class Sweeper:
     find the expired leases, time out one session, then report. Only how the time-outs run side by
     side (a thread pool, or gathered coroutines) is the supervisors' own."""
 
-    def __init__(self, ops: Operations, page_size: int) -> None:
+    def __init__(self, ops: Operations, page_size: int, retention_interval: float) -> None:
         self.ops = ops
         self.page_size = page_size
         self.suspects = SuspectLog()
+        self.retention_interval = timedelta(seconds=retention_interval)
+        self._last_retention: datetime | None = None
+
+    def retention(self) -> Flow[tuple[str, ...]]:
+        """A retention pass (bounded batches, `tether.flows.retention`) when one is due: at most
+        every `retention_interval`, and only if some policy retains for a limited time."""
+        now: datetime = yield store.now()
+        last = self._last_retention
+        if (last is not None and now - last < self.retention_interval) or not rules(self.ops.policies, now):
+            return ()
+        self._last_retention = now
+        report = yield from self.ops.enforce_retention(False, RETENTION_BATCH, RETENTION_BATCHES)
+        return report.session_ids
 
     def expired(self) -> Flow[tuple[datetime, list[str]]]:
         """The store's time now, and the sessions whose lease had expired by then."""
@@ -142,13 +160,21 @@ class Sweeper:
 class Supervisor:
     """Sweeps one manager's store. Cheap to create; keeps only which suspects it already reported."""
 
-    def __init__(self, manager: SessionManager, *, page_size: int = PAGE, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        page_size: int = PAGE,
+        concurrency: int = 8,
+        retention_interval: float = RETENTION_INTERVAL,
+    ) -> None:
         self.manager = manager
         self.concurrency = concurrency
-        self._sweeper = Sweeper(manager.ops, page_size)
+        self._sweeper = Sweeper(manager.ops, page_size, retention_interval)
 
     def sweep(self) -> SweepReport:
-        """Time out every expired lease (as of the store's clock now), then report new suspects.
+        """Time out every expired lease (as of the store's clock now), report new suspects, and
+        run a retention pass when one is due.
 
         Several time-outs are applied concurrently, so SQLite's group commit (and PostgreSQL's
         pool) make one sync cover many of them when many agents died at once.
@@ -159,7 +185,8 @@ class Supervisor:
                 outcomes = list(pool.map(self._time_out, expired))
         else:
             outcomes = [self._time_out(sid) for sid in expired]
-        return self.manager._run(self._sweeper.report(now, outcomes))
+        report = self.manager._run(self._sweeper.report(now, outcomes))
+        return replace(report, retired=self.manager._run(self._sweeper.retention()))
 
     def run(
         self,
@@ -187,13 +214,20 @@ class Supervisor:
 class AsyncSupervisor:
     """`Supervisor` for asyncio: the same sweep, its time-outs gathered instead of threaded."""
 
-    def __init__(self, manager: AsyncSessionManager, *, page_size: int = PAGE, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        manager: AsyncSessionManager,
+        *,
+        page_size: int = PAGE,
+        concurrency: int = 8,
+        retention_interval: float = RETENTION_INTERVAL,
+    ) -> None:
         self.manager = manager
         self.concurrency = concurrency
-        self._sweeper = Sweeper(manager.ops, page_size)
+        self._sweeper = Sweeper(manager.ops, page_size, retention_interval)
 
     async def sweep(self) -> SweepReport:
-        """Time out every expired lease (as of the store's clock now), then report new suspects."""
+        """See `Supervisor.sweep`."""
         now, expired = await self.manager._run(self._sweeper.expired())
         slots = asyncio.Semaphore(self.concurrency)
 
@@ -202,7 +236,8 @@ class AsyncSupervisor:
                 return await self.manager._run(self._sweeper.time_out(session_id))
 
         outcomes = await asyncio.gather(*(time_out(sid) for sid in expired))
-        return await self.manager._run(self._sweeper.report(now, outcomes))
+        report = await self.manager._run(self._sweeper.report(now, outcomes))
+        return replace(report, retired=await self.manager._run(self._sweeper.retention()))
 
     async def run(
         self,
@@ -230,6 +265,7 @@ class RunningSupervisor:
     def __init__(self, supervisor: Supervisor, interval: float | None = None) -> None:
         self.supervisor = supervisor
         self.sweeps = 0
+        self.retired = 0  # sessions removed by retention since this supervisor started
         self.last_report: SweepReport | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -242,6 +278,7 @@ class RunningSupervisor:
 
     def _record(self, report: SweepReport) -> None:
         self.sweeps += 1
+        self.retired += len(report.retired)
         self.last_report = report
 
     @property
@@ -266,6 +303,7 @@ class AsyncRunningSupervisor:
     def __init__(self, supervisor: AsyncSupervisor, interval: float | None = None) -> None:
         self.supervisor = supervisor
         self.sweeps = 0
+        self.retired = 0  # sessions removed by retention since this supervisor started
         self.last_report: SweepReport | None = None
         self._stop = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
@@ -274,6 +312,7 @@ class AsyncRunningSupervisor:
 
     def _record(self, report: SweepReport) -> None:
         self.sweeps += 1
+        self.retired += len(report.retired)
         self.last_report = report
 
     @property

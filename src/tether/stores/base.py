@@ -40,6 +40,19 @@ class Beat:
     expect_silence: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    """Which ended sessions a retention policy lets go: those in `state` that ended before
+    `ended_before`, of `agent_type`, or, when it is None, of every type not in `other_types`
+    (the default policy covers the types without a policy of their own). A session with a live
+    (active or paused) child is never covered: it goes after its children end."""
+
+    state: State
+    ended_before: datetime
+    agent_type: str | None = None
+    other_types: frozenset[str] = frozenset()
+
+
 class Store(ABC):
     """A durable home for sessions and their checkpoints."""
 
@@ -111,6 +124,23 @@ class Store(ABC):
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         """Delete sessions in `states` that ended (or, for live states, last heard from) before
         the time; returns how many."""
+
+    @abstractmethod
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        """Insert `session` (a new id) with a copy of the source's checkpoints 1…at_seq, seqs,
+        names, timestamps and data unchanged, made inside the store in one bulk copy (the history
+        never travels through the caller) in one transaction. The source is not changed.
+        NotFound if the source does not exist, ConflictError if the new id does."""
+
+    @abstractmethod
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        """Ids of up to `limit` sessions `rule` covers, oldest first: what `retire` would remove."""
+
+    @abstractmethod
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        """Remove up to `limit` sessions `rule` covers, oldest first, with their checkpoints, in
+        one short transaction; returns their ids. Concurrent callers (several supervisors) remove
+        each session once: a session another caller removed, or is removing, is not counted."""
 
     @abstractmethod
     def erase_user(self, user_id: str) -> int:
@@ -187,6 +217,18 @@ class AsyncStore(ABC):
     @abstractmethod
     async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         """See `Store.purge`."""
+
+    @abstractmethod
+    async def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        """See `Store.fork`."""
+
+    @abstractmethod
+    async def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        """See `Store.retirable`."""
+
+    @abstractmethod
+    async def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        """See `Store.retire`."""
 
     @abstractmethod
     async def erase_user(self, user_id: str) -> int:

@@ -12,10 +12,11 @@ from typing import Any
 
 from tether.core.clock import Clock
 from tether.core.errors import ConflictError, NotFound, TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
+    RetentionRule,
     Store,
     beat_accepted,
     beat_deadlines,
@@ -169,6 +170,33 @@ class MemoryStore(Store):
                 self._drop(session_id)
             return len(doomed)
 
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        with self._lock:
+            copied = self._history(source_id)[:at_seq]
+            if session.session_id in self._sessions:
+                raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
+            sid = session.session_id
+            history = [replace(cp, session_id=sid) for cp in copied]
+            self._checkpoints[sid] = history
+            self._last_by_name.update(((sid, cp.name), cp) for cp in history)
+            stored = replace(_in_utc(session), last_seq=history[-1].seq if history else 0)
+            self._sessions[sid] = stored
+            return stored
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        with self._lock:
+            parents = {s.parent_session_id for s in self._sessions.values() if s.state in LIVE_STATES}
+            found = [s for s in self._sessions.values() if covers(s, rule) and s.session_id not in parents]
+        found.sort(key=lambda s: (to_micros(s.created_at), s.session_id))
+        return [s.session_id for s in found[:limit]]
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        with self._lock:
+            doomed = self.retirable(rule, limit)
+            for session_id in doomed:
+                self._drop(session_id)
+            return doomed
+
     def erase_user(self, user_id: str) -> int:
         with self._lock:
             doomed = [s.session_id for s in self._sessions.values() if s.user_id == user_id]
@@ -224,6 +252,16 @@ def _claimable(session: Session, now: datetime) -> bool:
     if session.state is State.ACTIVE:
         return session.lease_expires_at is not None and session.lease_expires_at <= now
     return session.state is State.FAILED and session.failure is not None and not (session.failure.final)
+
+
+def covers(s: Session, rule: RetentionRule) -> bool:
+    """What a RetentionRule selects apart from live children: the reference for every store's SQL."""
+    of_type = (
+        s.agent_type == rule.agent_type
+        if rule.agent_type is not None
+        else s.agent_type not in rule.other_types
+    )
+    return s.state is rule.state and s.ended_at is not None and s.ended_at < rule.ended_before and of_type
 
 
 def matches(s: Session, where: SessionFilter) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from tether.core.errors import TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat, Store
+from tether.stores.base import AsyncStore, Beat, RetentionRule, Store
 from tether.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -101,6 +101,15 @@ class ThreadedStore(AsyncStore):
 
     async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         return await self._call(self.sync.purge, ended_before, states)
+
+    async def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        return await self._call(self.sync.fork, session, source_id, at_seq)
+
+    async def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._call(self.sync.retirable, rule, limit)
+
+    async def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._call(self.sync.retire, rule, limit)
 
     async def erase_user(self, user_id: str) -> int:
         return await self._call(self.sync.erase_user, user_id)

@@ -14,7 +14,7 @@ from tether.core.errors import StoreUnavailable, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat
+from tether.stores.base import AsyncStore, Beat, RetentionRule
 from tether.stores.group_commit import AsyncGroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
 from tether.stores.postgres import prepared
@@ -138,6 +138,15 @@ class AsyncPostgresStore(AsyncStore):
 
     async def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         return await self._run(ops.purge(ended_before, states), atomic=True)
+
+    async def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        return await self._run(ops.fork(session, source_id, at_seq), atomic=True)
+
+    async def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._run(ops.retirable(rule, limit))
+
+    async def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        return await self._run(ops.retire(rule, limit), atomic=True)
 
     async def erase_user(self, user_id: str) -> int:
         return await self._run(ops.erase_user(user_id), atomic=True)

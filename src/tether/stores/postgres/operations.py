@@ -21,7 +21,7 @@ from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.base import Beat, RetentionRule, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
 from tether.stores.postgres.connection import may_have_committed, translate
 from tether.stores.postgres.mapping import Append as Append
@@ -253,6 +253,40 @@ def purge(ended_before: datetime, states: frozenset[State]) -> Operation[int]:
     params = {"before": ended_before, "states": sorted(s.value for s in states)}
     rows = yield _query("lock_purgeable", params)
     return (yield from _delete_locked([row[0] for row in rows]))
+
+
+def fork(session: Session, source_id: str, at_seq: int) -> Operation[Session]:
+    """Run atomically: the new row, and its history copied from the share-locked source."""
+    if not (yield _query("lock_fork_source", {"source_id": source_id})):
+        raise NotFound(source_id)
+    if not (yield _query("create_session", mapping.create_params(session, ()))):
+        raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
+    params = {"session_id": session.session_id, "source_id": source_id, "at_seq": at_seq}
+    rows = yield _query("fork_checkpoints", params)
+    return session_from_row(rows[0])
+
+
+def retirable(rule: RetentionRule, limit: int) -> Operation[list[str]]:
+    rows = yield _query("retirable", _rule_params(rule, limit))
+    return [row[0] for row in rows]
+
+
+def retire(rule: RetentionRule, limit: int) -> Operation[list[str]]:
+    """Run atomically, as purge: the rows are locked, then removed with their checkpoints."""
+    rows = yield _query("lock_retirable", _rule_params(rule, limit))
+    doomed = [row[0] for row in rows]
+    yield from _delete_locked(doomed)
+    return doomed
+
+
+def _rule_params(rule: RetentionRule, limit: int) -> dict[str, Any]:
+    return {
+        "state": rule.state.value,
+        "before": rule.ended_before,
+        "agent_type": rule.agent_type,
+        "other_types": sorted(rule.other_types),
+        "limit": limit,
+    }
 
 
 def erase_user(user_id: str) -> Operation[int]:

@@ -228,6 +228,50 @@ SELECT session_id FROM sessions
 WHERE state = ANY(%(states)s::text[]) AND COALESCE(ended_at, last_heartbeat) < %(before)s
 FOR UPDATE
 
+-- name: lock_retirable
+-- Sessions a retention rule covers (tether.stores.memory.covers), oldest first along the state
+-- index, locked for deletion. SKIP LOCKED: rows another supervisor is removing right now are its
+-- batch, not this one's, so concurrent passes never wait on each other nor count a session twice.
+SELECT s.session_id FROM sessions AS s
+WHERE s.state = %(state)s AND s.ended_at < %(before)s
+  AND (s.agent_type = %(agent_type)s::text
+       OR (%(agent_type)s::text IS NULL AND NOT (s.agent_type = ANY(%(other_types)s::text[]))))
+  AND NOT EXISTS (
+      SELECT 1 FROM sessions AS c
+      WHERE c.parent_session_id = s.session_id AND c.state IN ('active', 'paused'))
+ORDER BY s.created_at, s.session_id
+LIMIT %(limit)s
+FOR UPDATE OF s SKIP LOCKED
+
+-- name: retirable
+-- lock_retirable without the locks: what a retention pass would remove (a dry run).
+SELECT s.session_id FROM sessions AS s
+WHERE s.state = %(state)s AND s.ended_at < %(before)s
+  AND (s.agent_type = %(agent_type)s::text
+       OR (%(agent_type)s::text IS NULL AND NOT (s.agent_type = ANY(%(other_types)s::text[]))))
+  AND NOT EXISTS (
+      SELECT 1 FROM sessions AS c
+      WHERE c.parent_session_id = s.session_id AND c.state IN ('active', 'paused'))
+ORDER BY s.created_at, s.session_id
+LIMIT %(limit)s
+
+-- name: lock_fork_source
+-- A fork reads its source's history under a share lock, so a concurrent delete waits for the copy.
+SELECT session_id FROM sessions WHERE session_id = %(source_id)s FOR SHARE
+
+-- name: fork_checkpoints
+-- A fork's history: the source's first checkpoints, copied row for row inside the database, and
+-- the new session's last_seq set to the last one copied.
+WITH copied AS (
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)
+    SELECT %(session_id)s, seq, name, created_at, data, data_exact, data_order FROM checkpoints
+    WHERE session_id = %(source_id)s AND seq <= %(at_seq)s
+    RETURNING seq
+)
+UPDATE sessions SET last_seq = (SELECT COALESCE(max(seq), 0) FROM copied)
+WHERE session_id = %(session_id)s
+RETURNING *
+
 -- name: lock_user_sessions
 SELECT session_id FROM sessions WHERE user_id = %(user_id)s FOR UPDATE
 

@@ -17,7 +17,7 @@ from tether.core.errors import StoreUnavailable, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
-from tether.stores.base import Beat, Store
+from tether.stores.base import Beat, RetentionRule, Store
 from tether.stores.group_commit import GroupCommit, Job, assign
 from tether.stores.postgres import operations as ops
 from tether.stores.postgres import prepared
@@ -179,6 +179,15 @@ class PostgresStore(Store):
 
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         return self._run(ops.purge(ended_before, states), atomic=True)
+
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        return self._run(ops.fork(session, source_id, at_seq), atomic=True)
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return self._run(ops.retirable(rule, limit))
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        return self._run(ops.retire(rule, limit), atomic=True)
 
     def erase_user(self, user_id: str) -> int:
         return self._run(ops.erase_user(user_id), atomic=True)

@@ -41,7 +41,7 @@ from tether.core.errors import (
 )
 from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
 from tether.stores.memory import matches
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
@@ -176,6 +176,19 @@ class RedisLivenessStore(Store):
         for state in states & LIVE_STATES:
             self._flush_heard_since(ended_before, state)
         return self.inner.purge(ended_before, states)
+
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        created = self.inner.fork(session, source_id, at_seq)
+        self._mirror(created, renews=True)
+        return created
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return self.inner.retirable(rule, limit)
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        removed = self.inner.retire(rule, limit)
+        self.redis.forget(removed)
+        return removed
 
     def erase_user(self, user_id: str) -> int:
         return self.inner.erase_user(user_id)

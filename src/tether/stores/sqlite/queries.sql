@@ -97,6 +97,32 @@ DELETE FROM sessions
 WHERE state IN (SELECT value FROM json_each(:states))
   AND COALESCE(ended_us, last_heartbeat_us) < :before_us;
 
+-- name: fork_checkpoints
+-- A fork's history: the source's first checkpoints, copied row for row inside the database.
+INSERT INTO checkpoints (session_id, seq, name, ts_us, data)
+SELECT :session_id, seq, name, ts_us, data FROM checkpoints
+WHERE session_id = :source_id AND seq <= :at_seq
+ORDER BY seq;
+
+-- name: retirable
+-- Sessions a retention rule covers (tether.stores.memory.covers), oldest first along the state
+-- index; one with a live child waits for it (the parent index answers that).
+SELECT s.session_id FROM sessions AS s
+WHERE s.state = :state AND s.ended_us < :before_us
+  AND (s.agent_type = :agent_type
+       OR (:agent_type IS NULL AND s.agent_type NOT IN (SELECT value FROM json_each(:other_types))))
+  AND NOT EXISTS (
+      SELECT 1 FROM sessions AS c
+      WHERE c.parent_session_id = s.session_id AND c.state IN ('active', 'paused'))
+ORDER BY s.created_us, s.session_id
+LIMIT :limit;
+
+-- name: delete_checkpoints_of
+DELETE FROM checkpoints WHERE session_id IN (SELECT value FROM json_each(?));
+
+-- name: delete_sessions_of
+DELETE FROM sessions WHERE session_id IN (SELECT value FROM json_each(?));
+
 -- name: erase_user_checkpoints
 DELETE FROM checkpoints WHERE session_id IN (SELECT session_id FROM sessions WHERE user_id = ?);
 

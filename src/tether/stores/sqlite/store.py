@@ -24,6 +24,7 @@ from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionF
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
+    RetentionRule,
     Store,
     decode_cursor,
     encode_cursor,
@@ -245,6 +246,38 @@ class SQLiteStore(Store):
 
         return self._writes.run(work)
 
+    def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
+        sid = session.session_id
+        row = session_to_row(session)
+        copy = {"session_id": sid, "source_id": source_id, "at_seq": at_seq}
+
+        def work(conn: sqlite3.Connection) -> Any:
+            if conn.execute(Q["session_exists"], (source_id,)).fetchone() is None:
+                raise NotFound(source_id)
+            try:
+                conn.execute(Q["insert_session"], row)
+            except sqlite3.IntegrityError:
+                raise ConflictError(sid, f"session {sid!r} exists") from None
+            conn.execute(Q["fork_checkpoints"], copy)
+            return conn.execute(_GET, (sid,)).fetchone()
+
+        return session_from_row(self._writes.run(work))
+
+    def retirable(self, rule: RetentionRule, limit: int) -> list[str]:
+        return [row[0] for row in self._fetchall(Q["retirable"], _rule_params(rule, limit))]
+
+    def retire(self, rule: RetentionRule, limit: int) -> list[str]:
+        params = _rule_params(rule, limit)
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            doomed = [row[0] for row in conn.execute(Q["retirable"], params)]
+            ids = json.dumps(doomed)
+            conn.execute(Q["delete_checkpoints_of"], (ids,))
+            conn.execute(Q["delete_sessions_of"], (ids,))
+            return doomed
+
+        return self._writes.run(work)
+
     def erase_user(self, user_id: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
             conn.execute(Q["erase_user_checkpoints"], (user_id,))
@@ -358,6 +391,16 @@ def _state_param(where: SessionFilter) -> str | None:
     if where.state is not None:
         return where.state.value
     return State.PAUSED.value if where.paused_before is not None else None
+
+
+def _rule_params(rule: RetentionRule, limit: int) -> dict[str, Any]:
+    return {
+        "state": rule.state.value,
+        "before_us": to_micros(rule.ended_before),
+        "agent_type": rule.agent_type,
+        "other_types": _json_list(rule.other_types),
+        "limit": limit,
+    }
 
 
 def _json_list(values: frozenset[str] | None) -> str | None:
