@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import typer
 
-from tether.cli import data, demo, maintenance, sessions, supervise, transfer, watch
+from tether.cli import data, demo, maintenance, serve, sessions, supervise, transfer, watch
 from tether.cli.exits import run
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ COMMAND_GROUPS = (
     supervise.commands,
     watch.commands,
     data.commands,
+    serve.commands,
 )
 
 for group in COMMAND_GROUPS:

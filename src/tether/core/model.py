@@ -181,6 +181,18 @@ class SessionFilter:
     lease_expired_at: datetime | None = None  # liveness dead at that time
 
 
+@dataclass(frozen=True, slots=True)
+class SessionCount:
+    """How many sessions share a state, an agent type and a liveness (None once ended), and the
+    oldest last heartbeat among them: what `/v1/stats` and the metrics report."""
+
+    state: State
+    agent_type: str
+    liveness: Liveness | None
+    count: int
+    oldest_heartbeat: datetime
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

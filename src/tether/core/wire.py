@@ -149,7 +149,7 @@ CONFLICT = Problem(409, "conflict", "Conflict", ("session_id",))
 _BY_CODE = {p.code: (cls, p) for cls, p in ERRORS.items()}
 _BY_CODE[VERSION_MISMATCH.code] = (ConflictError, VERSION_MISMATCH)
 _BY_CODE[CONFLICT.code] = (ConflictError, CONFLICT)
-_BY_CODE["already_exists"] = (ConflictError, CONFLICT)
+_BY_CODE["already_exists"] = (ConflictError, CONFLICT)  # the server's answer to a create of an existing id
 _BY_CODE["forbidden"] = (AuthError, ERRORS[AuthError])
 
 

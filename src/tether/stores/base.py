@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.lifecycle import Write
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -146,6 +147,29 @@ class Store(ABC):
     def erase_user(self, user_id: str) -> int:
         """Delete every session and checkpoint of one user; returns how many sessions."""
 
+    # -- API keys and counts (`tether serve`) -------------------------------------------------
+    @abstractmethod
+    def add_api_key(self, key: ApiKey) -> None:
+        """Keep a new API key (only its hash). ConflictError if its key_id exists."""
+
+    @abstractmethod
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with that id, revoked or not; None if there is none."""
+
+    @abstractmethod
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first (ties by key id)."""
+
+    @abstractmethod
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        """Mark the key revoked at `at`; False if there is no such key or it was already revoked."""
+
+    @abstractmethod
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        """Sessions (of one user, or all) counted by state, agent type and liveness at `now` (None
+        for ended states), each group with its oldest last_heartbeat; one aggregate query, in no
+        particular order."""
+
     # -- lifecycle of the store itself ------------------------------------------------------
     @abstractmethod
     def migrate(self) -> int:
@@ -233,6 +257,27 @@ class AsyncStore(ABC):
     @abstractmethod
     async def erase_user(self, user_id: str) -> int:
         """See `Store.erase_user`."""
+
+    # -- API keys and counts (`tether serve`) -------------------------------------------------
+    @abstractmethod
+    async def add_api_key(self, key: ApiKey) -> None:
+        """See `Store.add_api_key`."""
+
+    @abstractmethod
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """See `Store.get_api_key`."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]:
+        """See `Store.list_api_keys`."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        """See `Store.revoke_api_key`."""
+
+    @abstractmethod
+    async def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        """See `Store.count_sessions`."""
 
     # -- lifecycle of the store itself ------------------------------------------------------
     @abstractmethod

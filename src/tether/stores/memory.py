@@ -12,7 +12,18 @@ from typing import Any
 
 from tether.core.clock import Clock
 from tether.core.errors import ConflictError, NotFound, TetherError
-from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import (
+    LIVE_STATES,
+    Checkpoint,
+    Liveness,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionCount,
+    SessionFilter,
+    State,
+)
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
@@ -45,6 +56,7 @@ class MemoryStore(Store):
         self._sessions: dict[str, Session] = {}
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self._last_by_name: dict[tuple[str, str], Checkpoint] = {}
+        self._keys: dict[str, ApiKey] = {}
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, session_id: str) -> Session:
@@ -203,6 +215,36 @@ class MemoryStore(Store):
             for session_id in doomed:
                 self._drop(session_id)
             return len(doomed)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        with self._lock:
+            if key.key_id in self._keys:
+                raise ConflictError(key.key_id, f"API key {key.key_id!r} exists")
+            self._keys[key.key_id] = replace(key, created_at=key.created_at.astimezone(UTC))
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        with self._lock:
+            return self._keys.get(key_id)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        with self._lock:
+            return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is None or key.revoked_at is not None:
+                return False
+            self._keys[key_id] = replace(key, revoked_at=at.astimezone(UTC))
+            return True
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        groups: dict[tuple[State, str, Liveness | None], list[datetime]] = {}
+        with self._lock:
+            for s in self._sessions.values():
+                if user_id is None or s.user_id == user_id:
+                    groups.setdefault((s.state, s.agent_type, s.liveness(now)), []).append(s.last_heartbeat)
+        return [SessionCount(*group, len(beats), min(beats)) for group, beats in groups.items()]
 
     def migrate(self) -> int:
         return 1

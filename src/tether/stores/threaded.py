@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tether.core.errors import TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.lifecycle import Write
 from tether.stores.base import AsyncStore, Beat, RetentionRule, Store
 from tether.stores.sqlite import SQLiteStore
@@ -113,6 +114,22 @@ class ThreadedStore(AsyncStore):
 
     async def erase_user(self, user_id: str) -> int:
         return await self._call(self.sync.erase_user, user_id)
+
+    # -- API keys and counts ----------------------------------------------------------------
+    async def add_api_key(self, key: ApiKey) -> None:
+        return await self._call(self.sync.add_api_key, key)
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return await self._call(self.sync.get_api_key, key_id)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._call(self.sync.list_api_keys)
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return await self._call(self.sync.revoke_api_key, key_id, at)
+
+    async def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        return await self._call(self.sync.count_sessions, now, user_id)
 
     # -- lifecycle of the store itself ------------------------------------------------------
     async def migrate(self) -> int:

@@ -11,13 +11,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import StoreUnavailable, TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
 from tether.stores.base import AsyncStore, Beat, RetentionRule
 from tether.stores.group_commit import AsyncGroupCommit, Job, assign
+from tether.stores.postgres import keys, prepared
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres import prepared
 from tether.stores.postgres.connection import (
     AsyncConnection,
     check_idle,
@@ -150,6 +151,21 @@ class AsyncPostgresStore(AsyncStore):
 
     async def erase_user(self, user_id: str) -> int:
         return await self._run(ops.erase_user(user_id), atomic=True)
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._run(keys.add_api_key(key))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return await self._run(keys.get_api_key(key_id))
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._run(keys.list_api_keys())
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return await self._run(keys.revoke_api_key(key_id, at))
+
+    async def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        return await self._run(keys.count_sessions(now, user_id))
 
     async def migrate(self) -> int:
         return await self._run(ops.migrate(), atomic=True)

@@ -14,13 +14,14 @@ from psycopg_pool import ConnectionPool
 
 from tether.core.clock import Clock
 from tether.core.errors import StoreUnavailable, TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.lifecycle import Write
 from tether.stores.base import Beat, RetentionRule, Store
 from tether.stores.group_commit import GroupCommit, Job, assign
+from tether.stores.postgres import keys, prepared
 from tether.stores.postgres import operations as ops
-from tether.stores.postgres import prepared
 from tether.stores.postgres.connection import (
     Connection,
     check_idle,
@@ -191,6 +192,21 @@ class PostgresStore(Store):
 
     def erase_user(self, user_id: str) -> int:
         return self._run(ops.erase_user(user_id), atomic=True)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        self._run(keys.add_api_key(key))
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        return self._run(keys.get_api_key(key_id))
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self._run(keys.list_api_keys())
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return self._run(keys.revoke_api_key(key_id, at))
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        return self._run(keys.count_sessions(now, user_id))
 
     def migrate(self) -> int:
         return self._run(ops.migrate(), atomic=True)

@@ -39,7 +39,17 @@ from tether.core.errors import (
     StoreUnavailable,
     TetherError,
 )
-from tether.core.model import LIVE_STATES, Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import (
+    LIVE_STATES,
+    Checkpoint,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionCount,
+    SessionFilter,
+    State,
+)
 from tether.lifecycle import Write
 from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
 from tether.stores.memory import matches
@@ -192,6 +202,23 @@ class RedisLivenessStore(Store):
 
     def erase_user(self, user_id: str) -> int:
         return self.inner.erase_user(user_id)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        self.inner.add_api_key(key)
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        return self.inner.get_api_key(key_id)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self.inner.list_api_keys()
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        return self.inner.revoke_api_key(key_id, at)
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        """The store's counts: liveness as of the last flush of Redis's leases (one flush interval
+        behind at most)."""
+        return self.inner.count_sessions(now, user_id)
 
     def migrate(self) -> int:
         return self.inner.migrate()

@@ -20,7 +20,17 @@ from typing import Any
 from tether.core.clock import Clock
 from tether.core.codec import decode
 from tether.core.errors import ConflictError, NotFound, StoreUnavailable, TetherError
-from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.keys import ApiKey
+from tether.core.model import (
+    Checkpoint,
+    Liveness,
+    NewCheckpoint,
+    Page,
+    Session,
+    SessionCount,
+    SessionFilter,
+    State,
+)
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
@@ -47,6 +57,7 @@ from tether.stores.sqlite.schema import migrate
 
 PACKAGE = "tether.stores.sqlite"
 Q = load_queries(PACKAGE)
+KEYS = load_queries(PACKAGE, "keys.sql")
 MIGRATIONS = load_migrations(PACKAGE)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _NEWEST = (2**63 - 1, "")  # keyset position before the first page
@@ -286,6 +297,40 @@ class SQLiteStore(Store):
 
         return self._writes.run(work)
 
+    # -- API keys and counts ----------------------------------------------------------------
+    def add_api_key(self, key: ApiKey) -> None:
+        row = (key.key_id, key.user_id, int(key.admin), key.secret_hash, to_micros(key.created_at), None)
+
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(KEYS["insert_api_key"], row)
+            except sqlite3.IntegrityError:
+                raise ConflictError(key.key_id, f"API key {key.key_id!r} exists") from None
+
+        self._writes.run(work)
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = self._fetchone(KEYS["get_api_key"], (key_id,))
+        return None if row is None else _api_key(row)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return [_api_key(row) for row in self._fetchall(KEYS["list_api_keys"], ())]
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(KEYS["revoke_api_key"], (to_micros(at), key_id)).rowcount == 1
+
+        return self._writes.run(work)
+
+    def count_sessions(self, now: datetime, user_id: str | None = None) -> list[SessionCount]:
+        rows = self._fetchall(KEYS["count_sessions"], {"now_us": to_micros(now), "user_id": user_id})
+        return [
+            SessionCount(
+                State(state), agent_type, None if live is None else Liveness(live), n, from_micros(us)
+            )
+            for state, agent_type, live, n, us in rows
+        ]
+
     # -- lifecycle of the store itself ------------------------------------------------------
     def migrate(self) -> int:
         return self._writes.run(lambda conn: migrate(conn, Q, MIGRATIONS))
@@ -378,6 +423,12 @@ def _append_many(conn: sqlite3.Connection, appends: list[Append]) -> list[int | 
         outcomes.append(seq)
     conn.executemany(_INSERT_CHECKPOINT, rows)
     return outcomes
+
+
+def _api_key(row: Any) -> ApiKey:
+    key_id, user_id, admin, secret_hash, created_us, revoked_us = row
+    revoked = None if revoked_us is None else from_micros(revoked_us)
+    return ApiKey(key_id, user_id, bool(admin), secret_hash, from_micros(created_us), revoked)
 
 
 def _session_in(conn: sqlite3.Connection, session_id: str) -> Session | None:

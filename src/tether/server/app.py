@@ -1,0 +1,86 @@
+"""The FastAPI application of `tether serve`: `create_app(settings)`.
+
+uvicorn --factory tether.server.app:app_from_env    # what `tether serve --workers N` runs
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tether import __version__
+from tether.server import problems
+from tether.server.metrics import Metrics
+from tether.server.runtime import Runtime
+from tether.server.settings import ServerSettings
+
+
+class Observe:
+    """Outermost: a request id on every response, and request counts and latency per templated route."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 200 and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            metrics = self.metrics()
+            route = scope.get("route")
+            path = route.path if isinstance(route, APIRoute) else "unmatched"
+            if metrics is not None:
+                metrics.requests.labels(scope["method"], path, str(status)).inc()
+                metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    from tether.server.routes import admin, events, health, sessions
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.tether = await Runtime.start(settings)
+        try:
+            yield
+        finally:
+            await app.state.tether.close()
+
+    app = FastAPI(
+        title="Tether",
+        version=__version__,
+        summary="Durable, supervised sessions for AI agents: heartbeats, checkpoints, leases, takeover.",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    problems.install(app)
+    for module in (sessions, admin, events, health):
+        app.include_router(module.router)
+    app.add_middleware(Observe, metrics=lambda: getattr(getattr(app.state, "tether", None), "metrics", None))
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app as uvicorn's worker processes build it (settings from TETHER_* variables)."""
+    return create_app(ServerSettings.from_env())

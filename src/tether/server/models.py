@@ -1,0 +1,196 @@
+"""The request and response bodies, as pydantic models: they validate input at the boundary (strict
+JSON types, unknown fields refused) and make `/openapi.json` describe exactly what is answered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.core.model import Liveness, State
+from tether.core.validation import MAX_COUNTER, MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_SECONDS
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+Epoch = Annotated[int, Field(ge=1, le=MAX_COUNTER, description="fencing token: your lease's epoch")]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+Document = dict[str, Any]
+MAX_BEATS = 10_000
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class CreateSession(Body):
+    agent_type: Text
+    user_id: Text | None = Field(None, description="required for admin keys; a user key's own user otherwise")
+    context: Document | None = None
+    metadata: Document | None = None
+    session_id: Text | None = None
+    parent_session_id: Text | None = None
+    worker_id: Text | None = Field(None, description="the owner; default: the server's worker id")
+    if_exists: Literal["raise", "return_existing"] = "raise"
+
+
+class UpdateSession(Body):
+    context: Document | None = None
+    metadata: Document | None = None
+    epoch: Epoch | None = None
+
+
+class Fenced(Body):
+    epoch: Epoch | None = None
+
+
+class Complete(Body):
+    result: Document | None = None
+    epoch: Epoch | None = None
+
+
+class Fail(Body):
+    error: Annotated[str, Field(max_length=10_000)]
+    details: Document | None = None
+    final: bool = False
+    epoch: Epoch | None = None
+
+
+class Heartbeat(Body):
+    epoch: Epoch | None = None
+    phase: Name | None = None
+    expect_silence: Seconds | None = None
+
+
+class Beat(Heartbeat):
+    session_id: Text
+
+
+class Heartbeats(Body):
+    beats: Annotated[list[Beat], Field(min_length=1, max_length=MAX_BEATS)]
+
+
+class Claim(Body):
+    worker_id: Text | None = None
+
+
+class ClaimNext(Body):
+    agent_types: Annotated[list[Text], Field(max_length=1000)] | None = None
+    worker_id: Text | None = None
+
+
+class NewCheckpoint(Body):
+    name: Name
+    data: Document | None = None
+    epoch: Epoch | None = None
+
+
+class Purge(Body):
+    older_than: Annotated[float, Field(ge=0, le=MAX_SECONDS, description="seconds")]
+    states: list[State] | None = None
+
+
+# -- responses -------------------------------------------------------------------------------
+class FailureOut(BaseModel):
+    error: str
+    details: Document
+    final: bool
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    agent_type: str
+    user_id: str
+    state: State
+    created_at: datetime
+    last_heartbeat: datetime
+    state_since: datetime | None
+    context: Document | None = Field(None, description="left out of list items unless include=context")
+    metadata: Document | None = Field(None, description="left out of list items unless include=context")
+    parent_session_id: str | None
+    version: int
+    owner: str | None
+    epoch: int
+    heartbeat_timeout: float
+    suspect_after: float
+    lease_expires_at: datetime | None
+    suspect_at: datetime | None
+    phase: str | None
+    recoveries: int
+    ended_at: datetime | None
+    failure: FailureOut | None
+    last_seq: int
+    liveness: Liveness | None
+
+
+class SessionList(BaseModel):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class CheckpointOut(BaseModel):
+    session_id: str
+    seq: int
+    name: str
+    timestamp: datetime
+    data: Document
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointOut]
+    next_cursor: str | None
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details; `code` is stable, extension members depend on it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+    request_id: str | None = None
+
+
+class HeartbeatResults(BaseModel):
+    results: list[ProblemOut | None]
+
+
+class CountOut(BaseModel):
+    state: State
+    agent_type: str
+    liveness: Liveness | None
+    count: int
+    oldest_heartbeat: datetime
+
+
+class Stats(BaseModel):
+    counts: list[CountOut]
+    oldest_heartbeat: datetime | None
+    at: datetime
+
+
+class Me(BaseModel):
+    user_id: str | None
+    admin: bool
+    key_id: str | None
+    open_mode: bool
+
+
+class Imported(BaseModel):
+    imported: int
+
+
+class Erased(BaseModel):
+    erased: int
+
+
+class Purged(BaseModel):
+    purged: int
+
+
+class Status(BaseModel):
+    status: str

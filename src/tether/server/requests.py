@@ -1,0 +1,53 @@
+"""Request bodies: parsed by orjson, with a nesting limit, on every route of the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """True if JSON containers nest deeper than `limit` levels (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+class JSONRequest(Request):
+    """A request whose JSON body is parsed by orjson and refused when nested too deeply; FastAPI
+    turns either refusal into a 422 like any other unparseable body."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            value = orjson.loads(body)  # orjson.JSONDecodeError is a json.JSONDecodeError
+            limit = self.app.state.tether.settings.max_depth
+            if isinstance(value, dict | list) and too_deep(value, limit):
+                raise json.JSONDecodeError(f"nested deeper than {limit} levels", "", 0)
+            self._json = value
+        return self._json
+
+
+class TetherRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(JSONRequest(request.scope, request.receive))
+
+        return route
+
+
+def router(**kwargs: Any) -> APIRouter:
+    """An APIRouter whose routes parse bodies with `JSONRequest`."""
+    return APIRouter(route_class=TetherRoute, **kwargs)

@@ -1,0 +1,1 @@
+"""The routes of `tether serve`, by resource; shared helpers in `common`."""
