@@ -28,6 +28,9 @@ from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session,
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
 from tether.flows.operations import default_worker_id
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
+from tether.flows.retention import RetentionReport
 from tether.flows.runner import run_async
 from tether.flows.transfer import opened
 from tether.front import handle, worker
@@ -92,6 +95,16 @@ class AsyncClient:
         return await self._send(
             self.calls.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
+
+    async def fork(
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        return await self._send(self.calls.fork(session_id, at_seq, agent_type, user_id))
 
     async def get(self, session_id: str) -> Session:
         return await self._send(self.calls.get(session_id))
@@ -277,6 +290,11 @@ class AsyncClient:
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> int:
         return await self._send(self.calls.purge(older_than, states))
+
+    async def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> RetentionReport:
+        return await self._send(self.calls.enforce_retention(dry_run, batch, max_batches))
 
     async def erase_user(self, user_id: str) -> int:
         return await self._send(self.calls.erase_user(user_id))

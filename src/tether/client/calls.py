@@ -22,7 +22,8 @@ from tether.core.model import Checkpoint, Liveness, Page, Session, State
 from tether.core.validation import check_counter, check_limit, check_optional_counter, encode_payload
 from tether.core.wire import checkpoint_from_json, error_from_problem, session_from_json
 from tether.flows.operations import parse_state, required_state
-from tether.stores.base import Beat
+from tether.flows.retention import RetentionReport, Retired
+from tether.stores.base import Beat, RetentionRule
 
 T = TypeVar("T")
 NO_LIMIT = 2**62  # payload sizes are the server's to limit (413 payload_too_large)
@@ -134,6 +135,19 @@ def _checkpoints(response: httpx.Response) -> builtins.list[Checkpoint]:
     return [checkpoint_from_json(item) for item in response.json()["items"]]
 
 
+def _retention(response: httpx.Response) -> RetentionReport:
+    body = response.json()
+    retired = []
+    for entry in body["retired"]:
+        rule = entry["rule"]
+        when = datetime.fromisoformat(rule["ended_before"])
+        rule = RetentionRule(
+            State(rule["state"]), when, rule.get("agent_type"), frozenset(rule.get("other_types", ()))
+        )
+        retired.append(Retired(rule, tuple(entry["session_ids"])))
+    return RetentionReport(bool(body["dry_run"]), tuple(retired))
+
+
 def _nothing(response: httpx.Response) -> None:
     return None
 
@@ -174,6 +188,13 @@ class Calls:
             worker_id=self.worker_id,
         )
         return Call("POST", "/v1/sessions", _session, body=body)
+
+    def fork(
+        self, session_id: str, at_seq: int | None, agent_type: str | None, user_id: str | None
+    ) -> Call[Session]:
+        at_seq = check_optional_counter("at_seq", at_seq, 0)
+        body = json_body(at_seq=at_seq, agent_type=agent_type, user_id=user_id, worker_id=self.worker_id)
+        return Call("POST", _path("sessions", session_id, "fork"), _session, body=body)
 
     def get(self, session_id: str) -> Call[Session]:
         return Call("GET", _path("sessions", session_id), _session)
@@ -296,6 +317,10 @@ class Calls:
         chosen = sorted(required_state(s).value for s in states)
         body = json_body(older_than=older_than.total_seconds(), states=chosen)
         return Call("POST", "/v1/purge", _count("purged"), body=body)
+
+    def enforce_retention(self, dry_run: bool, batch: int, max_batches: int) -> Call[RetentionReport]:
+        body = json_body(dry_run=dry_run, batch=check_limit("batch", batch), max_batches=max_batches)
+        return Call("POST", "/v1/retention", _retention, body=body)
 
     def erase_user(self, user_id: str) -> Call[int]:
         return Call("POST", _path("users", user_id, "erase"), _count("erased"), body=json_body())

@@ -32,6 +32,9 @@ from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session,
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
 from tether.flows.operations import default_worker_id
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
+from tether.flows.retention import RetentionReport
 from tether.flows.runner import run
 from tether.flows.transfer import opened
 from tether.front import handle, worker
@@ -99,6 +102,16 @@ class Client:
         return self._send(
             self.calls.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
+
+    def fork(
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        return self._send(self.calls.fork(session_id, at_seq, agent_type, user_id))
 
     def get(self, session_id: str) -> Session:
         return self._send(self.calls.get(session_id))
@@ -282,6 +295,11 @@ class Client:
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> int:
         return self._send(self.calls.purge(older_than, states))
+
+    def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> RetentionReport:
+        return self._send(self.calls.enforce_retention(dry_run, batch, max_batches))
 
     def erase_user(self, user_id: str) -> int:
         return self._send(self.calls.erase_user(user_id))
