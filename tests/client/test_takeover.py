@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.remote import Served
+from tests.live_server import LiveServer
+from tests.remote import serve
 from tests.support import subprocess_env
 from tether import Client, LeaseLost, Policies, Policy, State
 
@@ -41,14 +42,15 @@ except LeaseLost as lost:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("takeover")
-    served = Served(f"sqlite:///{workdir}/tether.db", workdir, POLICIES, "--sweep-interval", "0.1")
-    yield served
-    served.close()
+    with serve(f"sqlite:///{workdir}/tether.db", workdir, POLICIES, "--sweep-interval", "0.1") as served:
+        yield served
 
 
-def _start_worker(server: Served, worker_id: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str, int]:
+def _start_worker(
+    server: LiveServer, worker_id: str, tmp_path: Path
+) -> tuple[subprocess.Popen[str], str, int]:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     worker = subprocess.Popen(
@@ -73,7 +75,7 @@ def _wait_for(condition: str, check: object) -> None:
 
 
 def test_a_killed_worker_is_detected_and_taken_over_and_its_late_writes_get_409(
-    server: Served, tmp_path: Path
+    server: LiveServer, tmp_path: Path
 ) -> None:
     worker, session_id, epoch = _start_worker(server, "doomed", tmp_path)
     os.kill(worker.pid, signal.SIGKILL)
@@ -111,21 +113,23 @@ def test_a_killed_worker_is_detected_and_taken_over_and_its_late_writes_get_409(
 
 
 def test_a_frozen_worker_that_wakes_up_after_the_takeover_writes_nothing(
-    server: Served, tmp_path: Path
+    server: LiveServer, tmp_path: Path
 ) -> None:
     worker, session_id, epoch = _start_worker(server, "sleepy", tmp_path)
     os.kill(worker.pid, signal.SIGSTOP)  # a zombie: alive, but silent past its lease
     rescuer = Client(server.url, worker_id="rescuer")
     try:
         _wait_for("the session is timed out", lambda: rescuer.get(session_id).state is State.FAILED)
-        taken = rescuer.claim(session_id)
-        assert taken.epoch == epoch + 1
-        history = rescuer.checkpoints(session_id, limit=1000)
+        with rescuer.open("essay", "alice", session_id=session_id) as taken:  # claims it, and beats
+            assert taken.epoch == epoch + 1
+            history = rescuer.checkpoints(session_id, limit=1000)
+            os.kill(worker.pid, signal.SIGCONT)
+            out, _ = worker.communicate(timeout=DEADLINE)
+            assert rescuer.checkpoints(session_id, limit=1000) == history
+            assert rescuer.get(session_id).owner == "rescuer"
     finally:
-        os.kill(worker.pid, signal.SIGCONT)
-    out, _ = worker.communicate(timeout=DEADLINE)
+        if worker.poll() is None:
+            os.kill(worker.pid, signal.SIGCONT)
     # Its next write (a checkpoint or a background beat) got 409, and the handle stopped writing.
     assert out.splitlines()[-1] == f"lease_lost {epoch} {epoch + 1}"
-    assert rescuer.get(session_id).owner == "rescuer"
-    assert rescuer.checkpoints(session_id, limit=1000) == history
     rescuer.close()

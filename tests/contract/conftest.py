@@ -22,16 +22,15 @@ also use `store` see the same data.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from tests.async_facade import BlockingAsyncManager
-from tests.remote import Served, empty
+from tests.remote import empty, serve
 from tether import AsyncClient, Client, Policies, SessionManager, State
 from tether.core.model import Session
 from tether.front.aio import AsyncSessionManager
@@ -44,9 +43,6 @@ Unchanged = Callable[[str], AbstractContextManager[None]]
 
 
 CLIENTS = ("client", "async-client")
-SERVER_BUILT = (
-    bool(os.environ.get("TETHER_TEST_SERVE_SRC")) or importlib.util.find_spec("tether.server") is not None
-)
 # Fixtures a test cannot have through a server process: its clock, its store, in-process events.
 NOT_REMOTE = {
     "clock": "moves a ManualClock, which cannot move a server process's clock",
@@ -72,15 +68,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class Remote:
     """A server process, and a sync and an async client of it, shared by every test of a store kind."""
 
-    def __init__(self, served: Served) -> None:
-        self.served = served
-        self.client = Client(served.url, worker_id="worker-a")
-        self.async_client = BlockingAsyncManager(AsyncClient(served.url, worker_id="worker-a"))  # type: ignore[arg-type]
+    def __init__(self, store_url: str, workdir: Path, policies: Policies) -> None:
+        self.stack = ExitStack()
+        url = self.stack.enter_context(serve(store_url, workdir, policies)).url
+        self.client = self.stack.enter_context(Client(url, worker_id="worker-a"))
+        self.async_client = BlockingAsyncManager(AsyncClient(url, worker_id="worker-a"))  # type: ignore[arg-type]
+        self.stack.callback(self.async_client.close)
 
     def close(self) -> None:
-        self.async_client.close()
-        self.client.close()
-        self.served.close()
+        self.stack.close()
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +94,7 @@ def _remote(request: pytest.FixtureRequest, store_url: str) -> Remote:
     if kind not in remotes:
         workdir = request.getfixturevalue("tmp_path_factory").mktemp(f"serve-{kind}")
         url = store_url if kind == "postgres" else f"sqlite:///{workdir}/tether.db"
-        remotes[kind] = Remote(Served(url, workdir, request.getfixturevalue("policies")))
+        remotes[kind] = Remote(url, workdir, request.getfixturevalue("policies"))
     return remotes[kind]
 
 
@@ -126,8 +122,6 @@ def front_door(kind: str, store: Store, store_url: str, policies: Policies) -> I
 
 
 def _client(request: pytest.FixtureRequest, store_url: str) -> Iterator[SessionManager]:
-    if not SERVER_BUILT:
-        pytest.skip("tether serve is not on this branch yet (tether.server)")
     test_file = request.node.path.name
     for name, reason in NOT_REMOTE.items():
         if name in request.fixturenames:
