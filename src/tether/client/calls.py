@@ -21,7 +21,7 @@ from tether.core.errors import TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
 from tether.core.validation import check_counter, check_limit, check_optional_counter, encode_payload
 from tether.core.wire import checkpoint_from_json, error_from_problem, session_from_json
-from tether.flows.operations import parse_state, required_state
+from tether.flows.operations import checked_beat, parse_state, required_state
 from tether.flows.retention import RetentionReport, Retired
 from tether.stores.base import Beat, RetentionRule
 
@@ -262,6 +262,7 @@ class Calls:
     def heartbeats(self, beats: Sequence[Beat]) -> Call[builtins.list[TetherError | None]]:
         if not all(isinstance(b, Beat) for b in beats):
             raise ValidationError("beats", "must be a sequence of Beat")
+        beats = [checked_beat(b) for b in beats]  # the library's check, naming the beat's field
         rows = [
             {k: v for k, v in (("session_id", b.session_id), ("epoch", b.epoch), ("phase", b.phase),
                                ("expect_silence", b.expect_silence)) if v is not None}

@@ -236,7 +236,7 @@ class Operations:
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
         """One store batch; a "heartbeat" event for each beat that was applied."""
-        checked = [_checked_beat(beat) for beat in beats]
+        checked = [checked_beat(beat) for beat in beats]
         results: builtins.list[TetherError | None] = yield store.heartbeat(checked)
         if self.events.active:
             now = yield store.now()
@@ -444,7 +444,7 @@ def required_state(value: State | str) -> State:
     return state
 
 
-def _checked_beat(beat: Beat) -> Beat:
+def checked_beat(beat: Beat) -> Beat:
     return Beat(
         check_text("session_id", beat.session_id),
         check_optional_counter("epoch", beat.epoch, 1),

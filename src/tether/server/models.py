@@ -74,6 +74,13 @@ class Claim(Body):
     worker_id: Text | None = None
 
 
+class Fork(Body):
+    at_seq: Annotated[int, Field(ge=0, le=MAX_COUNTER)] | None = Field(None, description="default: the last")
+    agent_type: Text | None = None
+    user_id: Text | None = Field(None, description="default: the source's; a user key's own user only")
+    worker_id: Text | None = Field(None, description="the fork's owner; default: the server's worker id")
+
+
 class ClaimNext(Body):
     agent_types: Annotated[list[Text], Field(max_length=1000)] | None = None
     worker_id: Text | None = None

@@ -247,6 +247,22 @@ async def claim(session_id: SessionId, body: models.Claim, caller: CallerDep, rt
 
 
 @router.post(
+    "/sessions/{session_id}/fork",
+    status_code=201,
+    response_model=models.SessionOut,
+    responses=problem_responses(404, 409),
+)
+async def fork(session_id: SessionId, body: models.Fork, caller: CallerDep, rt: RuntimeDep) -> Response:
+    await rt.check(caller, session_id)
+    if body.user_id is not None and not caller.admin and body.user_id != caller.user_id:
+        raise Forbidden("a user key forks sessions into its own user only")
+    flow = rt.operations(body.worker_id).fork(session_id, body.at_seq, body.agent_type, body.user_id)
+    session = await run_async(flow, rt.store)
+    location = f"/v1/sessions/{quote(session.session_id, safe='')}"
+    return await session_response(rt, session, 201, Location=location)
+
+
+@router.post(
     "/claims",
     response_model=models.SessionOut,
     responses=problem_responses(409, also={204: {"description": "nothing to claim"}}),
