@@ -22,11 +22,10 @@ from tether.core.errors import (
     InvalidTransition,
     LeaseLost,
     NotClaimable,
-    ValidationError,
 )
 from tether.core.model import LIVE_STATES, Failure, NewCheckpoint, Session, State
 from tether.core.policy import Policy
-from tether.core.validation import encode_json, encode_payload
+from tether.core.validation import check_error, check_flag, encode_json, encode_payload
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
@@ -181,8 +180,8 @@ def fail(
 ) -> Write:
     """Fail an active or paused session. Recoverable (claimable) unless final or out of retries."""
     check_owner(session, epoch)
-    if not isinstance(error, str) or not error:
-        raise ValidationError("error", "must be a non-empty string")
+    check_error(error)
+    check_flag("final", final)
     _require(session, "fail", State.ACTIVE, State.PAUSED)
     details = details or {}
     cp = _checkpoint("session_failed", now, {"error": error, "details": details})

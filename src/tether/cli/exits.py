@@ -72,8 +72,8 @@ def run(app: typer.Typer, argv: Sequence[str] | None) -> int:
         return report(exc.format_message(), exc.exit_code)
     except typer.Abort:
         return report("aborted", GENERIC)
-    except TetherError as exc:
-        return report(str(exc), exit_code(exc))
+    except TetherError as exc:  # with its notes (an import says how far it got)
+        return report("; ".join([str(exc), *getattr(exc, "__notes__", ())]), exit_code(exc))
     except KeyboardInterrupt:
         return report("interrupted", INTERRUPTED)
     except BrokenPipeError:  # the reader went away (`tether export - | head`): not worth a word

@@ -11,8 +11,9 @@ import typer
 
 from tether.cli import render
 from tether.cli.options import JsonOption, StoreOption
+from tether.flows.sweep import SweepReport
 from tether.front.manager import SessionManager
-from tether.front.supervisor import Supervisor, SweepReport
+from tether.front.supervisor import Supervisor
 
 commands = typer.Typer()
 

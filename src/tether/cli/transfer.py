@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tether.cli import render
 from tether.cli.options import StoreOption
-from tether.core.errors import ConflictError
 from tether.front.manager import SessionManager
 
 commands = typer.Typer()
@@ -42,11 +42,16 @@ def export(
 
 def _export_file(manager: SessionManager, path: Path, user: str | None) -> int:
     """Write next to the target and rename, so a failed export never leaves half a file behind."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
     partial = path.with_name(f".{path.name}.partial")
     try:
         with open(partial, "w", encoding="utf-8") as fh:
             count = manager.export(fh, user_id=user)
         os.replace(partial, path)
+    except OSError as exc:  # blame the path the user gave, not the temporary one beside it
+        partial.unlink(missing_ok=True)
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -65,21 +70,12 @@ def import_sessions(
 ) -> None:
     """Create the sessions of a seed-format JSONL file (as `tether export` writes it)."""
     total = None if source == STDIO else _count_lines(Path(source))
-    with (
-        SessionManager(store) as manager,
-        _opened(source) as stream,
-        _progress_bar(total) as advance,
-    ):
-        try:
-            imported = manager.import_sessions(
-                stream, on_conflict="skip" if skip_existing else "error", progress=advance
-            )
-        except ConflictError as exc:
-            raise ConflictError(
-                exc.session_id,
-                f"{exc} (after importing {render.how_many(advance.count)}; "
-                "--skip-existing skips sessions that exist)",
-            ) from exc
+    with SessionManager(store) as manager, _progress_bar(total) as advance:
+        imported = manager.import_sessions(
+            sys.stdin if source == STDIO else Path(source),
+            on_conflict="skip" if skip_existing else "error",
+            progress=advance,
+        )
     skipped = advance.count - imported
     summary = f"imported {render.how_many(imported)}" + (f", skipped {skipped} existing" if skipped else "")
     (render.err if source == STDIO else render.out).print(summary)
@@ -113,16 +109,7 @@ def _progress_bar(total: int | None) -> Iterator[_Counter]:
         yield _Counter(lambda n: progress.advance(task, n))
 
 
-@contextlib.contextmanager
-def _opened(source: str) -> Iterator[IO[str]]:
-    if source == STDIO:
-        yield sys.stdin
-        return
-    with open(source, encoding="utf-8") as fh:
-        yield fh
-
-
 def _count_lines(path: Path) -> int:
     """Sessions in the file (one per non-blank line), for the bar's total."""
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip())

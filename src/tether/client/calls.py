@@ -260,9 +260,9 @@ class Calls:
         return Call("POST", _path("sessions", session_id, "heartbeat"), _nothing, body=body)
 
     def heartbeats(self, beats: Sequence[Beat]) -> Call[builtins.list[TetherError | None]]:
-        if not all(isinstance(b, Beat) for b in beats):
-            raise ValidationError("beats", "must be a sequence of Beat")
-        beats = [checked_beat(b) for b in beats]  # the library's check, naming the beat's field
+        if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
+            raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
+        beats = [checked_beat(i, b) for i, b in enumerate(beats)]  # the library's check, naming the field
         rows = [
             {k: v for k, v in (("session_id", b.session_id), ("epoch", b.epoch), ("phase", b.phase),
                                ("expect_silence", b.expect_silence)) if v is not None}

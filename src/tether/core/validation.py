@@ -59,6 +59,36 @@ def encode_payload(field: str, value: object, limit: int = DEFAULT_MAX_PAYLOAD_B
     return encoded
 
 
+def check_error(value: object, limit: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
+    """A failure's message: any non-empty text a store can hold. NUL is refused on every store,
+    because PostgreSQL text cannot hold it (the stores must agree)."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError("error", f"must be a non-empty string, got {value!r:.40}")
+    if "\x00" in value:
+        raise ValidationError("error", "must not contain the NUL character")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise ValidationError("error", "contains a lone surrogate, which is not valid Unicode") from None
+    if size > limit:
+        raise PayloadTooLarge("error", size, limit)
+    return value
+
+
+def check_flag(field: str, value: object) -> bool:
+    """A yes/no argument: only True or False (a truthy "no" must not mean yes)."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, f"must be True or False, got {value!r:.40}")
+    return value
+
+
+def check_optional_cursor(value: object) -> str | None:
+    """A page cursor is the string a previous page handed out; its content is checked by the store."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError("cursor", f"must be a string from a previous page, got {type(value).__name__}")
+    return value
+
+
 def check_payload_limit(value: object) -> int:
     """A manager's byte limit: 0 or a negative limit would refuse every payload."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -35,8 +35,11 @@ from tether.core.validation import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
     check_counter,
+    check_error,
+    check_flag,
     check_limit,
     check_optional_counter,
+    check_optional_cursor,
     check_optional_text,
     check_payload_limit,
     check_positive,
@@ -47,10 +50,9 @@ from tether.core.validation import (
 from tether.events.bus import Event, EventBus, Subscriber
 from tether.flows import retention, transfer
 from tether.flows.retention import RetentionReport
-from tether.flows.runner import Flow, store
-from tether.flows.sweep import stale_filter
+from tether.flows.runner import Flow, call
 from tether.lifecycle import Write
-from tether.stores.base import Beat
+from tether.stores.base import Beat, Store
 
 MAX_AGE = timedelta(seconds=MAX_SECONDS)
 # A write decided on a stale read is re-decided on a fresh one this many times before giving up.
@@ -101,7 +103,7 @@ class Operations:
         session_id = check_text("session_id", str(uuid.uuid4()) if session_id is None else session_id)
         agent_type, user_id = check_text("agent_type", agent_type), check_text("user_id", user_id)
         parent_session_id = check_optional_text("parent_session_id", parent_session_id)
-        now: datetime = yield store.now()
+        now = yield from call(Store.now)
         session = lifecycle.new_session(
             session_id=session_id,
             agent_type=agent_type,
@@ -113,7 +115,7 @@ class Operations:
             metadata=metadata,
             parent_session_id=parent_session_id,
         )
-        created: Session = yield store.create(session)
+        created = yield from call(Store.create, session)
         self._emit(created.session_id, "created", created.created_at, None, {"owner": created.owner})
         return created
 
@@ -128,7 +130,7 @@ class Operations:
             check_optional_text("agent_type", agent_type),
             check_optional_text("user_id", user_id),
         )
-        source: Session = yield store.get(source_id)
+        source = yield from call(Store.get, source_id)
         at = source.last_seq if at is None else at
         if at > source.last_seq:
             raise ValidationError(
@@ -143,18 +145,18 @@ class Operations:
             user_id=user_id or source.user_id,
             owner=self.worker_id,
             policy=self.policies.for_type(kind),
-            now=(yield store.now()),
+            now=(yield from call(Store.now)),
             context=source.context,
             metadata=metadata,
             parent_session_id=source.parent_session_id,
         )
-        forked: Session = yield store.fork(session, source_id, at)
+        forked = yield from call(Store.fork, session, source_id, at)
         data = {"owner": forked.owner, FORKED_FROM: metadata[FORKED_FROM]}
         self._emit(forked.session_id, "created", forked.created_at, None, data)
         return forked
 
     def get(self, session_id: str) -> Flow[Session]:
-        session: Session = yield store.get(check_text("session_id", session_id))
+        session = yield from call(Store.get, check_text("session_id", session_id))
         return session
 
     def list(
@@ -172,7 +174,7 @@ class Operations:
             state=parse_state(state),
             parent_session_id=check_optional_text("parent_session_id", parent_session_id),
         )
-        page: Page[Session] = yield store.query(where, check_limit("limit", limit), cursor)
+        page = yield from call(Store.query, where, check_limit("limit", limit), check_optional_cursor(cursor))
         return page
 
     def stale(
@@ -185,18 +187,19 @@ class Operations:
         limit: int,
         cursor: str | None,
     ) -> Flow[Page[Session]]:
-        limit = check_limit("limit", limit)
-        now: datetime = yield store.now()
+        limit, cursor = check_limit("limit", limit), check_optional_cursor(cursor)
+        now = yield from call(Store.now)
         where = stale_filter(
             now, no_heartbeat_for, paused_for, liveness, agent_type=agent_type, user_id=user_id
         )
-        page: Page[Session] = yield store.query(where, limit, cursor)
+        page = yield from call(Store.query, where, limit, cursor)
         return page
 
     def checkpoints(
         self, session_id: str, after_seq: int, limit: int, name: str | None
     ) -> Flow[builtins.list[Checkpoint]]:
-        found: builtins.list[Checkpoint] = yield store.checkpoints(
+        found = yield from call(
+            Store.checkpoints,
             check_text("session_id", session_id),
             check_counter("after_seq", after_seq, 0),
             check_limit("limit", limit),
@@ -205,14 +208,16 @@ class Operations:
         return found
 
     def last_checkpoint(self, session_id: str, name: str | None) -> Flow[Checkpoint | None]:
-        found: Checkpoint | None = yield store.last_checkpoint(
-            check_text("session_id", session_id), check_optional_text("name", name, MAX_NAME_LENGTH)
+        found = yield from call(
+            Store.last_checkpoint,
+            check_text("session_id", session_id),
+            check_optional_text("name", name, MAX_NAME_LENGTH),
         )
         return found
 
     def duration(self, session_id: str) -> Flow[timedelta]:
         session = yield from self.get(session_id)
-        return session.duration((yield store.now()))
+        return session.duration((yield from call(Store.now)))
 
     # -- the owner's writes ------------------------------------------------------------------
     def checkpoint(
@@ -221,8 +226,8 @@ class Operations:
         session_id, name = check_text("session_id", session_id), check_text("name", name, MAX_NAME_LENGTH)
         payload = encode_payload("data", {} if data is None else data, self.max_payload_bytes)
         epoch = check_optional_counter("epoch", epoch, 1)
-        new = NewCheckpoint(name, (yield store.now()), payload.text, payload.copy)
-        cp: Checkpoint = yield store.append(session_id, new, epoch)
+        new = NewCheckpoint(name, (yield from call(Store.now)), payload.text, payload.copy)
+        cp = yield from call(Store.append, session_id, new, epoch)
         if self.events.active:  # the hot path: build no event nobody reads
             self._emit(session_id, "checkpoint", cp.timestamp, cp.seq, {"name": cp.name})
         return cp
@@ -236,10 +241,12 @@ class Operations:
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
         """One store batch; a "heartbeat" event for each beat that was applied."""
-        checked = [checked_beat(beat) for beat in beats]
-        results: builtins.list[TetherError | None] = yield store.heartbeat(checked)
+        if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
+            raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
+        checked = [checked_beat(i, beat) for i, beat in enumerate(beats)]
+        results = yield from call(Store.heartbeat, checked)
         if self.events.active:
-            now = yield store.now()
+            now = yield from call(Store.now)
             for beat, error in zip(checked, results, strict=True):
                 if error is None:
                     self._emit(beat.session_id, "heartbeat", now, None, {"phase": beat.phase})
@@ -280,6 +287,8 @@ class Operations:
         epoch: int | None,
         expected_version: int | None,
     ) -> Flow[Session]:
+        check_error(error, self.max_payload_bytes)
+        check_flag("final", final)
         if details is not None:
             encode_json("details", details, self.max_payload_bytes)
         return self._transition(
@@ -321,9 +330,11 @@ class Operations:
     def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Flow[Session | None]:
         if isinstance(agent_types, str):
             raise ValidationError("agent_types", "must be a collection of agent types, not one string")
+        if agent_types is not None and not isinstance(agent_types, Iterable):
+            raise ValidationError("agent_types", f"must be a collection of agent types, got {agent_types!r}")
         types = None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
         worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
-        candidates: builtins.list[Session] = yield store.claimable(types, CLAIM_CANDIDATES)
+        candidates = yield from call(Store.claimable, types, CLAIM_CANDIDATES)
         for candidate in candidates:
             try:
                 return (yield from self.claim(candidate.session_id, worker))
@@ -340,21 +351,21 @@ class Operations:
 
     # -- housekeeping ------------------------------------------------------------------------
     def delete(self, session_id: str) -> Flow[None]:
-        yield store.delete(check_text("session_id", session_id))
+        yield from call(Store.delete, check_text("session_id", session_id))
         if self.events.active:
-            self._emit(session_id, "deleted", (yield store.now()), None, {})
+            self._emit(session_id, "deleted", (yield from call(Store.now)), None, {})
 
     def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Flow[int]:
         chosen = frozenset(required_state(s) for s in states)
         if isinstance(older_than, datetime):
             cutoff = as_aware(older_than)
         elif isinstance(older_than, timedelta) and timedelta(0) <= older_than <= MAX_AGE:
-            cutoff = (yield store.now()) - older_than
+            cutoff = (yield from call(Store.now)) - older_than
         else:
             raise ValidationError(
                 "older_than", f"must be a datetime or a timedelta of 0 to 100 years, got {older_than!r}"
             )
-        purged: int = yield store.purge(cutoff, chosen)
+        purged = yield from call(Store.purge, cutoff, chosen)
         return purged
 
     def enforce_retention(self, dry_run: bool, batch: int, max_batches: int) -> Flow[RetentionReport]:
@@ -365,7 +376,7 @@ class Operations:
             max_batches=check_limit("max_batches", max_batches),
         )
         if not dry_run and self.events.active:
-            now = yield store.now()
+            now = yield from call(Store.now)
             for retired in report.retired:
                 data = {"reason": "retention", "state": retired.rule.state.value}
                 for sid in retired.session_ids:
@@ -373,7 +384,7 @@ class Operations:
         return report
 
     def erase_user(self, user_id: str) -> Flow[int]:
-        erased: int = yield store.erase_user(check_text("user_id", user_id))
+        erased = yield from call(Store.erase_user, check_text("user_id", user_id))
         return erased
 
     def export(self, destination: str | Path | IO[str], user_id: str | None) -> Flow[int]:
@@ -396,12 +407,12 @@ class Operations:
         check_optional_counter("epoch", epoch, 1)
         attempt = 1
         while True:
-            session: Session = yield store.get(session_id)
+            session = yield from call(Store.get, session_id)
             lifecycle.check_version(session, expected_version)
-            now: datetime = yield store.now()
+            now = yield from call(Store.now)
             write = decide(session, now)
             try:
-                after: Session = yield store.apply(write)
+                after = yield from call(Store.apply, write)
             except ConflictError:
                 if expected_version is not None or attempt == MAX_DECIDE_ATTEMPTS:
                     raise
@@ -444,7 +455,9 @@ def required_state(value: State | str) -> State:
     return state
 
 
-def checked_beat(beat: Beat) -> Beat:
+def checked_beat(index: int, beat: object) -> Beat:
+    if not isinstance(beat, Beat):
+        raise ValidationError(f"beats[{index}]", f"must be a Beat, got {type(beat).__name__}")
     return Beat(
         check_text("session_id", beat.session_id),
         check_optional_counter("epoch", beat.epoch, 1),
@@ -463,8 +476,48 @@ def parse_state(value: State | str | None) -> State | None:
         raise ValidationError("state", f"{value!r} is not one of {allowed}") from None
 
 
+def stale_filter(
+    now: datetime,
+    no_heartbeat_for: float | timedelta | None,
+    paused_for: float | timedelta | None,
+    liveness: Liveness | str | None,
+    *,
+    agent_type: str | None,
+    user_id: str | None,
+) -> SessionFilter:
+    """The stale-session query as a filter whose every field the stores index."""
+    level = _liveness(liveness)
+    return SessionFilter(
+        user_id=check_optional_text("user_id", user_id),
+        agent_type=check_optional_text("agent_type", agent_type),
+        heartbeat_before=_ago(now, "no_heartbeat_for", no_heartbeat_for),
+        paused_before=_ago(now, "paused_for", paused_for),
+        suspect_at_or_before=now if level is Liveness.SUSPECT else None,
+        lease_expired_at=now if level is Liveness.DEAD else None,
+    )
+
+
+def _ago(now: datetime, field: str, value: float | timedelta | None) -> datetime | None:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    seconds = check_positive(field, value)
+    return None if seconds is None else now - timedelta(seconds=seconds)
+
+
+def _liveness(value: Liveness | str | None) -> Liveness | None:
+    if value is None or (isinstance(value, Liveness) and value is not Liveness.HEALTHY):
+        return value
+    if value in (Liveness.SUSPECT.value, Liveness.DEAD.value):
+        return Liveness(value)
+    raise ValidationError("liveness", f"{value!r} is not 'suspect' or 'dead'")
+
+
 class ManagerBase:
-    """What both managers share besides the flows: settings as attributes, and subscriptions."""
+    """What both managers share besides the flows: settings as attributes, and subscriptions.
+
+    `ops` (these operations as flows) and the manager's `runner` (which runs them on its store) are
+    public so that what a manager hands out, such as its supervisors, runs flows exactly as it does.
+    """
 
     def __init__(self, ops: Operations) -> None:
         self.ops = ops

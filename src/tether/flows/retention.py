@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from tether.core.model import State
 from tether.core.policy import Policies, Policy
-from tether.flows.runner import Flow, store
-from tether.stores.base import RetentionRule
+from tether.flows.runner import Flow, call
+from tether.stores.base import RetentionRule, Store
 
 # Sessions per batch: each is removed with all its checkpoints in the batch's transaction.
 BATCH = 100
@@ -74,11 +74,11 @@ def enforce(
 ) -> Flow[RetentionReport]:
     """Apply every rule as of the store's time now, `batch` sessions at a time, at most
     `max_batches` batches per rule; a dry run lists what the first `batch * max_batches` would be."""
-    now: datetime = yield store.now()
+    now = yield from call(Store.now)
     retired: list[Retired] = []
     for rule in rules(policies, now):
         if dry_run:
-            ids: list[str] = yield store.retirable(rule, batch * max_batches)
+            ids = yield from call(Store.retirable, rule, batch * max_batches)
         else:
             ids = yield from _retire(rule, batch, max_batches)
         if ids:
@@ -89,7 +89,7 @@ def enforce(
 def _retire(rule: RetentionRule, batch: int, max_batches: int) -> Flow[list[str]]:
     removed: list[str] = []
     for _ in range(max_batches):
-        ids: list[str] = yield store.retire(rule, batch)
+        ids = yield from call(Store.retire, rule, batch)
         removed.extend(ids)
         if len(ids) < batch:  # the backlog is done (or another supervisor is taking the rest)
             break

@@ -1,47 +1,52 @@
 """Flows: manager operations written once, for a sync and an async store alike.
 
-A flow is a generator that validates and decides in plain Python and `yield`s each store call it
-needs, receiving the call's result (or having the store's exception thrown in at the `yield`)::
+A flow is a generator that validates and decides in plain Python and delegates each store call it
+needs to `call`, receiving the call's result (or having the store's exception raised there)::
 
-    session = yield store.get(session_id)
-    write = lifecycle.pause(session, (yield store.now()))
-    after = yield store.apply(write)
+    session = yield from call(Store.get, session_id)
+    write = lifecycle.pause(session, (yield from call(Store.now)))
+    after = yield from call(Store.apply, write)
 
-`store.get(session_id)` here only *names* the call. `run` makes it on a `Store`; `run_async`
-awaits it on an `AsyncStore`, whose methods have the same names and arguments. Those two drivers
-are the only code that differs between `SessionManager` and `AsyncSessionManager`.
+`call(Store.get, session_id)` is typed by the `Store` method it names: mypy checks its arguments
+and gives the result the method's return type (`Session` here). It yields the call, by name, for
+the driver: `run` makes it on a `Store`, `run_async` awaits it on an `AsyncStore`, whose methods have
+the same names and arguments. Those two drivers are the only code that differs between
+`SessionManager` and `AsyncSessionManager`. Flows over another target (the front doors' public
+methods, for session handles) get their own typed `Caller` the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from functools import partial
+from collections.abc import Awaitable, Callable, Generator
 from operator import methodcaller
-from typing import Any, TypeVar, cast
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 
-from tether.stores.base import Store
+from tether.stores.base import AsyncStore, Store
 
 T = TypeVar("T")
+P = ParamSpec("P")
+S = TypeVar("S", covariant=True)
 Target = TypeVar("Target")
 
-StoreCall = Callable[[Any], Any]  # store -> result (sync) or awaitable of the result (async)
-Flow = Generator[StoreCall, Any, T]
-
-STORE_METHODS = frozenset(Store.__abstractmethods__) | {"now"}
+# A call as the driver makes it: `methodcaller("get", session_id)(store)`.
+Flow = Generator[methodcaller, Any, T]
 
 
-class StoreCalls:
-    """`store.<method>(*args)` inside a flow: a call for the driver to make on the real store."""
+class Caller(Protocol, Generic[S]):
+    """`yield from call(S.method, *args)`: a call of one of S's methods, typed as that method."""
 
-    def __init__(self) -> None:
-        for method in STORE_METHODS:  # bound once, so flows never pay for __getattr__
-            setattr(self, method, partial(methodcaller, method))
-
-    def __getattr__(self, method: str) -> Callable[..., StoreCall]:
-        raise AttributeError(f"{method!r} is not a Store method")  # only reached for unknown names
+    def __call__(
+        self, method: Callable[Concatenate[S, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Flow[T]: ...
 
 
-store = StoreCalls()
+def method_call(method: Callable[Concatenate[Any, P], T], /, *args: P.args, **kwargs: P.kwargs) -> Flow[T]:
+    """Yield `method`'s call by name for the driver; return what the driver sends back."""
+    result: T = yield methodcaller(method.__name__, *args, **kwargs)
+    return result
+
+
+call: Caller[Store] = method_call  # flows over a store
 
 
 def run(flow: Generator[Callable[[Target], Any], Any, T], target: Target) -> T:
@@ -51,11 +56,11 @@ def run(flow: Generator[Callable[[Target], Any], Any, T], target: Target) -> T:
     error: Exception | None = None
     while True:
         try:
-            call = flow.send(result) if error is None else flow.throw(error)
+            step = flow.send(result) if error is None else flow.throw(error)
         except StopIteration as done:
             return cast(T, done.value)
         try:
-            result, error = call(target), None
+            result, error = step(target), None
         except Exception as exc:
             result, error = None, exc
 
@@ -66,10 +71,31 @@ async def run_async(flow: Generator[Callable[[Target], Any], Any, T], target: Ta
     error: Exception | None = None
     while True:
         try:
-            call = flow.send(result) if error is None else flow.throw(error)
+            step = flow.send(result) if error is None else flow.throw(error)
         except StopIteration as done:
             return cast(T, done.value)
         try:
-            result, error = await call(target), None
+            result, error = await step(target), None
         except Exception as exc:
             result, error = None, exc
+
+
+class Runner:
+    """Runs flows on one sync store: `manager.runner(manager.ops.get(id))`. What a front door and the
+    helpers it hands out (supervisors) share, so they run flows exactly as it does."""
+
+    def __init__(self, target: Store) -> None:
+        self.store = target
+
+    def __call__(self, flow: Flow[T]) -> T:
+        return run(flow, self.store)
+
+
+class AsyncRunner:
+    """`Runner` for an async store, which `target()` returns (opening it on first use)."""
+
+    def __init__(self, target: Callable[[], Awaitable[AsyncStore]]) -> None:
+        self._target = target
+
+    async def __call__(self, flow: Flow[T]) -> T:
+        return await run_async(flow, await self._target())

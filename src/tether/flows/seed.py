@@ -8,6 +8,7 @@ checkpoints inline; import reads it back.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -78,19 +79,37 @@ def new_checkpoints(checkpoints: Sequence[Checkpoint]) -> list[NewCheckpoint]:
     return written
 
 
-def read_jsonl(stream: IO[str]) -> Iterator[tuple[Session, list[Checkpoint]]]:
-    """Parse a JSONL export lazily; errors name the line."""
-    for number, line in enumerate(stream, start=1):
+def read_jsonl(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Session, list[Checkpoint]]]:
+    """Parse a JSONL export lazily, as (line number, session, checkpoints); errors name the line.
+    Lines may be bytes (a file read in binary), so invalid UTF-8 is pinned to its line."""
+    number = 0
+    read = iter(lines)
+    while True:
+        try:
+            line = next(read, None)
+        except UnicodeDecodeError:  # a text stream decodes ahead of the line it hands out
+            raise ValidationError(f"line {number + 1}", "is not valid UTF-8 (or a line near it)") from None
+        if line is None:
+            return
+        number += 1
+        if isinstance(line, bytes):
+            try:
+                line = line.decode()
+            except UnicodeDecodeError as exc:
+                raise ValidationError(f"line {number}", f"is not valid UTF-8 (byte {exc.start})") from None
         if not line.strip():
             continue
         try:
-            yield from_seed_dict(json.loads(line))
+            yield number, *from_seed_dict(json.loads(line))
         except json.JSONDecodeError as exc:
             raise ValidationError(f"line {number}", f"is not JSON: {exc.msg}") from None
         except RecursionError:
             raise ValidationError(f"line {number}", "is nested too deeply to read") from None
         except ValidationError as exc:
             raise ValidationError(f"line {number}: {exc.field}", exc.problem) from None
+        except ValueError:  # the only other refusal: an integer longer than Python converts
+            limit = sys.get_int_max_str_digits()
+            raise ValidationError(f"line {number}", f"has an integer of over {limit} digits") from None
 
 
 def write_jsonl(stream: IO[str], session: Session, checkpoints: Iterable[Checkpoint]) -> None:

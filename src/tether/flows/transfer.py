@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
 from tether import lifecycle
-from tether.core.errors import ConflictError, ValidationError
-from tether.core.model import Checkpoint, Page, Session, SessionFilter, State
+from tether.core.errors import ConflictError, TetherError, ValidationError
+from tether.core.model import Checkpoint, Session, SessionFilter, State
 from tether.core.policy import Policies
-from tether.flows.runner import Flow, store
+from tether.flows.runner import Flow, call
 from tether.flows.seed import new_checkpoints, read_jsonl, write_jsonl
+from tether.stores.base import Store
 
 PAGE = 500
 CHECKPOINT_PAGE = 1000
@@ -25,7 +27,7 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
     cursor: str | None = None
     with opened(destination, "w") as out:
         while True:
-            page: Page[Session] = yield store.query(SessionFilter(user_id=user_id), PAGE, cursor)
+            page = yield from call(Store.query, SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
                 write_jsonl(out, session, (yield from _all_checkpoints(session.session_id)))
                 count += 1
@@ -42,23 +44,81 @@ def import_jsonl(
 ) -> Flow[int]:
     """Create each session of a seed JSONL file; returns how many were imported.
 
-    Active and paused sessions get a lease measured from their last heartbeat, so an import of a
-    dead system's sessions is immediately visible to the supervisor and claimable.
+    Bad input changes nothing: every line is read and checked before the first session is written.
+    A write that fails after that (an existing id, the store going away) stops the import; the error
+    then carries a note saying how many sessions went in and how to resume (import the same file
+    again with on_conflict="skip"). Active and paused sessions get a lease measured from their last
+    heartbeat, so an import of a dead system's sessions is at once visible to the supervisor.
     """
     if on_conflict not in ("error", "skip"):
         raise ValidationError("on_conflict", "must be 'error' or 'skip'")
     imported = 0
-    with opened(source, "r") as stream:
-        for session, checkpoints in read_jsonl(stream):
+    with _readable_twice(source) as lines:
+        try:
+            for _ in read_jsonl(lines()):
+                pass
+        except ValidationError as exc:
+            exc.add_note(NOTHING_IMPORTED)
+            raise
+        for number, session, checkpoints in read_jsonl(lines()):
             try:
-                yield store.create(_with_lease(session, policies), new_checkpoints(checkpoints))
+                yield from call(Store.create, _with_lease(session, policies), new_checkpoints(checkpoints))
                 imported += 1
-            except ConflictError:
+            except ConflictError as exc:
                 if on_conflict == "error":
+                    exc.add_note(_stopped_at(number, imported))
                     raise
+            except TetherError as exc:
+                exc.add_note(_stopped_at(number, imported))
+                raise
             if progress is not None:
                 progress(1)
     return imported
+
+
+NOTHING_IMPORTED = "nothing was imported (every line is checked before the first is written)"
+
+
+def _stopped_at(line: int, imported: int) -> str:
+    return (
+        f"the import stopped at line {line}: {imported} session(s) from the lines before it were "
+        "imported, none after it; import the same file again skipping existing ids "
+        "(on_conflict='skip', tether import --skip-existing) to resume"
+    )
+
+
+@contextlib.contextmanager
+def _readable_twice(source: str | Path | IO[str]) -> Iterator[Callable[[], Iterator[str | bytes]]]:
+    """The source's lines, as often as asked: a file is reopened (in binary, so a bad byte is
+    pinned to its line), a seekable stream rewound, any other stream kept in a temporary file."""
+    if isinstance(source, str | Path):
+
+        def reopened() -> Iterator[str | bytes]:
+            with open(source, "rb") as fh:
+                yield from fh
+
+        yield reopened
+    elif source.seekable():
+        start = source.tell()
+
+        def rewound() -> Iterator[str | bytes]:
+            source.seek(start)
+            yield from source
+
+        yield rewound
+    else:
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass") as spool:
+
+            def spooled() -> Iterator[str | bytes]:
+                if spool.tell() == 0:  # the first pass reads the stream and keeps each line
+                    for line in source:
+                        spool.write(line)
+                        yield line
+                    return
+                spool.seek(0)
+                yield from spool
+
+            yield spooled
 
 
 def _with_lease(session: Session, policies: Policies) -> Session:
@@ -73,7 +133,7 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
     history: list[Checkpoint] = []
     while True:
         after = history[-1].seq if history else 0
-        batch: list[Checkpoint] = yield store.checkpoints(session_id, after, CHECKPOINT_PAGE)
+        batch = yield from call(Store.checkpoints, session_id, after, CHECKPOINT_PAGE)
         history.extend(batch)
         if len(batch) < CHECKPOINT_PAGE:
             return history
@@ -81,7 +141,6 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
 
 @contextlib.contextmanager
 def opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
-    """A path opened as UTF-8 text (and closed after), or a stream used as it is."""
     if isinstance(target, str | Path):
         with open(target, mode, encoding="utf-8") as fh:
             yield fh

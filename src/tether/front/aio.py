@@ -19,7 +19,7 @@ import builtins
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from tether.core import config
 from tether.core.clock import Clock
@@ -31,15 +31,13 @@ from tether.flows.operations import ManagerBase, Operations
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
 from tether.flows.retention import RetentionReport
-from tether.flows.runner import Flow, run_async
+from tether.flows.runner import AsyncRunner, run_async
 from tether.front import handle, worker
 from tether.front.handle import AsyncHandler, AsyncSessionHandle
 from tether.front.manager import SessionManager
 from tether.front.supervisor import AsyncRunningSupervisor, AsyncSupervisor
 from tether.stores import AsyncStore, Beat, Store, open_async_store, with_liveness
 from tether.stores.threaded import threaded
-
-T = TypeVar("T")
 
 
 class AsyncSessionManager(ManagerBase):
@@ -67,6 +65,7 @@ class AsyncSessionManager(ManagerBase):
         self._store = threaded(with_liveness(store, self._redis_url)) if isinstance(store, Store) else store
         self._url, self._clock = settings.store_url, clock
         self._opening = asyncio.Lock()
+        self.runner = AsyncRunner(self._target)
 
     @property
     def store(self) -> AsyncStore:
@@ -81,9 +80,8 @@ class AsyncSessionManager(ManagerBase):
                 self._store = await open_async_store(self._url, self._clock, self._redis_url)
             return self._store
 
-    async def _run(self, flow: Flow[T]) -> T:
-        target = self._store if isinstance(self._store, AsyncStore) else await self._open()
-        return await run_async(flow, target)
+    async def _target(self) -> AsyncStore:
+        return self._store if isinstance(self._store, AsyncStore) else await self._open()
 
     # -- creating and reading ----------------------------------------------------------------
     async def create(
@@ -96,7 +94,7 @@ class AsyncSessionManager(ManagerBase):
         session_id: str | None = None,
         parent_session_id: str | None = None,
     ) -> Session:
-        return await self._run(
+        return await self.runner(
             self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
 
@@ -108,10 +106,10 @@ class AsyncSessionManager(ManagerBase):
         agent_type: str | None = None,
         user_id: str | None = None,
     ) -> Session:
-        return await self._run(self.ops.fork(session_id, at_seq, agent_type, user_id))
+        return await self.runner(self.ops.fork(session_id, at_seq, agent_type, user_id))
 
     async def get(self, session_id: str) -> Session:
-        return await self._run(self.ops.get(session_id))
+        return await self.runner(self.ops.get(session_id))
 
     async def list(
         self,
@@ -123,7 +121,7 @@ class AsyncSessionManager(ManagerBase):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[Session]:
-        return await self._run(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
+        return await self.runner(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
 
     async def stale(
         self,
@@ -136,20 +134,20 @@ class AsyncSessionManager(ManagerBase):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[Session]:
-        return await self._run(
+        return await self.runner(
             self.ops.stale(no_heartbeat_for, paused_for, liveness, agent_type, user_id, limit, cursor)
         )
 
     async def checkpoints(
         self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
     ) -> builtins.list[Checkpoint]:
-        return await self._run(self.ops.checkpoints(session_id, after_seq, limit, name))
+        return await self.runner(self.ops.checkpoints(session_id, after_seq, limit, name))
 
     async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
-        return await self._run(self.ops.last_checkpoint(session_id, name))
+        return await self.runner(self.ops.last_checkpoint(session_id, name))
 
     async def duration(self, session_id: str) -> timedelta:
-        return await self._run(self.ops.duration(session_id))
+        return await self.runner(self.ops.duration(session_id))
 
     # -- the owner's writes ------------------------------------------------------------------
     async def checkpoint(
@@ -160,7 +158,7 @@ class AsyncSessionManager(ManagerBase):
         *,
         epoch: int | None = None,
     ) -> Checkpoint:
-        return await self._run(self.ops.checkpoint(session_id, name, data, epoch))
+        return await self.runner(self.ops.checkpoint(session_id, name, data, epoch))
 
     async def heartbeat(
         self,
@@ -170,20 +168,20 @@ class AsyncSessionManager(ManagerBase):
         phase: str | None = None,
         expect_silence: float | None = None,
     ) -> None:
-        return await self._run(self.ops.heartbeat(session_id, epoch, phase, expect_silence))
+        return await self.runner(self.ops.heartbeat(session_id, epoch, phase, expect_silence))
 
     async def heartbeats(self, beats: Sequence[Beat]) -> builtins.list[TetherError | None]:
-        return await self._run(self.ops.heartbeats(beats))
+        return await self.runner(self.ops.heartbeats(beats))
 
     async def pause(
         self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
     ) -> Session:
-        return await self._run(self.ops.pause(session_id, epoch, expected_version))
+        return await self.runner(self.ops.pause(session_id, epoch, expected_version))
 
     async def resume(
         self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
     ) -> Session:
-        return await self._run(self.ops.resume(session_id, epoch, expected_version))
+        return await self.runner(self.ops.resume(session_id, epoch, expected_version))
 
     async def complete(
         self,
@@ -193,7 +191,7 @@ class AsyncSessionManager(ManagerBase):
         epoch: int | None = None,
         expected_version: int | None = None,
     ) -> Session:
-        return await self._run(self.ops.complete(session_id, result, epoch, expected_version))
+        return await self.runner(self.ops.complete(session_id, result, epoch, expected_version))
 
     async def fail(
         self,
@@ -205,7 +203,7 @@ class AsyncSessionManager(ManagerBase):
         epoch: int | None = None,
         expected_version: int | None = None,
     ) -> Session:
-        return await self._run(self.ops.fail(session_id, error, details, final, epoch, expected_version))
+        return await self.runner(self.ops.fail(session_id, error, details, final, epoch, expected_version))
 
     async def update(
         self,
@@ -216,19 +214,19 @@ class AsyncSessionManager(ManagerBase):
         epoch: int | None = None,
         expected_version: int | None = None,
     ) -> Session:
-        return await self._run(self.ops.update(session_id, context, metadata, epoch, expected_version))
+        return await self.runner(self.ops.update(session_id, context, metadata, epoch, expected_version))
 
     # -- takeover ----------------------------------------------------------------------------
     async def claim(self, session_id: str, worker_id: str | None = None) -> Session:
-        return await self._run(self.ops.claim(session_id, worker_id))
+        return await self.runner(self.ops.claim(session_id, worker_id))
 
     async def claim_next(
         self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
     ) -> Session | None:
-        return await self._run(self.ops.claim_next(agent_types, worker_id))
+        return await self.runner(self.ops.claim_next(agent_types, worker_id))
 
     async def time_out(self, session_id: str) -> Session:
-        return await self._run(self.ops.time_out(session_id))
+        return await self.runner(self.ops.time_out(session_id))
 
     # -- liveness helpers --------------------------------------------------------------------
     def supervise(self, *, interval: float | None = None) -> AsyncRunningSupervisor:
@@ -282,25 +280,25 @@ class AsyncSessionManager(ManagerBase):
 
     # -- housekeeping ------------------------------------------------------------------------
     async def delete(self, session_id: str) -> None:
-        return await self._run(self.ops.delete(session_id))
+        return await self.runner(self.ops.delete(session_id))
 
     async def purge(
         self,
         older_than: timedelta | datetime,
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> int:
-        return await self._run(self.ops.purge(older_than, states))
+        return await self.runner(self.ops.purge(older_than, states))
 
     async def enforce_retention(
         self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
     ) -> RetentionReport:
-        return await self._run(self.ops.enforce_retention(dry_run, batch, max_batches))
+        return await self.runner(self.ops.enforce_retention(dry_run, batch, max_batches))
 
     async def erase_user(self, user_id: str) -> int:
-        return await self._run(self.ops.erase_user(user_id))
+        return await self.runner(self.ops.erase_user(user_id))
 
     async def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
-        return await self._run(self.ops.export(destination, user_id))
+        return await self.runner(self.ops.export(destination, user_id))
 
     async def import_sessions(
         self,
@@ -309,7 +307,7 @@ class AsyncSessionManager(ManagerBase):
         on_conflict: str = "error",
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        return await self._run(self.ops.import_sessions(source, on_conflict, progress))
+        return await self.runner(self.ops.import_sessions(source, on_conflict, progress))
 
     async def close(self) -> None:
         if isinstance(self._store, AsyncStore):

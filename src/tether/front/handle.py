@@ -14,19 +14,19 @@ handle knows and decides is `HandleState`, and how a session is started or resum
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import builtins
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
-from operator import methodcaller
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 
 from tether.core.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
-from tether.flows.runner import Flow, run, run_async
+from tether.flows.runner import Caller, Flow, method_call, run, run_async
+from tether.front.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +45,46 @@ AsyncHandler = Callable[["AsyncSessionHandle", Checkpoint | None], Awaitable[obj
 class Front(Protocol):
     """What handles and worker loops use of their manager (a SessionManager or a `tether.Client`),
     besides the flows below."""
+
+    def create(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> Session: ...
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_type: str | None = None,
+        state: State | str | None = None,
+        parent_session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]: ...
+
+    def stale(
+        self,
+        *,
+        no_heartbeat_for: float | timedelta | None = None,
+        paused_for: float | timedelta | None = None,
+        liveness: Liveness | str | None = None,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]: ...
+
+    def checkpoints(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> builtins.list[Checkpoint]: ...
+
+    def claim(self, session_id: str, worker_id: str | None = None) -> Session: ...
 
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None: ...
 
@@ -80,6 +120,46 @@ class Front(Protocol):
 
 class AsyncFront(Protocol):
     """`Front` for asyncio: an AsyncSessionManager or a `tether.AsyncClient`."""
+
+    async def create(
+        self,
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> Session: ...
+
+    async def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_type: str | None = None,
+        state: State | str | None = None,
+        parent_session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]: ...
+
+    async def stale(
+        self,
+        *,
+        no_heartbeat_for: float | timedelta | None = None,
+        paused_for: float | timedelta | None = None,
+        liveness: Liveness | str | None = None,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]: ...
+
+    async def checkpoints(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
+    ) -> builtins.list[Checkpoint]: ...
+
+    async def claim(self, session_id: str, worker_id: str | None = None) -> Session: ...
 
     async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None: ...
 
@@ -381,13 +461,6 @@ class AsyncSessionHandle(HandleState):
                 self._beat_failed(exc)
 
 
-async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    """`threading.Event.wait(timeout)` for asyncio: True once `stop` is set, False on timeout."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
-
-
 def exception_type(exc: BaseException) -> str:
     """`ValueError` for builtins, `package.module.Name` otherwise."""
     cls = type(exc)
@@ -397,14 +470,7 @@ def exception_type(exc: BaseException) -> str:
 # -- how a handle's session starts: flows over the front door's public methods ------------------------
 # Driven by `tether.flows.runner.run` / `run_async` on a SessionManager, an AsyncSessionManager or a
 # `tether.Client` / `AsyncClient` alike, so taking over and resuming is decided once for all four.
-class FrontCalls:
-    """`front.<method>(*args)` inside a flow: a call of that public method on the front door."""
-
-    def __getattr__(self, method: str) -> Callable[..., Callable[[Any], Any]]:
-        return partial(methodcaller, method)
-
-
-front = FrontCalls()
+ask: Caller[Front] = method_call  # `yield from ask(Front.claim, session_id)`: typed as Front.claim
 
 
 def resume_point(session: Session) -> Flow[Checkpoint | None]:
@@ -412,9 +478,7 @@ def resume_point(session: Session) -> Flow[Checkpoint | None]:
     upper = session.last_seq
     while upper > 0:
         lower = max(0, upper - RESUME_SCAN)
-        batch: list[Checkpoint] = yield front.checkpoints(
-            session.session_id, after_seq=lower, limit=upper - lower
-        )
+        batch = yield from ask(Front.checkpoints, session.session_id, after_seq=lower, limit=upper - lower)
         for cp in reversed(batch):
             if cp.name not in LIFECYCLE_CHECKPOINTS:
                 return cp
@@ -427,27 +491,29 @@ def create_or_claim(
 ) -> Flow[Session]:
     """Create the session; if that id exists already, take it over (NotClaimable if still owned)."""
     try:
-        created: Session = yield front.create(agent_type, user_id, session_id=session_id, **create)
+        return (yield from ask(Front.create, agent_type, user_id, session_id=session_id, **create))
     except ConflictError:
         if session_id is None:
             raise
-        claimed: Session = yield front.claim(session_id)
-        return claimed
-    return created
+        return (yield from ask(Front.claim, session_id))
 
 
 def claim_or_create(agent_type: str, user_id: str, create: dict[str, Any]) -> Flow[Session]:
     """Take over this user's dead or recoverably failed session of this type, else start one."""
-    mine = {"agent_type": agent_type, "user_id": user_id, "limit": RESUME_LOOKBACK}
-    for candidates in (front.stale(liveness=Liveness.DEAD, **mine), front.list(state=State.FAILED, **mine)):
-        page: Page[Session] = yield candidates
+    dead = ask(
+        Front.stale, liveness=Liveness.DEAD, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
+    )
+    failed = ask(
+        Front.list, state=State.FAILED, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
+    )
+    for candidates in (dead, failed):
+        page = yield from candidates
         for candidate in page:
             if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
                 continue
             try:
-                claimed: Session = yield front.claim(candidate.session_id)
+                claimed = yield from ask(Front.claim, candidate.session_id)
             except (ConflictError, NotFound):
                 continue  # taken by another worker first, or out of recoveries
             return claimed
-    created: Session = yield front.create(agent_type, user_id, **create)
-    return created
+    return (yield from ask(Front.create, agent_type, user_id, **create))

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from tether.core import config
 from tether.core.clock import Clock
@@ -19,13 +19,11 @@ from tether.flows.operations import ManagerBase, Operations
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
 from tether.flows.retention import RetentionReport
-from tether.flows.runner import Flow, run
+from tether.flows.runner import Runner, run
 from tether.front import handle, worker
 from tether.front.handle import Handler, SessionHandle
 from tether.front.supervisor import RunningSupervisor, Supervisor
 from tether.stores import Beat, Store, open_store, with_liveness
-
-T = TypeVar("T")
 
 
 class SessionManager(ManagerBase):
@@ -50,9 +48,7 @@ class SessionManager(ManagerBase):
         super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
         durable = store if isinstance(store, Store) else open_store(settings.store_url, clock)
         self.store = with_liveness(durable, config.redis_url(redis_url))
-
-    def _run(self, flow: Flow[T]) -> T:
-        return run(flow, self.store)
+        self.runner = Runner(self.store)
 
     # -- creating and reading ----------------------------------------------------------------
     def create(
@@ -66,7 +62,7 @@ class SessionManager(ManagerBase):
         parent_session_id: str | None = None,
     ) -> Session:
         """Start an active session owned by this manager's worker, at epoch 1."""
-        return self._run(
+        return self.runner(
             self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
         )
 
@@ -82,11 +78,11 @@ class SessionManager(ManagerBase):
         up to `at_seq` (default: its last), copied inside the store in one bulk insert. The fork's
         metadata records `forked_from` ({"session_id", "seq"}) and `lineage`; agent type and user
         default to the source's. The source is not changed."""
-        return self._run(self.ops.fork(session_id, at_seq, agent_type, user_id))
+        return self.runner(self.ops.fork(session_id, at_seq, agent_type, user_id))
 
     def get(self, session_id: str) -> Session:
         """The session as stored now. Raises NotFound."""
-        return self._run(self.ops.get(session_id))
+        return self.runner(self.ops.get(session_id))
 
     def list(
         self,
@@ -99,7 +95,7 @@ class SessionManager(ManagerBase):
         cursor: str | None = None,
     ) -> Page[Session]:
         """Newest first; pass `page.next_cursor` back as `cursor` for the next page."""
-        return self._run(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
+        return self.runner(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
 
     def stale(
         self,
@@ -114,7 +110,7 @@ class SessionManager(ManagerBase):
     ) -> Page[Session]:
         """Live sessions gone quiet: no heartbeat for X, paused longer than Y, `suspect` (past the
         soft deadline, dead ones included) or `dead` (lease expired). Indexed, newest first."""
-        return self._run(
+        return self.runner(
             self.ops.stale(no_heartbeat_for, paused_for, liveness, agent_type, user_id, limit, cursor)
         )
 
@@ -122,15 +118,15 @@ class SessionManager(ManagerBase):
         self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
     ) -> builtins.list[Checkpoint]:
         """Checkpoints with seq > after_seq, oldest first (optionally only those with one name)."""
-        return self._run(self.ops.checkpoints(session_id, after_seq, limit, name))
+        return self.runner(self.ops.checkpoints(session_id, after_seq, limit, name))
 
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         """The newest checkpoint, or the newest with that name: where a new owner resumes."""
-        return self._run(self.ops.last_checkpoint(session_id, name))
+        return self.runner(self.ops.last_checkpoint(session_id, name))
 
     def duration(self, session_id: str) -> timedelta:
         """Time since creation; for an ended session, until it ended."""
-        return self._run(self.ops.duration(session_id))
+        return self.runner(self.ops.duration(session_id))
 
     # -- the owner's writes ------------------------------------------------------------------
     def checkpoint(
@@ -142,7 +138,7 @@ class SessionManager(ManagerBase):
         epoch: int | None = None,
     ) -> Checkpoint:
         """Append a checkpoint to an active session; durable when this returns."""
-        return self._run(self.ops.checkpoint(session_id, name, data, epoch))
+        return self.runner(self.ops.checkpoint(session_id, name, data, epoch))
 
     def heartbeat(
         self,
@@ -153,23 +149,23 @@ class SessionManager(ManagerBase):
         expect_silence: float | None = None,
     ) -> None:
         """Extend the lease. `expect_silence` (seconds) announces a long quiet phase."""
-        return self._run(self.ops.heartbeat(session_id, epoch, phase, expect_silence))
+        return self.runner(self.ops.heartbeat(session_id, epoch, phase, expect_silence))
 
     def heartbeats(self, beats: Sequence[Beat]) -> builtins.list[TetherError | None]:
         """Many heartbeats in one durable batch; one result per beat (None = applied)."""
-        return self._run(self.ops.heartbeats(beats))
+        return self.runner(self.ops.heartbeats(beats))
 
     def pause(
         self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
     ) -> Session:
         """Pause an active session (heartbeats still accepted, checkpoints not)."""
-        return self._run(self.ops.pause(session_id, epoch, expected_version))
+        return self.runner(self.ops.pause(session_id, epoch, expected_version))
 
     def resume(
         self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
     ) -> Session:
         """Resume a paused session with a fresh lease."""
-        return self._run(self.ops.resume(session_id, epoch, expected_version))
+        return self.runner(self.ops.resume(session_id, epoch, expected_version))
 
     def complete(
         self,
@@ -180,7 +176,7 @@ class SessionManager(ManagerBase):
         expected_version: int | None = None,
     ) -> Session:
         """End an active session successfully; `result` goes into its final checkpoint."""
-        return self._run(self.ops.complete(session_id, result, epoch, expected_version))
+        return self.runner(self.ops.complete(session_id, result, epoch, expected_version))
 
     def fail(
         self,
@@ -193,7 +189,7 @@ class SessionManager(ManagerBase):
         expected_version: int | None = None,
     ) -> Session:
         """Fail the session; recoverable by another worker unless final or out of recoveries."""
-        return self._run(self.ops.fail(session_id, error, details, final, epoch, expected_version))
+        return self.runner(self.ops.fail(session_id, error, details, final, epoch, expected_version))
 
     def update(
         self,
@@ -205,23 +201,23 @@ class SessionManager(ManagerBase):
         expected_version: int | None = None,
     ) -> Session:
         """Replace context and/or metadata; with `expected_version`, only if nobody else did."""
-        return self._run(self.ops.update(session_id, context, metadata, epoch, expected_version))
+        return self.runner(self.ops.update(session_id, context, metadata, epoch, expected_version))
 
     # -- takeover ----------------------------------------------------------------------------
     def claim(self, session_id: str, worker_id: str | None = None) -> Session:
         """Take over a dead or recoverably failed session: exactly one claimer wins."""
-        return self._run(self.ops.claim(session_id, worker_id))
+        return self.runner(self.ops.claim(session_id, worker_id))
 
     def claim_next(
         self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
     ) -> Session | None:
         """Claim the longest-waiting claimable session of these types, or None."""
-        return self._run(self.ops.claim_next(agent_types, worker_id))
+        return self.runner(self.ops.claim_next(agent_types, worker_id))
 
     def time_out(self, session_id: str) -> Session:
         """The supervisor's verdict on an active session whose lease expired: fail it per its policy
         (recoverable, or final past max_recoveries). NotClaimable while the lease is alive."""
-        return self._run(self.ops.time_out(session_id))
+        return self.runner(self.ops.time_out(session_id))
 
     # -- liveness helpers --------------------------------------------------------------------
     def supervise(self, *, interval: float | None = None) -> RunningSupervisor:
@@ -276,7 +272,7 @@ class SessionManager(ManagerBase):
     # -- housekeeping ------------------------------------------------------------------------
     def delete(self, session_id: str) -> None:
         """Remove a session and its checkpoints. Raises NotFound."""
-        return self._run(self.ops.delete(session_id))
+        return self.runner(self.ops.delete(session_id))
 
     def purge(
         self,
@@ -284,7 +280,7 @@ class SessionManager(ManagerBase):
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> int:
         """Delete sessions in `states` whose end (or last heartbeat) is older than the cutoff."""
-        return self._run(self.ops.purge(older_than, states))
+        return self.runner(self.ops.purge(older_than, states))
 
     def enforce_retention(
         self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
@@ -292,15 +288,15 @@ class SessionManager(ManagerBase):
         """Apply the retention policies once: remove ended sessions older than their agent type's
         `retain_completed` / `retain_failed`, `batch` at a time, at most `max_batches` per rule
         (the supervisor runs this on its own). `dry_run` only lists what would go."""
-        return self._run(self.ops.enforce_retention(dry_run, batch, max_batches))
+        return self.runner(self.ops.enforce_retention(dry_run, batch, max_batches))
 
     def erase_user(self, user_id: str) -> int:
         """Delete every session and checkpoint of one user (data-protection requests)."""
-        return self._run(self.ops.erase_user(user_id))
+        return self.runner(self.ops.erase_user(user_id))
 
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
         """Write sessions as seed-format JSONL (checkpoints inline); returns how many."""
-        return self._run(self.ops.export(destination, user_id))
+        return self.runner(self.ops.export(destination, user_id))
 
     def import_sessions(
         self,
@@ -310,7 +306,7 @@ class SessionManager(ManagerBase):
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Read seed-format JSONL; `on_conflict` is "error" or "skip" for existing ids."""
-        return self._run(self.ops.import_sessions(source, on_conflict, progress))
+        return self.runner(self.ops.import_sessions(source, on_conflict, progress))
 
     def close(self) -> None:
         """Close the store. Idempotent."""

@@ -21,8 +21,8 @@ from tether.front.handle import (
     Front,
     Handler,
     SessionHandle,
-    stopped_within,
 )
+from tether.front.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from tether.core.validation import check_text
 from tether.events.bus import EventBridge, bridge
 from tether.flows.operations import Operations
 from tether.front.aio import AsyncSessionManager
-from tether.front.handle import stopped_within
 from tether.front.supervisor import AsyncSupervisor, default_interval
+from tether.front.waiting import stopped_within
 from tether.server.auth import Authenticator, Caller
 from tether.server.hub import EventHub, Owner, Owners
 from tether.server.metrics import Metrics

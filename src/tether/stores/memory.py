@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.core.clock import Clock
+from tether.core.codec import encode
 from tether.core.errors import ConflictError, NotFound, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import (
@@ -112,7 +113,7 @@ class MemoryStore(Store):
             if session.session_id in self._sessions:
                 raise ConflictError(session.session_id, f"session {session.session_id!r} exists")
             self._checkpoints[session.session_id] = []
-            stored = replace(_in_utc(session), last_seq=0)
+            stored = replace(_as_stored(session), last_seq=0)
             self._sessions[session.session_id] = stored
             for cp in checkpoints:
                 self._append(session.session_id, cp)
@@ -141,7 +142,7 @@ class MemoryStore(Store):
             after = write.after
             if not write.renews_lease:
                 after = replace(after, **{f: getattr(current, f) for f in LIVENESS_FIELDS})
-            self._sessions[current.session_id] = replace(_in_utc(after), last_seq=current.last_seq)
+            self._sessions[current.session_id] = replace(_as_stored(after), last_seq=current.last_seq)
             if write.checkpoint is not None:
                 self._append(current.session_id, write.checkpoint)
             return self._sessions[current.session_id]
@@ -191,7 +192,7 @@ class MemoryStore(Store):
             history = [replace(cp, session_id=sid) for cp in copied]
             self._checkpoints[sid] = history
             self._last_by_name.update(((sid, cp.name), cp) for cp in history)
-            stored = replace(_in_utc(session), last_seq=history[-1].seq if history else 0)
+            stored = replace(_as_stored(session), last_seq=history[-1].seq if history else 0)
             self._sessions[sid] = stored
             return stored
 
@@ -274,11 +275,17 @@ class MemoryStore(Store):
             self._last_by_name.pop((session_id, cp.name), None)
 
 
-def _in_utc(session: Session) -> Session:
-    """Stores hand timestamps back in UTC, as a database column would; the instant is kept exactly."""
+def _as_stored(session: Session) -> Session:
+    """The session as a database row gives it back: timestamps in UTC (the instant kept exactly),
+    and JSON fields as their JSON text decodes (keys made strings, tuples lists, the caller's dicts
+    not shared), so memory:// answers what the other stores answer."""
     values = {f.name: getattr(session, f.name) for f in fields(session)}
-    in_utc: dict[str, Any] = {k: v.astimezone(UTC) for k, v in values.items() if isinstance(v, datetime)}
-    return replace(session, **in_utc)
+    stored: dict[str, Any] = {k: v.astimezone(UTC) for k, v in values.items() if isinstance(v, datetime)}
+    stored["context"] = encode(session.context).copy
+    stored["metadata"] = encode(session.metadata).copy
+    if session.failure is not None:
+        stored["failure"] = replace(session.failure, details=encode(session.failure.details).copy)
+    return replace(session, **stored)
 
 
 def _copy(cp: Checkpoint) -> Checkpoint:

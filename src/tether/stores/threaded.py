@@ -15,17 +15,16 @@ write has happened completely or not at all, and no orphaned write races the cal
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from tether.core.errors import TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.lifecycle import Write
 from tether.stores.base import AsyncStore, Beat, RetentionRule, Store
-from tether.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
 
@@ -143,20 +142,38 @@ class ThreadedStore(AsyncStore):
             self._executor.shutdown(wait=False)
 
 
-class ThreadedSQLiteStore(ThreadedStore):
-    """The thread adapter, except for appends, the hot path: they join the SQLite group commit
-    straight from the event loop (`SQLiteStore.append_async`), saving the two thread hops."""
+@runtime_checkable
+class AppendsFromTheLoop(Protocol):
+    """A sync store whose appends can be awaited from the event loop without a thread hop (SQLite's
+    group commit: a writer thread leads the batch and settles the coroutine's future)."""
 
-    sync: SQLiteStore
+    async def append_async(
+        self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None
+    ) -> Checkpoint: ...
+
+
+class ThreadedAppendingStore(ThreadedStore):
+    """The thread adapter, except for appends, the hot path: they go straight to the store's
+    `append_async`, saving the two thread hops."""
+
+    def __init__(
+        self,
+        store: Store,
+        append_async: Callable[[str, NewCheckpoint, int | None], Awaitable[Checkpoint]],
+        *,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        super().__init__(store, executor=executor)
+        self._append_async = append_async
 
     async def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        return await self.sync.append_async(session_id, checkpoint, epoch)
+        return await self._append_async(session_id, checkpoint, epoch)
 
 
 def threaded(store: Store, *, executor: ThreadPoolExecutor | None = None) -> ThreadedStore:
     """The async face of a sync store."""
-    if isinstance(store, SQLiteStore):
-        return ThreadedSQLiteStore(store, executor=executor)
+    if isinstance(store, AppendsFromTheLoop):
+        return ThreadedAppendingStore(store, store.append_async, executor=executor)
     return ThreadedStore(store, executor=executor)
 
 

@@ -9,6 +9,7 @@ Durability (`synchronous`, from the URL's `?synchronous=` or TETHER_SQLITE_SYNCH
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from tether.core.errors import ConfigurationError, StoreUnavailable
 
 SYNCHRONOUS_MODES = ("full", "normal")
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's write lock
+MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000  # SQLite holds the busy timeout in a C int of milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +47,23 @@ class SQLiteSettings:
         synchronous = (options.get("synchronous") or setting("TETHER_SQLITE_SYNCHRONOUS")).lower()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ConfigurationError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
-        try:
-            timeout = float(options.get("timeout", DEFAULT_BUSY_TIMEOUT))
-        except ValueError:
-            raise ConfigurationError(f"timeout must be a number of seconds in {url!r}") from None
-        return cls(path, synchronous, timeout)
+        return cls(path, synchronous, _busy_timeout(options.get("timeout"), url))
+
+
+def _busy_timeout(text: str | None, url: str) -> float:
+    """Seconds, 0 to MAX_BUSY_TIMEOUT: SQLite keeps the busy timeout as a 32-bit count of
+    milliseconds and silently treats anything it cannot hold (inf, nan, negative, huge) as 0."""
+    if text is None:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        timeout = float(text)
+    except ValueError:
+        timeout = math.nan
+    if not 0 <= timeout <= MAX_BUSY_TIMEOUT:  # also false for nan
+        raise ConfigurationError(
+            f"timeout must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT}, got {text!r} in {url!r}"
+        )
+    return timeout
 
 
 def unavailable(path: str, exc: BaseException) -> StoreUnavailable:

@@ -365,6 +365,9 @@ LIMIT :limit;
 -- name: schema_version
 SELECT COALESCE(MAX(version), 0) FROM tether_schema;
 
+-- name: user_tables
+SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%';
+
 -- name: create_schema_table
 CREATE TABLE IF NOT EXISTS tether_schema (version INTEGER NOT NULL PRIMARY KEY);
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from tether.core.errors import SchemaMismatch
+from tether.core.errors import ConfigurationError, SchemaMismatch
 from tether.stores.sql_files import Migration
 
 
@@ -20,6 +20,22 @@ def statements(script: str) -> list[str]:
     if pending.strip() and not pending.strip().startswith("--"):
         found.append(pending.strip())
     return found
+
+
+def schema_version(conn: sqlite3.Connection, queries: dict[str, str], path: str) -> int:
+    """The version this file's schema is at, read without taking any lock a writer holds (a WAL
+    reader sees the last commit). 0 for an empty file. A database holding tables but no
+    `tether_schema` is somebody else's: refused before anything (journal mode included) touches it."""
+    tables = [row[0] for row in conn.execute(queries["user_tables"])]
+    if not tables:
+        return 0
+    if "tether_schema" not in tables:
+        raise ConfigurationError(
+            f"SQLite file {path} is not a Tether store (it has tables {sorted(tables)[:5]} and no "
+            "tether_schema); point the URL at a new file"
+        )
+    version: int = conn.execute(queries["schema_version"]).fetchone()[0]
+    return version
 
 
 def migrate(conn: sqlite3.Connection, queries: dict[str, str], migrations: list[Migration]) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tether.core.clock import Clock
 from tether.core.codec import decode
-from tether.core.errors import ConflictError, NotFound, StoreUnavailable, TetherError
+from tether.core.errors import ConflictError, NotFound, SchemaMismatch, StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import (
     Checkpoint,
@@ -53,7 +53,7 @@ from tether.stores.sqlite.rows import (
     session_to_row,
     write_params,
 )
-from tether.stores.sqlite.schema import migrate
+from tether.stores.sqlite.schema import migrate, schema_version
 
 PACKAGE = "tether.stores.sqlite"
 Q = load_queries(PACKAGE)
@@ -76,21 +76,37 @@ class SQLiteStore(Store):
         self.settings = settings
         self.url = url or f"sqlite:///{settings.path}"
         self._closed = False
-        self._connect()
+        found = self._connect()
         _OPEN_STORES.add(self)
-        try:
-            self.migrate()
-        except BaseException:
+        if found > SCHEMA_VERSION:
             self.close()
-            raise
+            raise SchemaMismatch(found, SCHEMA_VERSION)
+        if found < SCHEMA_VERSION:  # only then the write lock: an up-to-date store opens beside a writer
+            try:
+                self.migrate()
+            except BaseException:
+                self.close()
+                raise
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SQLiteStore:
         return cls(SQLiteSettings.from_url(url), clock, url)
 
-    def _connect(self) -> None:
-        self._writes = GroupCommit(connect(self.settings, Q, reader=False), self._unavailable)
+    def _connect(self) -> int:
+        """Open the connections; returns the schema version found, read before the write connection
+        switches the file to WAL (so a foreign file is refused untouched)."""
         self._readers = Readers(self.settings, Q)
+        try:
+            found = schema_version(self._readers.get(), Q, self.settings.path)
+            writer = connect(self.settings, Q, reader=False)
+        except sqlite3.Error as exc:
+            self._readers.close()
+            raise self._unavailable(exc) from exc
+        except BaseException:
+            self._readers.close()
+            raise
+        self._writes = GroupCommit(writer, self._unavailable)
+        return found
 
     def _reconnect_in_forked_child(self) -> None:
         """SQLite connections must not be used across fork() (e.g. a pre-forking server that
