@@ -141,6 +141,7 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
 
 @contextlib.contextmanager
 def opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+    """A path opened as UTF-8 text (and closed after), or a stream used as it is."""
     if isinstance(target, str | Path):
         with open(target, mode, encoding="utf-8") as fh:
             yield fh
