@@ -11,6 +11,7 @@ import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -19,9 +20,16 @@ import httpx
 from tether.core.codec import encode
 from tether.core.errors import TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
-from tether.core.validation import check_counter, check_limit, check_optional_counter, encode_payload
+from tether.core.validation import (
+    check_counter,
+    check_error,
+    check_flag,
+    check_limit,
+    check_optional_counter,
+    encode_payload,
+)
 from tether.core.wire import checkpoint_from_json, error_from_problem, session_from_json
-from tether.flows.operations import checked_beat, parse_state, required_state
+from tether.flows.operations import checked_agent_types, checked_beat, parse_state, required_state
 from tether.flows.retention import RetentionReport, Retired
 from tether.stores.base import Beat, RetentionRule
 
@@ -274,6 +282,9 @@ class Calls:
         self, action: str, session_id: str, expected_version: int | None, **fields: Any
     ) -> Call[Session]:
         """pause, resume, complete, fail: an owner write with If-Match."""
+        if action == "fail":
+            check_error(fields["error"], NO_LIMIT)
+            check_flag("final", fields["final"])
         path = _path("sessions", session_id, action)
         fields["epoch"] = _epoch(fields.get("epoch"))
         return Call("POST", path, _session, body=json_body(**fields), headers=_if_match(expected_version))
@@ -296,7 +307,8 @@ class Calls:
         return Call("POST", _path("sessions", session_id, "claim"), _session, body=body)
 
     def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Call[Session | None]:
-        types = None if agent_types is None else sorted(agent_types)
+        checked = checked_agent_types(agent_types)
+        types = None if checked is None else sorted(checked)
         body = json_body(agent_types=types, worker_id=worker_id or self.worker_id)
         return Call("POST", "/v1/claims", _maybe_session, body=body)
 
@@ -356,6 +368,13 @@ class ExportLines:
         self.write(b"\n")
 
 
-def seed_lines(jsonl: str) -> int:
-    """How many sessions a seed JSONL text holds: its non-blank lines (ended by "\n" only)."""
-    return sum(1 for line in jsonl.split("\n") if line.strip())
+def seed_lines(jsonl: bytes) -> int:
+    """How many sessions a seed JSONL file holds: its non-blank lines (ended by "\n" only)."""
+    return sum(1 for line in jsonl.split(b"\n") if line.strip())
+
+
+def read_source(source: str | Path | IO[str]) -> bytes:
+    """An import's bytes: a file as it is on disk (the server reads it as the library would)."""
+    if isinstance(source, str | Path):
+        return Path(source).read_bytes()
+    return source.read().encode("utf-8", "surrogatepass")

@@ -25,7 +25,7 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from tether.client import events
-from tether.client.calls import Call, Calls, ExportLines, problem, seed_lines
+from tether.client.calls import Call, Calls, ExportLines, problem, read_source, seed_lines
 from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle, tls
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
@@ -327,9 +327,8 @@ class Client:
         on_conflict: str = "error",
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        with opened(source, "r") as stream:
-            jsonl = stream.read()
-        imported = self._send(self.calls.import_sessions(jsonl.encode(), on_conflict))
+        jsonl = read_source(source)
+        imported = self._send(self.calls.import_sessions(jsonl, on_conflict))
         if progress is not None:
             progress(seed_lines(jsonl))
         return imported

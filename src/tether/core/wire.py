@@ -173,11 +173,22 @@ def problem_from_error(error: TetherError) -> JSON:
     }
     for name in problem.attributes:
         body[name] = getattr(error, name)
+    if getattr(error, "__notes__", None):
+        body["notes"] = list(error.__notes__)
     return body
 
 
 def error_from_problem(status: int, body: Mapping[str, Any]) -> TetherError:
-    """The exception a problem+json body stands for; unknown codes keep their status and detail."""
+    """The exception a problem+json body stands for (with its notes); unknown codes keep their status
+    and detail."""
+    error = _error(status, body)
+    notes = body.get("notes")
+    for note in notes if isinstance(notes, list) else ():
+        error.add_note(str(note))
+    return error
+
+
+def _error(status: int, body: Mapping[str, Any]) -> TetherError:
     code = body.get("code")
     detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
     cls, _ = _BY_CODE.get(code, (None, None)) if isinstance(code, str) else (None, None)

@@ -328,11 +328,7 @@ class Operations:
         )
 
     def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Flow[Session | None]:
-        if isinstance(agent_types, str):
-            raise ValidationError("agent_types", "must be a collection of agent types, not one string")
-        if agent_types is not None and not isinstance(agent_types, Iterable):
-            raise ValidationError("agent_types", f"must be a collection of agent types, got {agent_types!r}")
-        types = None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
+        types = checked_agent_types(agent_types)
         worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
         candidates = yield from call(Store.claimable, types, CLAIM_CANDIDATES)
         for candidate in candidates:
@@ -446,6 +442,14 @@ def fork_metadata(source: Session, at_seq: int) -> dict[str, Any]:
         FORKED_FROM: {"session_id": source.session_id, "seq": at_seq},
         LINEAGE: [*lineage, source.session_id],
     }
+
+
+def checked_agent_types(agent_types: Iterable[str] | None) -> frozenset[str] | None:
+    if isinstance(agent_types, str):
+        raise ValidationError("agent_types", "must be a collection of agent types, not one string")
+    if agent_types is not None and not isinstance(agent_types, Iterable):
+        raise ValidationError("agent_types", f"must be a collection of agent types, got {agent_types!r}")
+    return None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
 
 
 def required_state(value: State | str) -> State:
