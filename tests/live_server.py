@@ -6,7 +6,6 @@ with live_server("sqlite:///…/tether.db") as server:
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import subprocess_env
 from tether.core import keys
 from tether.stores import open_store
 
@@ -89,7 +89,7 @@ def live_server(
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            command, stdout=out, stderr=subprocess.STDOUT, env=subprocess_env(**(env or {}))
         )
     server = LiveServer(f"http://127.0.0.1:{port}", store_url, process, log)
     try:

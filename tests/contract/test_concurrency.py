@@ -6,7 +6,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tether import ConflictError, InvalidTransition, ManualClock, SessionManager, State, TetherError
+from tether import ConflictError, InvalidTransition, ManualClock, Policies, SessionManager, State, TetherError
+from tether.core.model import Session
+from tether.flows.runner import run
+from tether.lifecycle import Write
+from tether.stores import Store
 
 from .conftest import ALL_CHECKPOINTS, MakeSession
 
@@ -146,3 +150,35 @@ def test_workers_draining_claim_next_take_every_session_exactly_once(
     taken = [sid for batch in results for sid in batch]
     assert sorted(taken) == sorted(expected)  # each exactly once
     assert manager.claim_next(["tutor"], "late-worker") is None
+
+
+class _AppendBeforeApply:
+    """The store, with the old owner's append landing between a claim's read and its write."""
+
+    def __init__(self, store: Store, append: Callable[[], object]) -> None:
+        self._store, self._append = store, append
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def apply(self, write: Write) -> Session:
+        if self._append is not None:
+            self._append()
+            self._append = None
+        return self._store.apply(write)
+
+
+def test_claim_audit_names_a_checkpoint_appended_just_before_it(
+    store: Store, policies: Policies, clock: ManualClock
+) -> None:
+    """Appends do not change the version a claim compares; its record must not miss one anyway."""
+    old = SessionManager(store, policies=policies, worker_id="old-owner")
+    session = old.create("tutor", "u")
+    old.checkpoint(session.session_id, "step", {"n": 1})
+    clock.advance(61)
+    late = _AppendBeforeApply(store, lambda: old.checkpoint(session.session_id, "step", {"n": 2}, epoch=1))
+    claimed = run(old.ops.claim(session.session_id, "new-owner"), late)
+    recovered = store.last_checkpoint(session.session_id)
+    assert recovered is not None and recovered.name == "session_recovered"
+    assert recovered.data["resumed_from_seq"] == recovered.seq - 1 == 2
+    assert claimed.epoch == 2

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import REPO, run_tether, subprocess_env
 
 
@@ -23,3 +25,31 @@ def test_quickstart_runs_on_the_default_store_and_tether_ls_shows_its_sessions(t
     listing = run_tether("ls", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.count("user-1") == 4
+
+
+def test_the_langgraph_example_pauses_for_approval_then_finishes_its_thread(tmp_path: Path) -> None:
+    pytest.importorskip("langgraph.graph", reason="pip install 'tether[langgraph]'")
+    script = REPO / "examples" / "langgraph_thread.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "waiting for approval before: ('reply',)" in run.stdout
+    assert "tether session: paused" in run.stdout
+    assert "final log: ['opened', 'triaged', 'replied']" in run.stdout
+    listing = run_tether("checkpoints", "ticket-42", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "langgraph.checkpoint" in listing.stdout and "session_paused" in listing.stdout
+
+
+def test_the_openai_agents_example_keeps_the_conversation_across_runs(tmp_path: Path) -> None:
+    pytest.importorskip("agents", reason="pip install 'tether[openai-agents]'")
+    script = REPO / "examples" / "openai_agents_conversation.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["#1: you said 'hello'", "#2: you said 'how are you?'", "items kept: 4"]
+    listing = run_tether("ls", "--type", "openai-agents", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "conversation-7" in listing.stdout and "paused" in listing.stdout

@@ -14,20 +14,20 @@ from tests.reliability.workers import sweep_process
 from tether import ManualClock, Policies, Policy, SessionManager, SystemClock
 from tether.stores import open_store
 
-pytestmark = pytest.mark.slow
-
 SUPERVISORS = 4
-SESSIONS = 400
+# The bounded form runs by default (CI); the long form only with `-m slow`.
+SESSIONS = [40, pytest.param(400, marks=pytest.mark.slow)]
 SHARED_STORE_KINDS = [k for k in STORE_KINDS if k != "memory"]
 
 
+@pytest.mark.parametrize("sessions", SESSIONS)
 @pytest.mark.parametrize("kind", SHARED_STORE_KINDS)
-def test_supervisor_processes_time_each_session_out_once(kind: str, tmp_path: Path) -> None:
+def test_supervisor_processes_time_each_session_out_once(kind: str, sessions: int, tmp_path: Path) -> None:
     url = make_store_url(kind, tmp_path)
     past = ManualClock(SystemClock().now() - timedelta(hours=1))
     policies = Policies(Policy(timeout=1, max_recoveries=1))
     with SessionManager(open_store(url, past), policies=policies) as manager:
-        ids = {manager.create("tutor", f"user-{i % 7}").session_id for i in range(SESSIONS)}
+        ids = {manager.create("tutor", f"user-{i % 7}").session_id for i in range(sessions)}
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(SUPERVISORS)
         pipes = [context.Pipe() for _ in range(SUPERVISORS)]

@@ -22,13 +22,10 @@ from tests.reliability.workers import RACE_POLICIES, Outcome, race_in_threads, r
 from tether import LeaseLost, ManualClock, SessionManager, State, SystemClock
 from tether.stores import Store, open_store
 
-pytestmark = pytest.mark.slow  # minutes on a loaded 2-core machine: `-m "not slow"` skips them
-
 WORKERS = 8
-TRIALS = 1_000
-# Each process trial is eight IPC round trips: 1,000 take ~35 s for SQLite and PostgreSQL together on
-# a quiet 2-core machine (minutes on a loaded one), well within CI's budget.
-PROCESS_TRIALS = 1_000
+# A bounded form runs by default (CI); the long form, minutes on a loaded 2-core machine, with `-m slow`.
+TRIALS = [50, pytest.param(1_000, marks=pytest.mark.slow)]
+PROCESS_TRIALS = [30, pytest.param(1_000, marks=pytest.mark.slow)]
 SHARED_STORE_KINDS = [k for k in STORE_KINDS if k != "memory"]  # memory is private to a process
 
 
@@ -62,11 +59,12 @@ def race_stores(store_url: str, clock: ManualClock) -> Iterator[list[Store]]:
         s.close()
 
 
-def test_threads_race_for_a_dead_session(race_stores: list[Store], clock: ManualClock) -> None:
+@pytest.mark.parametrize("trials", TRIALS)
+def test_threads_race_for_a_dead_session(race_stores: list[Store], clock: ManualClock, trials: int) -> None:
     owner_store, *worker_stores = race_stores
     old_owner = SessionManager(owner_store, policies=RACE_POLICIES, worker_id="old-owner")
     barrier = threading.Barrier(WORKERS)
-    for _ in range(TRIALS):
+    for _ in range(trials):
         session = old_owner.create("tutor", "u1")
         old_owner.checkpoint(session.session_id, "step", epoch=1)
         clock.advance(61)
@@ -74,8 +72,9 @@ def test_threads_race_for_a_dead_session(race_stores: list[Store], clock: Manual
         check_trial(old_owner, session.session_id, outcomes)
 
 
+@pytest.mark.parametrize("trials", PROCESS_TRIALS)
 @pytest.mark.parametrize("kind", SHARED_STORE_KINDS)
-def test_processes_race_for_a_dead_session(kind: str, tmp_path: Path) -> None:
+def test_processes_race_for_a_dead_session(kind: str, trials: int, tmp_path: Path) -> None:
     url = make_store_url(kind, tmp_path)
     past = ManualClock(SystemClock().now() - timedelta(hours=1))
     context = multiprocessing.get_context("spawn")
@@ -89,7 +88,7 @@ def test_processes_race_for_a_dead_session(kind: str, tmp_path: Path) -> None:
         for p in processes:
             p.start()
         try:
-            for _ in range(PROCESS_TRIALS):
+            for _ in range(trials):
                 session = owner.create("tutor", "u1")
                 owner.checkpoint(session.session_id, "step", epoch=1)
                 for parent, _ in pipes:

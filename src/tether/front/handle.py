@@ -115,6 +115,8 @@ class Front(Protocol):
         epoch: int | None = None,
     ) -> Session: ...
 
+    def pause(self, session_id: str, *, epoch: int | None = None) -> Session: ...
+
     def claim_next(self, agent_types: Iterable[str] | None = None) -> Session | None: ...
 
 
@@ -189,6 +191,8 @@ class AsyncFront(Protocol):
         final: bool = False,
         epoch: int | None = None,
     ) -> Session: ...
+
+    async def pause(self, session_id: str, *, epoch: int | None = None) -> Session: ...
 
     async def claim_next(self, agent_types: Iterable[str] | None = None) -> Session | None: ...
 
@@ -303,6 +307,11 @@ class SessionHandle(HandleState):
             lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
         )
 
+    def pause(self) -> Session:
+        """Pause the session (idle until someone resumes it) before the block ends; the block then
+        writes nothing."""
+        return self._end(lambda: self.manager.pause(self.session_id, epoch=self.epoch))
+
     # -- the block ---------------------------------------------------------------------------
     def __enter__(self) -> SessionHandle:
         interval = self._started(self._start())
@@ -405,6 +414,10 @@ class AsyncSessionHandle(HandleState):
         return await self._end(
             lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
         )
+
+    async def pause(self) -> Session:
+        """See `SessionHandle.pause`."""
+        return await self._end(lambda: self.manager.pause(self.session_id, epoch=self.epoch))
 
     # -- the block ---------------------------------------------------------------------------
     async def __aenter__(self) -> AsyncSessionHandle:

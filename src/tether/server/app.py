@@ -9,20 +9,25 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__
 from tether.server import problems
 from tether.server.metrics import Metrics
+from tether.server.problems import MEDIA_TYPE, Problem
 from tether.server.runtime import Runtime
-from tether.server.settings import ServerSettings
+from tether.server.settings import IMPORT_MAX_BYTES, MAX_BODY_BYTES, ServerSettings
+from tether.server.shapes import dumps
 
 
 class Observe:
-    """Outermost: a request id on every response, and request counts and latency per templated route."""
+    """Outermost: a request id on every response, request counts and latency per templated route,
+    and a problem+json 413 for a declared Content-Length over the limit (Starlette's own body limit,
+    which still guards bodies without one, would answer that in plain text)."""
 
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
         self.app, self.metrics = app, metrics
@@ -45,6 +50,16 @@ class Observe:
             await send(message)
 
         started = time.perf_counter()
+        limit = IMPORT_MAX_BYTES if scope["path"] == IMPORT_PATH else MAX_BODY_BYTES
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            problem = Problem(
+                413, "payload_too_large", f"the body is over the limit of {limit} bytes", limit=limit
+            )
+            body = dumps(problem.body(scope["path"], request_id))
+            response = Response(body, 413, media_type=MEDIA_TYPE, headers={"Connection": "close"})
+            await response(scope, receive, send_with_id)
+            return
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -54,6 +69,9 @@ class Observe:
             if metrics is not None:
                 metrics.requests.labels(scope["method"], path, str(status)).inc()
                 metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+IMPORT_PATH = "/v1/import"
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -72,12 +90,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         version=__version__,
         summary="Durable, supervised sessions for AI agents: heartbeats, checkpoints, leases, takeover.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     problems.install(app)
+    document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return problems.document_media_type(document())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     for module in (sessions, admin, events, health):
         app.include_router(module.router)
-    app.add_middleware(Observe, metrics=lambda: getattr(getattr(app.state, "tether", None), "metrics", None))
+    app.add_middleware(
+        Observe,
+        metrics=lambda: getattr(getattr(app.state, "tether", None), "metrics", None),
+    )
     return app
 
 

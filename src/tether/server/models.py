@@ -94,7 +94,7 @@ class NewCheckpoint(Body):
 
 class Purge(Body):
     older_than: Annotated[float, Field(ge=0, le=MAX_SECONDS, description="seconds")]
-    states: list[State] | None = None
+    states: list[Annotated[State, Field(strict=False)]] | None = None  # enums from their JSON strings
 
 
 # -- responses -------------------------------------------------------------------------------

@@ -110,6 +110,18 @@ def from_validation(errors: Sequence[Mapping[str, Any]]) -> Problem:
     return Problem(422, "validation_error", f"invalid request: {summary}", errors=found)
 
 
+def document_media_type(spec: dict[str, Any]) -> dict[str, Any]:
+    """Declare error answers as problem+json in an OpenAPI document (FastAPI files a response
+    model under application/json); idempotent."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.isdigit() and int(status) >= 400 and "application/json" in content:
+                    content[MEDIA_TYPE] = content.pop("application/json")
+    return spec
+
+
 def respond(request: Request, problem: Problem) -> JSONResponse:
     headers = {"Retry-After": RETRY_AFTER} if problem.status == 503 else {}
     if problem.status == 401:

@@ -11,6 +11,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from tether.core import codec
+from tether.server.settings import MAX_BODY_BYTES
+
+CONTAINERS = (dict, list)  # what orjson decodes JSON objects and arrays to, exactly
 
 
 def too_deep(value: Any, limit: int) -> bool:
@@ -21,7 +24,7 @@ def too_deep(value: Any, limit: int) -> bool:
         children = item.values() if isinstance(item, dict) else item
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        stack.extend((child, depth + 1) for child in children if type(child) in CONTAINERS)
     return False
 
 
@@ -55,4 +58,4 @@ class TetherRoute(APIRoute):
 
 def router(**kwargs: Any) -> APIRouter:
     """An APIRouter whose routes parse bodies with `JSONRequest`."""
-    return APIRouter(route_class=TetherRoute, **kwargs)
+    return APIRouter(route_class=TetherRoute, max_body_size=MAX_BODY_BYTES, **kwargs)

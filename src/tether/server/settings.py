@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from tether.core import config
 
 MIB = 1024 * 1024
+MAX_BODY_BYTES = 4 * MIB  # a request body (each JSON payload in it: the library's limit, 1 MiB)
 IMPORT_MAX_BYTES = 64 * MIB  # the body limit of POST /v1/import (seed JSONL)
 
 
@@ -19,7 +20,6 @@ class ServerSettings:
     store_url: str
     redis_url: str | None = None
     host: str = "127.0.0.1"
-    max_body_bytes: int = 4 * MIB
     max_depth: int = 512  # JSON nesting levels in a request body (the library keeps 200-deep data)
     ring_size: int = 10_000  # events kept for Last-Event-ID resumption
     ping_seconds: float = 15.0

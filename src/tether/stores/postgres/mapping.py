@@ -139,6 +139,7 @@ def write_params(write: Write) -> Params:
     return {
         **session_params(write.after),
         "expected_version": write.before.version,
+        "expected_last_seq": write.expected_last_seq,
         "renews_lease": write.renews_lease,
         "cp_name": None if cp is None else cp.name,
         "cp_time": None if cp is None else cp.timestamp,

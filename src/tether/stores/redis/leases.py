@@ -4,6 +4,8 @@
                                     phase last_heartbeat suspect_at lease   (times in microseconds)
     {prefix}:expiry           zset: active session -> lease expiry
     {prefix}:suspect          zset: active session -> soft deadline
+    {prefix}:rebuilt          set once every live session of the store has been copied in; a Redis
+                              restarted empty (or replaced) lacks it, so the store copies them again
 
 Every change is a Lua script (`scripts/*.lua`), so a heartbeat's fencing check and its write are
 one atomic step, timed by the Redis server's clock: clients' clocks never matter. This module only
@@ -13,6 +15,7 @@ moves values in and out of Redis; `redis_liveness` decides what they mean for th
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,6 +80,7 @@ class RedisLeases:
             raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from exc
         self._beat = self.client.register_script(_script("heartbeat.lua"))
         self._mirror = self.client.register_script(_script("mirror.lua"))
+        self._rebuilt = self.client.register_script(_script("rebuilt.lua"))
 
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
@@ -108,27 +112,35 @@ class RedisLeases:
 
     def mirror(self, session: Session, renews: bool) -> None:
         """Copy owner, epoch and state (and the lease if `renews`) of a session just written."""
-        lease = session.lease_expires_at or session.last_heartbeat
-        suspect = session.suspect_at or lease
-        args: list[str | int] = [
-            self.prefix,
-            session.session_id,
-            session.version,
-            session.epoch,
-            session.state.value,
-            session.agent_type,
-            repr(session.heartbeat_timeout),
-            repr(session.suspect_after),
-            "1" if renews else "0",
-            session.phase or "",
-            to_micros(session.last_heartbeat),
-            to_micros(suspect),
-            to_micros(lease),
-            ENDED_TTL,
-            to_micros(session.created_at),
-        ]
         with self._calling("mirror"):
-            self._mirror(args=args)
+            self._mirror(args=_mirror_args(self.prefix, session, renews))
+
+    def mirror_many(self, sessions: Sequence[Session]) -> None:
+        """`mirror` (with the lease) of many sessions in one round trip. A session Redis already
+        holds at that version keeps its lease, which heartbeats may have made newer."""
+        if not sessions:
+            return
+        with self._calling("mirror"):
+            pipe = self.client.pipeline(transaction=False)
+            for session in sessions:
+                self._mirror(args=_mirror_args(self.prefix, session, True), client=pipe)
+            pipe.execute()
+
+    def is_rebuilt(self) -> bool:
+        with self._calling("read"):
+            return bool(self.client.exists(f"{self.prefix}:rebuilt"))
+
+    def start_rebuild(self) -> str:
+        token = uuid.uuid4().hex
+        with self._calling("rebuild"):
+            self.client.set(f"{self.prefix}:rebuilding", token)
+        return token
+
+    def finish_rebuild(self, token: str) -> bool:
+        """Mark the rebuild done, unless another began since or Redis restarted meanwhile."""
+        keys = [f"{self.prefix}:rebuilding", f"{self.prefix}:rebuilt"]
+        with self._calling("rebuild"):
+            return bool(self._rebuilt(keys=keys, args=[token]))
 
     def leases(self, session_ids: Sequence[str]) -> dict[str, Lease]:
         fields = ("version", "epoch", "state", "phase", "last_heartbeat", "suspect_at", "lease", "created")
@@ -139,13 +151,15 @@ class RedisLeases:
             rows = pipe.execute()
         return {sid: _lease(row) for sid, row in zip(session_ids, rows, strict=True) if row[0] is not None}
 
-    def due(self, which: str, until: datetime, limit: int) -> list[str]:
-        """Sessions whose lease expiry (`expiry`) or soft deadline (`suspect`) is at or before `until`."""
+    def due(self, which: str, until: datetime, limit: int) -> tuple[list[str], bool]:
+        """Sessions whose lease expiry (`expiry`) or soft deadline (`suspect`) is at or before `until`,
+        and whether Redis is rebuilt (if not, the answer misses the sessions it lost)."""
         with self._calling("read"):
-            found = self.client.zrangebyscore(
-                f"{self.prefix}:{which}", "-inf", to_micros(until), start=0, num=limit
-            )
-        return [str(sid) for sid in found]
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrangebyscore(f"{self.prefix}:{which}", "-inf", to_micros(until), start=0, num=limit)
+            pipe.exists(f"{self.prefix}:rebuilt")
+            found, rebuilt = pipe.execute()
+        return [str(sid) for sid in found], bool(rebuilt)
 
     def forget(self, session_ids: Sequence[str]) -> None:
         if not session_ids:
@@ -159,6 +173,28 @@ class RedisLeases:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _mirror_args(prefix: str, session: Session, renews: bool) -> list[str | int]:
+    lease = session.lease_expires_at or session.last_heartbeat
+    suspect = session.suspect_at or lease
+    return [
+        prefix,
+        session.session_id,
+        session.version,
+        session.epoch,
+        session.state.value,
+        session.agent_type,
+        repr(session.heartbeat_timeout),
+        repr(session.suspect_after),
+        "1" if renews else "0",
+        session.phase or "",
+        to_micros(session.last_heartbeat),
+        to_micros(suspect),
+        to_micros(lease),
+        ENDED_TTL,
+        to_micros(session.created_at),
+    ]
 
 
 def _lease(row: Sequence[str | None]) -> Lease:

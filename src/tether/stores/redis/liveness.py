@@ -15,8 +15,13 @@ fencing stays exact:
 - Expired and suspect sessions are read from Redis sorted sets (ZRANGEBYSCORE), not from the store.
 - A flusher thread copies leases back to the store every `flush_interval` seconds and on close, so
   listings and `no_heartbeat_for` queries are at most that stale.
-If Redis is unreachable, heartbeats raise StoreUnavailable, or with `fallback="store"` go to the wrapped
-store (whose lease is then only as fresh as the last flush).
+- The store stays the source of truth: Redis marks itself rebuilt once every live session of the
+  store has been copied in. A Redis that restarted empty (or was replaced) lacks the mark; the next
+  expiry scan, claim, the flusher or a new manager sees that and copies the live sessions again,
+  leases as last flushed, so sessions whose agent died meanwhile are found again.
+If Redis is unreachable, everything but heartbeats carries on with the store alone: writes go to the
+store (their mirrors are repaired later), reads and expiry scans use the store's leases (as fresh as
+the last flush). Heartbeats raise StoreUnavailable, or with `fallback="store"` go to the store.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from tether import lifecycle
 from tether.core.clock import SystemClock
 from tether.core.errors import (
     ConfigurationError,
@@ -52,7 +58,6 @@ from tether.core.model import (
 )
 from tether.lifecycle import Write
 from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
-from tether.stores.memory import matches
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
@@ -84,6 +89,7 @@ class RedisLivenessStore(Store):
         self._flusher = threading.Thread(
             target=self._flush_every, args=(flush_interval,), name="tether-redis-flush", daemon=True
         )
+        self._rebuild_if_lost()
         self._flusher.start()
 
     def now(self) -> datetime:
@@ -93,10 +99,9 @@ class RedisLivenessStore(Store):
             return self.clock.now()
         try:
             return self.redis.now()
-        except StoreUnavailable:
-            if self.fallback == "store":
-                return self.inner.now()
-            raise
+        except StoreUnavailable as exc:
+            self._without_redis(exc)
+            return self.inner.now()
 
     # -- reads: the store's rows with Redis's leases ----------------------------------------
     def get(self, session_id: str) -> Session:
@@ -113,7 +118,7 @@ class RedisLivenessStore(Store):
             return self.inner.query(where, limit, cursor)
         page = self.inner.query(where, limit, cursor)
         # The store's heartbeats are older than Redis's, so re-checking the overlaid rows is exact.
-        return Page([s for s in self._overlay(list(page)) if matches(s, where)], page.next_cursor)
+        return Page([s for s in self._overlay(list(page)) if lifecycle.matches(s, where)], page.next_cursor)
 
     def checkpoints(
         self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
@@ -127,7 +132,7 @@ class RedisLivenessStore(Store):
         """Expired leases from Redis, plus the store's recoverably failed sessions (the store's
         own idea of which leases expired is stale)."""
         try:
-            due = self._load(self.redis.due("expiry", self.now(), limit * 4))
+            due = self._load(self._due("expiry", self.now(), limit * 4))
         except StoreUnavailable as exc:
             self._without_redis(exc)
             return self.inner.claimable(agent_types, limit)
@@ -173,19 +178,38 @@ class RedisLivenessStore(Store):
             self._dirty.update(
                 b.session_id for b, r in zip(beats, results, strict=True) if r.code == Code.APPLIED
             )
-        return [_error(b, r) for b, r in zip(beats, results, strict=True)]
+        errors = [_error(b, r) for b, r in zip(beats, results, strict=True)]
+        for i, result in enumerate(results):
+            if result.code == Code.NOT_LIVE:  # ended, as Redis last heard; or purged from the store since
+                errors[i] = self._gone_or(beats[i].session_id, errors[i])
+        return errors
+
+    def _gone_or(self, session_id: str, error: TetherError | None) -> TetherError | None:
+        """NotFound (and the hash forgotten) if the store no longer has the session, else `error`."""
+        try:
+            self.inner.get(session_id)
+        except NotFound as gone:
+            self.redis.forget([session_id])
+            return gone
+        return error
 
     def delete(self, session_id: str) -> None:
         self.inner.delete(session_id)
-        self.redis.forget([session_id])
+        try:
+            self.redis.forget([session_id])
+        except StoreUnavailable as exc:  # the expiry scan drops ids the store no longer has
+            self._without_redis(exc)
 
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         """Live sessions are purged by their last heartbeat, so the store first gets the newer ones
-        Redis has. Ended sessions' hashes expire by themselves; a purged live one is forgotten when
-        the expiry scan next finds it missing from the store."""
-        for state in states & LIVE_STATES:
-            self._flush_heard_since(ended_before, state)
-        return self.inner.purge(ended_before, states)
+        Redis has, and Redis forgets the ones purged. Ended sessions' hashes expire by themselves (a
+        heartbeat for one the store no longer has is NotFound, as from the store)."""
+        silent = [
+            sid for state in states & LIVE_STATES for sid in self._flush_heard_since(ended_before, state)
+        ]
+        purged = self.inner.purge(ended_before, states)
+        self.redis.forget(silent)
+        return purged
 
     def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
         created = self.inner.fork(session, source_id, at_seq)
@@ -201,7 +225,10 @@ class RedisLivenessStore(Store):
         return removed
 
     def erase_user(self, user_id: str) -> int:
-        return self.inner.erase_user(user_id)
+        theirs = self._ids(SessionFilter(user_id=user_id))
+        erased = self.inner.erase_user(user_id)
+        self.redis.forget(theirs)
+        return erased
 
     def add_api_key(self, key: ApiKey) -> None:
         self.inner.add_api_key(key)
@@ -262,19 +289,29 @@ class RedisLivenessStore(Store):
             return False
         return True
 
-    def _flush_heard_since(self, before: datetime, state: State) -> None:
-        """Flush the Redis leases of the sessions the store thinks silent since `before`."""
-        cursor: str | None = None
-        while True:
-            page = self.inner.query(SessionFilter(state=state, heartbeat_before=before), PAGE, cursor)
+    def _flush_heard_since(self, before: datetime, state: State) -> list[str]:
+        """Flush the Redis leases of the sessions the store thinks silent since `before`; returns
+        the ones still silent since then."""
+        for page in self._pages(SessionFilter(state=state, heartbeat_before=before)):
             for sid, lease in self.redis.leases([s.session_id for s in page]).items():
                 self._flush_one(sid, lease)
+        return self._ids(SessionFilter(state=state, heartbeat_before=before))
+
+    def _pages(self, where: SessionFilter) -> Iterator[Page[Session]]:
+        cursor: str | None = None
+        while True:
+            page = self.inner.query(where, PAGE, cursor)
+            yield page
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
 
+    def _ids(self, where: SessionFilter) -> list[str]:
+        return [s.session_id for page in self._pages(where) for s in page]
+
     def _flush_every(self, interval: float) -> None:
         while not self._stop.wait(interval):
+            self._rebuild_if_lost()
             try:
                 self.flush()
             except TetherError:
@@ -282,10 +319,43 @@ class RedisLivenessStore(Store):
 
     # -- internals ---------------------------------------------------------------------------
     def _without_redis(self, exc: StoreUnavailable) -> None:
-        """With fallback="store", carry on with the store's own (flushed) leases; else re-raise."""
-        if self.fallback != "store":
-            raise exc
+        """Carry on with the store's own (flushed) leases."""
         logger.warning("Redis unreachable; leases come from the store: %s", exc)
+
+    # -- rebuilding Redis from the store -----------------------------------------------------
+    def _due(self, which: str, until: datetime, limit: int) -> list[str]:
+        found, rebuilt = self.redis.due(which, until, limit)
+        if rebuilt:
+            return found
+        self._rebuild()
+        return self.redis.due(which, until, limit)[0]
+
+    def _rebuild_if_lost(self) -> None:
+        """At start and on each flush: rebuild a Redis that lost its data (if it is reachable)."""
+        try:
+            if not self.redis.is_rebuilt():
+                self._rebuild()
+        except StoreUnavailable as exc:
+            logger.warning("Redis unreachable; its leases will be rebuilt when it is back: %s", exc)
+        except TetherError:
+            logger.exception("rebuilding Redis from the store failed; retrying on the next flush")
+
+    def _rebuild(self) -> None:
+        """Copy every live session of the store into Redis (keeping the newer leases Redis has),
+        then mark it rebuilt. Concurrent rebuilds by other processes are harmless."""
+        token = self.redis.start_rebuild()
+        copied = 0
+        for state in (State.ACTIVE, State.PAUSED):
+            cursor: str | None = None
+            while True:
+                page = self.inner.query(SessionFilter(state=state), PAGE, cursor)
+                self.redis.mirror_many(list(page))
+                copied += len(page)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        if self.redis.finish_rebuild(token):
+            logger.warning("Redis had lost its leases: rebuilt %d live sessions from the store", copied)
 
     def _manual_now(self) -> datetime | None:
         return self.clock.now() if self._test_clock else None
@@ -314,10 +384,9 @@ class RedisLivenessStore(Store):
             return sessions
         try:
             leases = self.redis.leases([s.session_id for s in sessions])
-        except StoreUnavailable:
-            if self.fallback == "store":
-                return sessions
-            raise
+        except StoreUnavailable as exc:
+            self._without_redis(exc)
+            return sessions
         return [_with_lease(s, leases.get(s.session_id)) for s in sessions]
 
     def _load(self, session_ids: Sequence[str]) -> list[Session]:
@@ -337,7 +406,7 @@ class RedisLivenessStore(Store):
     ) -> Page[Session]:
         """Expired / suspect listings, from a sorted set; the due set is small, so it is read
         whole and paginated here in the store's keyset order."""
-        rows = [s for s in self._load(self.redis.due(which, until, 100_000)) if matches(s, where)]
+        rows = [s for s in self._load(self._due(which, until, 100_000)) if lifecycle.matches(s, where)]
         rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
         if cursor is not None:
             after = decode_cursor(cursor)

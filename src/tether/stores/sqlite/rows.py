@@ -126,6 +126,7 @@ def write_params(write: Write) -> dict[str, Any]:
     """Named values for `apply_write`."""
     params = dict(zip(_COLUMNS, session_to_row(write.after), strict=True))
     params["expected_version"] = write.before.version
+    params["expected_last_seq"] = write.expected_last_seq
     params["renews_lease"] = int(write.renews_lease)
     return params
 
