@@ -20,7 +20,7 @@ from tests.remote import serve
 from tests.support import subprocess_env
 from tether import Client, LeaseLost, Policies, Policy, State
 
-LEASE = 1.5  # seconds of silence before the server's supervisor times a session out
+LEASE = 3.0  # seconds of silence before the server's supervisor times a session out
 POLICIES = Policies(default=Policy(timeout=LEASE, suspect_after=LEASE / 2))
 DEADLINE = 30.0
 
