@@ -16,6 +16,7 @@ from tether.core.errors import (
     AuthError,
     ConfigurationError,
     ConflictError,
+    DecryptionError,
     InvalidTransition,
     LeaseLost,
     NotClaimable,
@@ -28,6 +29,7 @@ from tether.core.errors import (
 )
 from tether.core.model import Checkpoint, Failure, Liveness, Page, Session, State
 from tether.core.policy import OnTimeout, Policies, Policy
+from tether.core.sealing import FernetCodec, PayloadCodec
 from tether.events.bus import Event
 from tether.flows.seed import from_seed_dict, to_seed_dict
 from tether.front.aio import AsyncSessionManager
@@ -59,8 +61,10 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConflictError",
+    "DecryptionError",
     "Event",
     "Failure",
+    "FernetCodec",
     "InvalidTransition",
     "LeaseLost",
     "Liveness",
@@ -69,6 +73,7 @@ __all__ = [
     "NotFound",
     "OnTimeout",
     "Page",
+    "PayloadCodec",
     "PayloadTooLarge",
     "Policies",
     "Policy",

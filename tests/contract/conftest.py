@@ -106,15 +106,22 @@ def manager(request: pytest.FixtureRequest, store_url: str, policies: Policies) 
     yield from front_door(request.param, request.getfixturevalue("store"), store_url, policies)
 
 
-def front_door(kind: str, store: Store, store_url: str, policies: Policies) -> Iterator[SessionManager]:
-    """The sync manager on `store`, or ("async") the async one behind its blocking facade."""
+def front_door(
+    kind: str, store: Store, store_url: str, policies: Policies, **options: Any
+) -> Iterator[SessionManager]:
+    """The sync manager on `store`, or ("async") the async one behind its blocking facade;
+    `options` are further constructor arguments (such as a codec)."""
     if kind == "sync":
-        yield SessionManager(store, policies=policies, worker_id="worker-a")
+        yield SessionManager(store, policies=policies, worker_id="worker-a", **options)
         return
     native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES
     facade = BlockingAsyncManager(
         AsyncSessionManager(
-            store_url if native else store, policies=policies, clock=store.clock, worker_id="worker-a"
+            store_url if native else store,
+            policies=policies,
+            clock=store.clock,
+            worker_id="worker-a",
+            **options,
         )
     )
     yield cast(SessionManager, facade)

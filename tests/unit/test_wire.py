@@ -11,6 +11,7 @@ from tether import (
     AuthError,
     Checkpoint,
     ConflictError,
+    DecryptionError,
     InvalidTransition,
     LeaseLost,
     NotClaimable,
@@ -95,6 +96,7 @@ ERRORS: list[TetherError] = [
     PayloadTooLarge("data", 2_000_000, 1_000_000),
     StoreUnavailable("database is down"),
     AuthError("missing API key"),
+    DecryptionError("s1", "context"),
 ]
 
 

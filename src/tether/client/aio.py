@@ -25,12 +25,12 @@ from tether.client.calls import Call, Calls, ExportLines, problem, read_source, 
 from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle, tls
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
+from tether.core.retention import RetentionReport
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
 from tether.flows.operations import default_worker_id
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
-from tether.flows.retention import RetentionReport
 from tether.flows.runner import run_async
 from tether.flows.transfer import opened
 from tether.front import handle, worker

@@ -20,6 +20,7 @@ import httpx
 from tether.core.codec import encode
 from tether.core.errors import TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
+from tether.core.retention import RetentionReport
 from tether.core.validation import (
     check_counter,
     check_error,
@@ -28,10 +29,9 @@ from tether.core.validation import (
     check_optional_counter,
     encode_payload,
 )
-from tether.core.wire import checkpoint_from_json, error_from_problem, session_from_json
+from tether.core.wire import checkpoint_from_json, error_from_problem, retention_from_json, session_from_json
 from tether.flows.operations import checked_agent_types, checked_beat, parse_state, required_state
-from tether.flows.retention import RetentionReport, Retired
-from tether.stores.base import Beat, RetentionRule
+from tether.stores.base import Beat
 
 T = TypeVar("T")
 NO_LIMIT = 2**62  # payload sizes are the server's to limit (413 payload_too_large)
@@ -144,16 +144,7 @@ def _checkpoints(response: httpx.Response) -> builtins.list[Checkpoint]:
 
 
 def _retention(response: httpx.Response) -> RetentionReport:
-    body = response.json()
-    retired = []
-    for entry in body["retired"]:
-        rule = entry["rule"]
-        when = datetime.fromisoformat(rule["ended_before"])
-        rule = RetentionRule(
-            State(rule["state"]), when, rule.get("agent_type"), frozenset(rule.get("other_types", ()))
-        )
-        retired.append(Retired(rule, tuple(entry["session_ids"])))
-    return RetentionReport(bool(body["dry_run"]), tuple(retired))
+    return retention_from_json(response.json())
 
 
 def _nothing(response: httpx.Response) -> None:
@@ -201,7 +192,7 @@ class Calls:
         self, session_id: str, at_seq: int | None, agent_type: str | None, user_id: str | None
     ) -> Call[Session]:
         at_seq = check_optional_counter("at_seq", at_seq, 0)
-        body = json_body(at_seq=at_seq, agent_type=agent_type, user_id=user_id, worker_id=self.worker_id)
+        body = json_body(at_seq=at_seq, agent_type=agent_type, user_id=user_id)
         return Call("POST", _path("sessions", session_id, "fork"), _session, body=body)
 
     def get(self, session_id: str) -> Call[Session]:
@@ -332,8 +323,13 @@ class Calls:
         return Call("POST", "/v1/purge", _count("purged"), body=body)
 
     def enforce_retention(self, dry_run: bool, batch: int, max_batches: int) -> Call[RetentionReport]:
-        body = json_body(dry_run=dry_run, batch=check_limit("batch", batch), max_batches=max_batches)
-        return Call("POST", "/v1/retention", _retention, body=body)
+        """GET is the dry run, POST the pass; the server's own batch bounds apply."""
+        check_flag("dry_run", dry_run)
+        check_limit("batch", batch)
+        check_limit("max_batches", max_batches)
+        if dry_run:
+            return Call("GET", "/v1/retention", _retention)
+        return Call("POST", "/v1/retention", _retention, body=json_body())
 
     def erase_user(self, user_id: str) -> Call[int]:
         return Call("POST", _path("users", user_id, "erase"), _count("erased"), body=json_body())

@@ -17,6 +17,7 @@ from tether.core.errors import (
     AuthError,
     ConfigurationError,
     ConflictError,
+    DecryptionError,
     InvalidTransition,
     LeaseLost,
     NotClaimable,
@@ -28,6 +29,7 @@ from tether.core.errors import (
     ValidationError,
 )
 from tether.core.model import Checkpoint, Failure, Session, State
+from tether.core.retention import RetentionReport, RetentionRule, Retired
 
 JSON = dict[str, Any]
 
@@ -139,6 +141,9 @@ ERRORS: dict[type[TetherError], Problem] = {
     AuthError: Problem(401, "unauthorized", "Unauthorized", ()),  # the server answers 403 "forbidden" too
     SchemaMismatch: Problem(500, "schema_mismatch", "Schema mismatch", ("found", "supported")),
     ConfigurationError: Problem(500, "configuration_error", "Server misconfigured", ()),
+    DecryptionError: Problem(
+        500, "decryption_error", "Stored payload cannot be decrypted", ("session_id", "field")
+    ),
 }
 # A ConflictError with versions is a failed precondition (If-Match); without, a plain conflict (a race
 # lost too often). The server answers "already_exists" for a create whose id exists (docs/http-api.md).
@@ -214,6 +219,8 @@ def _error(status: int, body: Mapping[str, Any]) -> TetherError:
         return ValidationError(get("field") or _pointer_field(body), get("problem") or detail)
     if cls is SchemaMismatch:
         return SchemaMismatch(get("found") or 0, get("supported") or 0)
+    if cls is DecryptionError:
+        return DecryptionError(get("session_id") or "", get("field") or "")
     if cls is AuthError or status in (401, 403):
         return AuthError(detail)
     if cls is StoreUnavailable or status == 503:
@@ -234,3 +241,28 @@ def _pointer_field(body: Mapping[str, Any]) -> str:
         parts = [p.replace("~1", "/").replace("~0", "~") for p in str(first.get("pointer", "")).split("/")]
         return ".".join(p for p in parts if p) or "body"
     return "body"
+
+
+def retention_to_json(report: RetentionReport) -> JSON:
+    """A retention pass's report, rule by rule (`other_types` is implied by the policies)."""
+    rules = [
+        {
+            "agent_type": r.rule.agent_type,
+            "state": r.rule.state.value,
+            "ended_before": _time(r.rule.ended_before),
+            "session_ids": list(r.session_ids),
+        }
+        for r in report.retired
+    ]
+    return {"dry_run": report.dry_run, "removed": report.removed, "rules": rules}
+
+
+def retention_from_json(body: Mapping[str, Any]) -> RetentionReport:
+    retired = tuple(
+        Retired(
+            RetentionRule(State(r["state"]), datetime.fromisoformat(r["ended_before"]), r["agent_type"]),
+            tuple(r["session_ids"]),
+        )
+        for r in body["rules"]
+    )
+    return RetentionReport(bool(body["dry_run"]), retired)

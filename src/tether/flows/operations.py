@@ -31,6 +31,8 @@ from tether.core.model import (
     as_aware,
 )
 from tether.core.policy import Policies
+from tether.core.retention import RetentionReport
+from tether.core.sealing import PayloadCodec
 from tether.core.validation import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
@@ -49,7 +51,6 @@ from tether.core.validation import (
 )
 from tether.events.bus import Event, EventBus, Subscriber
 from tether.flows import retention, transfer
-from tether.flows.retention import RetentionReport
 from tether.flows.runner import Flow, call
 from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
@@ -76,8 +77,10 @@ class Operations:
         policies: Policies | None = None,
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         self.policies = policies or settings.policies
+        self.codec = codec if codec is not None else settings.codec
         self.worker_id = check_text("worker_id", default_worker_id() if worker_id is None else worker_id)
         self.max_payload_bytes = (
             settings.max_payload_bytes
@@ -383,7 +386,11 @@ class Operations:
         erased = yield from call(Store.erase_user, check_text("user_id", user_id))
         return erased
 
-    def export(self, destination: str | Path | IO[str], user_id: str | None) -> Flow[int]:
+    def export(self, destination: str | Path | IO[str], user_id: str | None, decrypt: bool) -> Flow[int]:
+        if self.codec is not None and not decrypt:
+            raise ValidationError(
+                "decrypt", "payloads are encrypted at rest: export them in clear only with decrypt=True"
+            )
         return transfer.export_jsonl(destination, check_optional_text("user_id", user_id))
 
     def import_sessions(

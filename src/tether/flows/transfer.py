@@ -13,6 +13,7 @@ from tether import lifecycle
 from tether.core.errors import ConflictError, TetherError, ValidationError
 from tether.core.model import Checkpoint, Session, SessionFilter, State
 from tether.core.policy import Policies
+from tether.core.sealing import KEY_VARIABLE, is_sealed
 from tether.flows.runner import Flow, call
 from tether.flows.seed import new_checkpoints, read_jsonl, write_jsonl
 from tether.stores.base import Store
@@ -29,7 +30,9 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
         while True:
             page = yield from call(Store.query, SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
-                write_jsonl(out, session, (yield from _all_checkpoints(session.session_id)))
+                history = yield from _all_checkpoints(session.session_id)
+                _refuse_sealed(session, history)
+                write_jsonl(out, session, history)
                 count += 1
             if page.next_cursor is None:
                 return count
@@ -119,6 +122,17 @@ def _readable_twice(source: str | Path | IO[str]) -> Iterator[Callable[[], Itera
                 yield from spool
 
             yield spooled
+
+
+def _refuse_sealed(session: Session, history: list[Checkpoint]) -> None:
+    """The seed format holds plain JSON: a payload still sealed (no key given) is not exported."""
+    failure = session.failure
+    payloads = [session.context, session.metadata, *(cp.data for cp in history)]
+    if any(is_sealed(p) for p in payloads) or (failure is not None and is_sealed(failure.details)):
+        raise ValidationError(
+            "decrypt",
+            f"session {session.session_id!r} is encrypted: set {KEY_VARIABLE}, export with decrypt=True",
+        )
 
 
 def _with_lease(session: Session, policies: Policies) -> Session:

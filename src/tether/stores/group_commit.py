@@ -98,13 +98,10 @@ class GroupCommit(Generic[W]):
         """Queue `work`; return its result once its batch is committed (or raise its error)."""
         return self._run(Job(work))
 
-    async def run_async(self, work: W) -> Any:
+    async def run_async(self, job: Job[W]) -> Any:
         """`run` for a coroutine: the writer thread leads its batch. Cancelling the caller drops
         the write if it has not been taken into a batch yet; otherwise the write finishes before
         the cancellation reaches the caller (all or nothing, never half)."""
-        return await self._run_async(Job(work))
-
-    async def _run_async(self, job: Job[W]) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         job.settle = lambda: loop.call_soon_threadsafe(_settle, future, job)

@@ -10,7 +10,6 @@ from fastapi import Path, Query, Request, Response
 from tether.core.errors import ConflictError, NotFound, TetherError, ValidationError
 from tether.core.model import Liveness, Session, State
 from tether.core.validation import MAX_COUNTER
-from tether.flows.runner import run_async
 from tether.server import models, shapes
 from tether.server.problems import Forbidden, Problem, from_error
 from tether.server.requests import router as make_router
@@ -49,7 +48,7 @@ async def create_session(body: models.CreateSession, caller: CallerDep, rt: Runt
         body.agent_type, user_id, body.context, body.metadata, body.session_id, body.parent_session_id
     )
     try:
-        session = await run_async(flow, rt.store)
+        session = await rt.manager.runner(flow)
     except ConflictError as exc:
         existing = await _existing(rt, caller, body) if body.if_exists == "return_existing" else None
         if existing is not None:
@@ -248,22 +247,6 @@ async def claim(session_id: SessionId, body: models.Claim, caller: CallerDep, rt
     session = await rt.manager.claim(session_id, body.worker_id)
     rt.metrics.takeovers.labels("claim").inc()
     return await session_response(rt, session)
-
-
-@router.post(
-    "/sessions/{session_id}/fork",
-    status_code=201,
-    response_model=models.SessionOut,
-    responses=problem_responses(404, 409),
-)
-async def fork(session_id: SessionId, body: models.Fork, caller: CallerDep, rt: RuntimeDep) -> Response:
-    await rt.check(caller, session_id)
-    if body.user_id is not None and not caller.admin and body.user_id != caller.user_id:
-        raise Forbidden("a user key forks sessions into its own user only")
-    flow = rt.operations(body.worker_id).fork(session_id, body.at_seq, body.agent_type, body.user_id)
-    session = await run_async(flow, rt.store)
-    location = f"/v1/sessions/{quote(session.session_id, safe='')}"
-    return await session_response(rt, session, 201, Location=location)
 
 
 @router.post(

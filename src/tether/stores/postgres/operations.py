@@ -20,8 +20,9 @@ import psycopg
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
 from tether.stores.postgres.connection import may_have_committed, translate
 from tether.stores.postgres.mapping import Append as Append

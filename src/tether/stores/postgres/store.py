@@ -17,8 +17,9 @@ from tether.core.errors import StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, Store
+from tether.stores.base import Beat, Store
 from tether.stores.group_commit import GroupCommit, Job, assign
 from tether.stores.postgres import keys, prepared
 from tether.stores.postgres import operations as ops
