@@ -299,8 +299,10 @@ class AsyncClient:
     async def erase_user(self, user_id: str) -> int:
         return await self._send(self.calls.erase_user(user_id))
 
-    async def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
-        call = self.calls.export(user_id)
+    async def export(
+        self, destination: str | Path | IO[str], *, user_id: str | None = None, decrypt: bool = False
+    ) -> int:
+        call = self.calls.export(user_id, decrypt)
         response = await self.http.send(call.request(self.http), stream=True)
         try:
             if response.status_code >= 400:

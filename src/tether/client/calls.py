@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from tether.core.codec import encode
-from tether.core.errors import TetherError, ValidationError
+from tether.core.errors import ConfigurationError, TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
 from tether.core.retention import RetentionReport
 from tether.core.validation import (
@@ -334,8 +334,13 @@ class Calls:
     def erase_user(self, user_id: str) -> Call[int]:
         return Call("POST", _path("users", user_id, "erase"), _count("erased"), body=json_body())
 
-    def export(self, user_id: str | None) -> Call[None]:
-        """Streamed: the client hands the lines to an `ExportLines` as they arrive."""
+    def export(self, user_id: str | None, decrypt: bool) -> Call[None]:
+        """Streamed: the client hands the lines to an `ExportLines` as they arrive. The API exports
+        as stored; a decrypted export is the operator's (`tether export --decrypt` on the server)."""
+        if check_flag("decrypt", decrypt):
+            raise ConfigurationError(
+                "the HTTP API does not export decrypted payloads: run `tether export --decrypt`"
+            )
         return Call("GET", "/v1/export", _nothing, params={"user_id": user_id})
 
     def import_sessions(self, jsonl: bytes, on_conflict: str) -> Call[int]:
