@@ -32,11 +32,12 @@ async def export(
     caller: CallerDep,
     rt: RuntimeDep,
     user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    decrypt: Annotated[bool, Query(description="an encrypting server: write payloads in clear")] = False,
 ) -> StreamingResponse:
     """Sessions in the seed JSONL format, checkpoints inline (a user key: its own sessions)."""
     user = caller.user_filter(user_id)
     spool = tempfile.SpooledTemporaryFile(SPOOL, mode="w+", encoding="utf-8")  # noqa: SIM115 (streamed, closed below)
-    await rt.manager.export(spool, user_id=user)
+    await rt.manager.export(spool, user_id=user, decrypt=decrypt)
     spool.seek(0)
 
     def chunks() -> Iterator[str]:
