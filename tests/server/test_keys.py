@@ -26,7 +26,7 @@ def test_keys_are_created_once_listed_without_secrets_and_revoked(tmp_path: Path
         ("alice", False, None),
         ("root", True, None),
     ]
-    assert key.split("_")[2] not in json.dumps(listed) and admin.split("_")[2] not in json.dumps(listed)
+    assert key.split("_", 2)[2] not in json.dumps(listed) and admin.split("_", 2)[2] not in json.dumps(listed)
     with live_server(url) as server:
         me = httpx.get(server.url + "/v1/me", headers={"X-API-Key": key}).json()
         assert (me["user_id"], me["admin"], me["open_mode"]) == ("alice", False, False)
