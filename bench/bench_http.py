@@ -246,7 +246,6 @@ def main() -> None:
                 "(target >= 20,000/s)",
                 flush=True,
             )
-            ids = asyncio.run(create_sessions(server.url, CLIENTS, "appender"))
             p50, p99, n = asyncio.run(fan_out(server.url))
             results["sse"] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "samples": n}
             print(
@@ -257,6 +256,8 @@ def main() -> None:
             bare_rounds: list[tuple[float, float]] = []
             with bare_serve() as bare:
                 for _ in range(args.rounds):  # alternating, so machine noise hits both alike
+                    # fresh sessions each round: a lease left without heartbeats expires meanwhile
+                    ids = asyncio.run(create_sessions(server.url, CLIENTS, "appender"))
                     tether_rounds.append(asyncio.run(appends(server.url, ids, args.seconds)))
                     bare_rounds.append(asyncio.run(appends(bare.url, ids, args.seconds)))
         tether_rate = statistics.median(r[0] for r in tether_rounds)
