@@ -43,6 +43,10 @@ from tether import SessionManager  # noqa: E402
 PAYLOAD: dict[str, Any] = {"step": 7, "notes": "x" * 1000}  # ~1 KB of JSON
 CLIENTS = 16
 SUBSCRIBERS = 100
+# Leases long enough that no bench session times out on a loaded machine between its writes.
+POLICIES = Path(tempfile.mkstemp(prefix="bench-http-", suffix=".toml")[1])
+POLICIES.write_text("[policies.default]\ntimeout = 3600.0\n")
+BENCH_ENV = {"TETHER_POLICY_FILE": str(POLICIES)}
 
 
 @contextmanager
@@ -50,7 +54,12 @@ def uvicorn_process(command: list[str], store_url: str) -> Iterator[LiveServer]:
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="bench-http-", suffix=".log")[1])
     with log.open("wb") as out:
-        process = subprocess.Popen([*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **BENCH_ENV},
+        )
     server = LiveServer(f"http://127.0.0.1:{port}", store_url, process, log)
     try:
         wait_ready(server) if "tether" in command else _wait_port(server)
