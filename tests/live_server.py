@@ -70,10 +70,15 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    store_url: str, *args: str, env: dict[str, str] | None = None, extra: Sequence[str] = ()
+    store_url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[LiveServer]:
-    """Start `tether serve --store store_url` (plus `args`) and wait until /readyz answers 200."""
-    port = free_port()
+    """Start `tether serve --store store_url` (plus `args`) and wait until /readyz answers 200.
+    `port` (default: a free one) lets a test restart a server where its clients expect it."""
+    port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="tether-serve-", suffix=".log")[1])
     command = [
         sys.executable,

@@ -13,6 +13,7 @@ the async manager and the server share every decision.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from tether.core.errors import (
     LeaseLost,
     NotClaimable,
 )
-from tether.core.model import LIVE_STATES, Failure, NewCheckpoint, Session, State
+from tether.core.model import LIVE_STATES, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.core.policy import Policy
 from tether.core.validation import check_error, check_flag, encode_json, encode_payload
 
@@ -59,17 +60,79 @@ class Write:
     expected_last_seq: int | None = None
 
 
+# -- the liveness rules: every store applies these (the SQL and Lua ones mirror them, and say so) --
+def micros(seconds: float) -> int:
+    """Whole microseconds, rounded half up, computed as floor(seconds * 1e6 + 0.5): the same double
+    arithmetic the SQL and Lua mirrors do, so every store lands on the same microsecond."""
+    return math.floor(seconds * 1_000_000 + 0.5)
+
+
+def deadlines(
+    now: datetime, timeout: float, suspect_after: float, silence: float | None = None
+) -> tuple[datetime, datetime]:
+    """(suspect_at, lease_expires_at) for a heartbeat, or a fresh lease, at `now`: suspect after the
+    soft deadline (or the announced `silence`), expired a grace of `timeout - suspect_after` later.
+    Mirrored by the `heartbeat` statements (SQLite and PostgreSQL queries.sql) and heartbeat.lua."""
+    soft = suspect_after if silence is None else silence
+    grace = timeout - suspect_after
+    return now + timedelta(microseconds=micros(soft)), now + timedelta(microseconds=micros(soft + grace))
+
+
+def lease_expired(session: Session, at: datetime) -> bool:
+    """An active session's lease is over from its expiry instant on: from then its heartbeats are
+    refused and it may be timed out or claimed. Mirrored by the SQL `lease_*` conditions and
+    heartbeat.lua (`now >= lease`)."""
+    return (
+        session.state is State.ACTIVE
+        and session.lease_expires_at is not None
+        and session.lease_expires_at <= at
+    )
+
+
+def suspect(session: Session, at: datetime) -> bool:
+    """An active session is suspect (or dead) from its soft deadline on."""
+    return session.state is State.ACTIVE and session.suspect_at is not None and session.suspect_at <= at
+
+
+def heartbeat_accepted(session: Session, epoch: int | None, now: datetime) -> bool:
+    """A heartbeat counts on a paused session, or an active one whose lease has not expired, at the
+    current epoch (if it names one). Mirrored by the `heartbeat` statements and heartbeat.lua."""
+    if epoch is not None and epoch != session.epoch:
+        return False
+    return session.state is State.PAUSED or (
+        session.state is State.ACTIVE and not lease_expired(session, now)
+    )
+
+
 def lease_fields(policy: Policy, now: datetime, silence: float | None = None) -> dict[str, Any]:
-    """Liveness columns for a heartbeat at `now`; `silence` is an announced quiet period."""
-    soft = silence if silence is not None else policy.soft_deadline
-    grace = policy.timeout - policy.soft_deadline
+    """Liveness columns for a fresh lease at `now`; `silence` is an announced quiet period."""
+    suspect_at, lease_expires_at = deadlines(now, policy.timeout, policy.soft_deadline, silence)
     return {
         "last_heartbeat": now,
         "heartbeat_timeout": policy.timeout,
         "suspect_after": policy.soft_deadline,
-        "suspect_at": now + timedelta(seconds=soft),
-        "lease_expires_at": now + timedelta(seconds=soft + grace),
+        "suspect_at": suspect_at,
+        "lease_expires_at": lease_expires_at,
     }
+
+
+def matches(session: Session, where: SessionFilter) -> bool:
+    """What a SessionFilter means, field by field: the reference every store's SQL follows (the
+    memory store filters with it, the Redis liveness store re-checks its overlaid rows with it)."""
+    s = session
+    checks = (
+        where.user_id is None or s.user_id == where.user_id,
+        where.agent_type is None or s.agent_type == where.agent_type,
+        where.state is None or s.state is where.state,
+        where.parent_session_id is None or s.parent_session_id == where.parent_session_id,
+        where.heartbeat_before is None
+        or (s.state in LIVE_STATES and s.last_heartbeat < where.heartbeat_before),
+        where.paused_before is None
+        or (s.state is State.PAUSED and (s.state_since or s.created_at) < where.paused_before),
+        where.suspect_at_or_before is None or suspect(s, where.suspect_at_or_before),
+        where.lease_expired_at is None or lease_expired(s, where.lease_expired_at),
+    )
+    return all(checks)
 
 
 def new_session(
@@ -196,7 +259,7 @@ def fail(
 def time_out(session: Session, policy: Policy, now: datetime) -> Write:
     """The supervisor's verdict on an active session whose lease has expired."""
     _require(session, "time out", State.ACTIVE)
-    if session.lease_expires_at is None or now < session.lease_expires_at:
+    if session.lease_expires_at is None or not lease_expired(session, now):
         raise NotClaimable(session.session_id, "lease has not expired")
     details = {
         "owner": session.owner,
@@ -215,7 +278,7 @@ def time_out(session: Session, policy: Policy, now: datetime) -> Write:
 def claim(session: Session, policy: Policy, now: datetime, worker_id: str) -> Write:
     """Take over a session whose lease expired, or that failed recoverably; bumps the epoch."""
     if session.state is State.ACTIVE:
-        if session.lease_expires_at is not None and now < session.lease_expires_at:
+        if session.lease_expires_at is not None and not lease_expired(session, now):
             raise NotClaimable(session.session_id, "its lease is still alive")
         if not policy.can_recover(session.recoveries):
             raise NotClaimable(session.session_id, "its policy does not allow another recovery")

@@ -53,3 +53,33 @@ def test_the_openai_agents_example_keeps_the_conversation_across_runs(tmp_path: 
     listing = run_tether("ls", "--type", "openai-agents", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     assert "conversation-7" in listing.stdout and "paused" in listing.stdout
+
+
+def test_the_adk_example_keeps_events_and_user_state_in_tether(tmp_path: Path) -> None:
+    pytest.importorskip("google.adk", reason="pip install 'tether[adk]'")
+    script = REPO / "examples" / "adk_session.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines == ["message #1", "message #2", "events kept: 4 user state: {'tier': 'gold'}"]
+    listing = run_tether("ls", "--type", "adk:support", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "support/ana/chat-1" in listing.stdout and "paused" in listing.stdout
+
+
+def test_the_a2a_example_finishes_its_task_across_a_restarted_handler(tmp_path: Path) -> None:
+    pytest.importorskip("a2a", reason="pip install 'tether[a2a]'")
+    script = REPO / "examples" / "a2a_tasks.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "task TASK_STATE_INPUT_REQUIRED - what is your name?",
+        "task TASK_STATE_COMPLETED - hello, Ada",
+    ]
+    listing = run_tether("ls", "--type", "a2a", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "completed" in listing.stdout

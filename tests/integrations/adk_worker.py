@@ -1,4 +1,4 @@
-"""A worker process running one Google ADK session under `TetherSessionService.ahold`, for the
+"""A worker process running one Google ADK session under `TetherSessionService.hold`, for the
 SIGKILL test.
 
     python -m tests.integrations.adk_worker URL SESSION EFFECTS_FILE WORKER_ID [BLOCK_AT]
@@ -68,7 +68,7 @@ async def main(url: str, session_id: str, effects: str, worker: str, block_at: s
         await service.create_session(app_name="app", user_id="ana", session_id=session_id)
     while True:
         try:
-            async with service.ahold("app", "ana", session_id) as held:
+            with service.hold("app", "ana", session_id) as held:  # heartbeats from a thread
                 session = await service.get_session(app_name="app", user_id="ana", session_id=session_id)
                 resumed = bool(session and session.events)  # a dead worker's turns are in the session
                 message = (

@@ -1,4 +1,4 @@
-"""A worker process running one OpenAI Agents SDK conversation under `TetherSession.ahold`, for the
+"""A worker process running one OpenAI Agents SDK conversation under `TetherSession.hold`, for the
 SIGKILL test.
 
     python -m tests.integrations.agents_worker URL SESSION EFFECTS_FILE WORKER_ID [BLOCK_AT]
@@ -68,7 +68,7 @@ async def main(url: str, session_id: str, effects: str, worker: str, block_at: s
     session = TetherSession(session_id, SessionManager(url, policies=POLICIES, worker_id=worker))
     while True:
         try:
-            async with session.ahold() as held:
+            with session.hold() as held:  # heartbeats from a thread, whatever blocks the loop
                 resumed = bool(await session.get_items())  # a dead worker's turns are in the session
                 result = await Runner.run(agent, [] if resumed else "do the steps", session=session)
                 print(json.dumps({"epoch": held.epoch, "resumed": resumed, "final": result.final_output}))

@@ -24,8 +24,9 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
 from tests.conftest import STORE_KINDS, make_store_url
-from tether import SessionManager
+from tether import LeaseLost, ManualClock, SessionManager
 from tether.integrations.adk import TetherSessionService
+from tether.stores import open_store
 
 USERS = ["ana", "bo"]
 IDS = ["s1", "s2"]
@@ -147,3 +148,22 @@ def test_sessions_and_scoped_state_persist_and_a_stale_session_is_refused(kind: 
     again, tether_session = asyncio.run(scenario())
     assert again is not None and again.state == {"app:v": 1, "user:name": "Ana"} and len(again.events) == 1
     assert (tether_session.agent_type, tether_session.user_id) == ("adk:app", "ana")
+
+
+def test_a_worker_that_lost_its_session_appends_nothing_more(tmp_path: Path) -> None:
+    clock = ManualClock()
+    store = open_store(make_store_url("sqlite", tmp_path), clock)
+    zombie = TetherSessionService(SessionManager(store, worker_id="worker-1"))
+    taker = TetherSessionService(SessionManager(store, worker_id="worker-2"))
+    ids = {"app_name": "app", "user_id": "ana", "session_id": "s"}
+    asyncio.run(zombie.create_session(**ids))
+    with pytest.raises(LeaseLost), zombie.hold("app", "ana", "s"):  # the zombie's block ends refused
+        session = asyncio.run(zombie.get_session(**ids))
+        clock.advance(61)  # worker-1 went silent past its lease
+        with taker.hold("app", "ana", "s") as held:
+            assert held.epoch == 2
+            with pytest.raises(LeaseLost):
+                asyncio.run(zombie.append_event(session, Event(invocation_id="i", author="late")))
+            stored = asyncio.run(taker.get_session(**ids))
+    assert stored is not None and stored.events == []
+    store.close()

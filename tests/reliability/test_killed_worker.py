@@ -22,12 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_STORE_KINDS = [k for k in STORE_KINDS if k != "memory"]
 
 
-def start_agent(url: str, session_id: str, hold_after: int) -> subprocess.Popen[str]:
+def start_agent(
+    url: str, session_id: str, hold_after: int, stderr: int | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.agent_child", url, session_id, str(hold_after)],
         cwd=ROOT,
         env=subprocess_env(),
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 

@@ -1,24 +1,30 @@
-"""SQLite under faults: another process holding the write lock, a foreign file, bad busy timeouts.
+"""SQLite under faults: another process holding the write lock, a full disk, a read-only file, a
+foreign file, bad busy timeouts.
 
-Promise: opening an up-to-date store and reading it never wait for a writer (WAL readers see the
-last commit); only a migration takes the write lock. A file that is not a Tether store is refused
-before anything touches it. A busy timeout SQLite cannot hold is a ConfigurationError, not 0.
+Promises: opening an up-to-date store and reading it never wait for a writer (WAL readers see the
+last commit); only a migration takes the write lock. A full disk or a read-only file fails writes
+with StoreUnavailable and loses no acknowledged write; writes succeed again once there is space
+(or, for a file made writable again, from a store opened then). A file that is not a Tether store
+is refused before anything touches it. A busy timeout SQLite cannot hold is a ConfigurationError.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.support import run_tether
+from tests.support import run_tether, subprocess_env
 from tether import ConfigurationError, SessionManager
 from tether.stores.sqlite.connections import SQLiteSettings
 
+ROOT = Path(__file__).resolve().parents[2]
 HOLD_WRITE_LOCK = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -89,3 +95,64 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
 def test_a_busy_timeout_sqlite_cannot_hold_is_a_configuration_error(timeout: str) -> None:
     with pytest.raises(ConfigurationError, match="timeout"):
         SQLiteSettings.from_url(f"sqlite:///x.db?timeout={timeout}")
+
+
+# -- the disk: full, or the file read-only -----------------------------------------------------
+def disk_child(*args: str, prefix: Sequence[str] = ()) -> list[str]:
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "tests.reliability.disk_child", *args],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("headroom", [60_000, 300_000])
+def test_a_full_disk_fails_writes_with_a_typed_error_and_loses_no_acknowledged_one(
+    tmp_path: Path, headroom: int
+) -> None:
+    url = f"sqlite:///{tmp_path}/tether.db"
+    with SessionManager(url, worker_id="writer") as manager:
+        manager.create("tutor", "u", session_id="s1")
+    lines = disk_child("full", url, "s1", str(headroom))
+    errors = lines.index("recovered")
+    acks = [tuple(map(int, line.split()[1:])) for line in lines if line.startswith("ack ")]
+    assert lines[errors - 3 : errors] == ["error StoreUnavailable"] * 3  # typed, while full
+    assert len(acks) >= 5 and [seq for seq, _ in acks] == list(range(1, len(acks) + 1))  # recovered after
+    with SessionManager(url) as manager:
+        stored = manager.checkpoints("s1", limit=1000)
+        assert [(cp.seq, cp.data["i"]) for cp in stored] == acks  # nothing acknowledged lost, none twice
+        assert manager.get("s1").owner == "writer"
+    conn = sqlite3.connect(f"{tmp_path}/tether.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def test_a_read_only_file_is_read_and_refuses_writes_with_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "tether.db"
+    url = f"sqlite:///{path}"
+    with SessionManager(url, worker_id="writer") as manager:
+        manager.create("tutor", "u", session_id="s1")
+        manager.checkpoint("s1", "step", {"n": 1})
+    before = path.read_bytes()
+    path.chmod(0o444)
+    lines = disk_child("read-only", url, "s1", prefix=_without_root_override())
+    assert lines == ["read 1", *["error StoreUnavailable"] * 3]
+    assert path.read_bytes() == before
+    path.chmod(0o644)  # writable again: a store opened now writes
+    with SessionManager(url, worker_id="writer") as manager:
+        assert manager.checkpoint("s1", "step", {"n": 2}, epoch=1).seq == 2
+
+
+def _without_root_override() -> list[str]:
+    """Root ignores file modes; as root the child runs without the capabilities that let it."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]

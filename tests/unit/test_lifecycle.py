@@ -20,7 +20,7 @@ from tether import (
     State,
     lifecycle,
 )
-from tether.core.model import Session
+from tether.core.model import Liveness, Session
 from tether.lifecycle import Write
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -245,3 +245,45 @@ def test_expect_silence_moves_both_deadlines() -> None:
         NOW + timedelta(seconds=20),
         NOW + timedelta(seconds=60),
     )
+
+
+# -- the liveness rules every store mirrors ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("seconds", "micros"),
+    [(20.0, 20_000_000), (0.3000005, 300_001), (7.1234565, 7_123_457), (1e-7, 0), (5e-7, 1), (0.29, 290_000)],
+)
+def test_seconds_become_whole_microseconds_rounded_half_up(seconds: float, micros: int) -> None:
+    assert lifecycle.micros(seconds) == micros
+
+
+def test_deadlines_put_the_grace_after_the_soft_deadline_or_the_announced_silence() -> None:
+    assert lifecycle.deadlines(NOW, 60.0, 20.0) == (NOW + timedelta(seconds=20), NOW + timedelta(seconds=60))
+    suspect_at, expiry = lifecycle.deadlines(NOW, 60.0, 20.0, silence=300.0)
+    assert (suspect_at - NOW, expiry - NOW) == (timedelta(seconds=300), timedelta(seconds=340))
+
+
+def test_a_lease_is_expired_from_its_expiry_instant_on_and_only_while_active() -> None:
+    active = _session(State.ACTIVE)
+    assert active.lease_expires_at is not None and active.suspect_at is not None
+    expiry, suspect_at = active.lease_expires_at, active.suspect_at
+    tick = timedelta(microseconds=1)
+    assert not lifecycle.lease_expired(active, expiry - tick)
+    assert lifecycle.lease_expired(active, expiry)
+    assert not lifecycle.suspect(active, suspect_at - tick) and lifecycle.suspect(active, suspect_at)
+    assert not lifecycle.lease_expired(_session(State.PAUSED), expiry)
+    assert lifecycle.heartbeat_accepted(active, active.epoch, expiry - tick)
+    assert not lifecycle.heartbeat_accepted(active, active.epoch, expiry)
+    assert not lifecycle.heartbeat_accepted(active, active.epoch + 1, NOW)
+    assert lifecycle.heartbeat_accepted(_session(State.PAUSED), None, expiry + timedelta(days=1))
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_session_liveness_agrees_with_the_lease_rules(offset: int) -> None:
+    """`Session.liveness` (core cannot import lifecycle) applies the same comparisons."""
+    active = _session(State.ACTIVE)
+    assert active.lease_expires_at is not None and active.suspect_at is not None
+    for instant in (active.suspect_at, active.lease_expires_at):
+        at = instant + timedelta(microseconds=offset)
+        dead = active.liveness(at) is Liveness.DEAD
+        assert dead == lifecycle.lease_expired(active, at)
+        assert (active.liveness(at) is not Liveness.HEALTHY) == lifecycle.suspect(active, at)

@@ -3,15 +3,20 @@
 Hypothesis drives the same random operations through a SessionManager over a MemoryStore and one
 over the store under test, sharing one ManualClock, and demands identical outcomes: equal Session
 values (every field: leases, phase, state_since, failure details…), equal histories, equal listings
-and exports, and the same error type for every refused call.
+and exports, and the same error type for every refused call. Every store runs it: SQLite and
+PostgreSQL, and each of the three with its leases and heartbeats in Redis. Timeouts and announced
+silences that are not whole microseconds make a store's own arithmetic (SQL, Lua) show if it rounds
+differently from `lifecycle.deadlines`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +30,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.conftest import STORE_KINDS
+from tests.conftest import REDIS_URL, STORE_KINDS, make_store_url, service_missing
 from tether import ManualClock, Policies, Policy, SessionManager, State, TetherError
 from tether.stores import Store, open_store
+from tether.stores.redis.liveness import RedisLivenessStore
 
-POLICIES = Policies(Policy(timeout=60, suspect_after=20, max_recoveries=2))
+# Not whole microseconds: 20.0000005 s and 60.0000015 s sit near a half microsecond.
+POLICIES = Policies(Policy(timeout=60.0000015, suspect_after=20.0000005, max_recoveries=2))
 SESSION_IDS = st.sampled_from([f"s-{n}" for n in range(6)])
 EPOCHS = st.sampled_from(["current", "current", "stale", None])
 USERS = st.sampled_from(["alice", "bob"])
@@ -43,7 +50,8 @@ OBJECTS = st.dictionaries(st.text(max_size=4), JSON, max_size=3)
 
 
 class MirrorMachine(RuleBasedStateMachine):
-    store: Store  # the store under test, shared by every example
+    store: Store | None  # the store under test, shared by every example; or
+    fresh: Callable[[], Store] | None = None  # a new one for each example
     clock: ManualClock
 
     def __init__(self) -> None:
@@ -51,7 +59,9 @@ class MirrorMachine(RuleBasedStateMachine):
         self.reference = SessionManager(
             open_store("memory://", self.clock), policies=POLICIES, worker_id="w-a"
         )
-        self.tested = SessionManager(self.store, policies=POLICIES, worker_id="w-a")
+        store = self.store if self.fresh is None else self.fresh()
+        assert store is not None
+        self.tested = SessionManager(store, policies=POLICIES, worker_id="w-a")
         for session in self.tested.list(limit=1000):  # the store is shared: start each example empty
             self.tested.delete(session.session_id)
 
@@ -123,7 +133,7 @@ class MirrorMachine(RuleBasedStateMachine):
         sid=SESSION_IDS,
         choice=EPOCHS,
         phase=st.none() | st.just("tool"),
-        silence=st.none() | st.just(90.5),
+        silence=st.none() | st.sampled_from([90.5, 0.3000005, 7.1234565]),
     )
     def heartbeat(self, sid: str, choice: str | None, phase: str | None, silence: float | None) -> None:
         epoch = self.epoch(sid, choice)
@@ -227,9 +237,14 @@ class MirrorMachine(RuleBasedStateMachine):
         assert export(self.tested) == export(self.reference)
 
 
-def run_mirror(store: Store, clock: ManualClock) -> None:
-    """Run the mirror machine against `store` (also used by the Redis liveness run)."""
-    machine = type("BoundMirrorMachine", (MirrorMachine,), {"store": store, "clock": clock})
+def run_mirror(store: Store | None, clock: ManualClock, fresh: Callable[[], Store] | None = None) -> None:
+    """Run the mirror machine against `store`, or against a `fresh()` store for each example."""
+    fields: dict[str, Any] = {
+        "store": store,
+        "clock": clock,
+        "fresh": None if fresh is None else staticmethod(fresh),
+    }
+    machine = type("BoundMirrorMachine", (MirrorMachine,), fields)
     run_state_machine_as_test(
         machine,
         settings=settings(
@@ -245,3 +260,42 @@ def run_mirror(store: Store, clock: ManualClock) -> None:
 def test_every_store_behaves_like_the_memory_reference(store: Store, clock: ManualClock) -> None:
     clock.set(datetime(2026, 1, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))))
     run_mirror(store, clock)  # a clock off UTC: every store must still hand back the same instants
+
+
+@pytest.mark.parametrize("inner", STORE_KINDS)
+def test_redis_liveness_behaves_like_the_memory_reference(
+    inner: str, tmp_path: object, clock: ManualClock
+) -> None:
+    """The Redis liveness store in front of every store: heartbeats then run in heartbeat.lua. Each
+    example gets keys of its own, as a fresh deployment would."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    prefix = f"tether-equivalence-{uuid.uuid4().hex[:12]}"
+    made: list[Store] = []
+
+    def fresh() -> Store:
+        if made:  # the previous example's, with the durable store it wraps
+            made[-1].close()
+        folder = Path(str(tmp_path)) / str(len(made))
+        folder.mkdir()
+        durable = open_store(make_store_url(inner, folder), clock)
+        made.append(
+            RedisLivenessStore(durable, REDIS_URL, prefix=f"{prefix}-{len(made)}", flush_interval=3600)
+        )
+        return made[-1]
+
+    try:
+        clock.set(datetime(2026, 1, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))))
+        run_mirror(None, clock, fresh)
+    finally:
+        if made:
+            made[-1].close()
+        keys = list(client.scan_iter(match=f"{prefix}-*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()

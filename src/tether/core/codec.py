@@ -1,7 +1,7 @@
 """JSON in and out of every store: strict like the standard library, at orjson's speed.
 
 The standard library's encoder is the definition of what Tether accepts: plain JSON types only,
-no NaN or Infinity, no sets, bytes or custom objects. orjson is ~10x faster but more lenient (it
+no NaN or Infinity, no sets, bytes or custom objects. orjson is much faster but more lenient (it
 writes UUIDs, enums and dataclasses, and NaN as null), so its output is trusted only when
 decoding it gives back a value equal to the input: then the input was plain JSON and the decoded
 copy is exactly what a later read returns. Anything else takes the standard library's path, which

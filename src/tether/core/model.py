@@ -193,10 +193,6 @@ class SessionCount:
     oldest_heartbeat: datetime
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def as_aware(value: datetime) -> datetime:
     """Timestamps without an offset are read as UTC (the seed itself always writes UTC)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

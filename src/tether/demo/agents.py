@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tether.core.model import Checkpoint
-
 STEPS: dict[str, tuple[str, ...]] = {
     "tutor": ("task_received", "lesson_planned", "explanation_given", "exercise_set", "feedback_given"),
     "grader": ("submission_loaded", "rubric_applied", "scores_computed", "comments_written"),
@@ -65,10 +63,6 @@ def children_of(job: Job) -> list[Job]:
         Job(f"{job.session_id}.{i}", child_type, job.user_id, job.session_id)
         for i, child_type in enumerate(CHILD_TYPES)
     ]
-
-
-def is_step(checkpoint: Checkpoint, agent_type: str) -> bool:
-    return checkpoint.name in STEPS[agent_type] and isinstance(checkpoint.data.get("step"), int)
 
 
 def fingerprint(data: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__
-from tether.server import problems
+from tether.server import dashboard, problems
 from tether.server.metrics import Metrics
 from tether.server.problems import MEDIA_TYPE, Problem
 from tether.server.runtime import Runtime
@@ -100,6 +100,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     for module in (sessions, admin, events, health):
         app.include_router(module.router)
+    dashboard.install(app)
     app.add_middleware(
         Observe,
         metrics=lambda: getattr(getattr(app.state, "tether", None), "metrics", None),

@@ -311,23 +311,6 @@ def explain_rejected_beat(session: Session | None, beat: Beat, now: datetime) ->
     return InvalidTransition(beat.session_id, session.state.value, "heartbeat")
 
 
-def beat_deadlines(session: Session, beat: Beat, now: datetime) -> tuple[datetime, datetime]:
-    """(suspect_at, lease_expires_at) for a heartbeat at `now` under the session's timeouts."""
-    soft = beat.expect_silence if beat.expect_silence is not None else session.suspect_after
-    grace = session.heartbeat_timeout - session.suspect_after
-    return now + timedelta(seconds=soft), now + timedelta(seconds=soft + grace)
-
-
-def beat_accepted(session: Session, beat: Beat, now: datetime) -> bool:
-    if beat.epoch is not None and beat.epoch != session.epoch:
-        return False
-    if session.state is State.PAUSED:
-        return True
-    return session.state is State.ACTIVE and (
-        session.lease_expires_at is None or now < session.lease_expires_at
-    )
-
-
 def to_micros(value: datetime) -> int:
     """Exact integer microseconds since the Unix epoch (for ordering and cursors)."""
     delta = value - EPOCH

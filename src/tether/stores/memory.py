@@ -10,6 +10,7 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from tether import lifecycle
 from tether.core.clock import Clock
 from tether.core.codec import encode
 from tether.core.errors import ConflictError, NotFound, TetherError
@@ -30,8 +31,6 @@ from tether.stores.base import (
     Beat,
     RetentionRule,
     Store,
-    beat_accepted,
-    beat_deadlines,
     decode_cursor,
     explain_rejected_append,
     explain_rejected_beat,
@@ -69,7 +68,7 @@ class MemoryStore(Store):
 
     def query(self, where: SessionFilter, limit: int, cursor: str | None = None) -> Page[Session]:
         with self._lock:
-            rows = [s for s in self._sessions.values() if matches(s, where)]
+            rows = [s for s in self._sessions.values() if lifecycle.matches(s, where)]
         rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
         if cursor is not None:
             after = decode_cursor(cursor)
@@ -156,10 +155,12 @@ class MemoryStore(Store):
         with self._lock:
             for beat in beats:
                 session = self._sessions.get(beat.session_id)
-                if session is None or not beat_accepted(session, beat, now):
+                if session is None or not lifecycle.heartbeat_accepted(session, beat.epoch, now):
                     results.append(explain_rejected_beat(session, beat, now))
                     continue
-                suspect_at, lease = beat_deadlines(session, beat, now)
+                suspect_at, lease = lifecycle.deadlines(
+                    now, session.heartbeat_timeout, session.suspect_after, beat.expect_silence
+                )
                 self._sessions[beat.session_id] = replace(
                     session,
                     last_heartbeat=now,
@@ -302,7 +303,7 @@ def _last_activity(session: Session) -> datetime:
 
 def _claimable(session: Session, now: datetime) -> bool:
     if session.state is State.ACTIVE:
-        return session.lease_expires_at is not None and session.lease_expires_at <= now
+        return lifecycle.lease_expired(session, now)
     return session.state is State.FAILED and session.failure is not None and not (session.failure.final)
 
 
@@ -314,32 +315,3 @@ def covers(s: Session, rule: RetentionRule) -> bool:
         else s.agent_type not in rule.other_types
     )
     return s.state is rule.state and s.ended_at is not None and s.ended_at < rule.ended_before and of_type
-
-
-def matches(s: Session, where: SessionFilter) -> bool:
-    """What a SessionFilter means, field by field: the reference every store's SQL follows (and the
-    Redis liveness store re-checks its overlaid rows with)."""
-    checks = (
-        where.user_id is None or s.user_id == where.user_id,
-        where.agent_type is None or s.agent_type == where.agent_type,
-        where.agent_types is None or s.agent_type in where.agent_types,
-        where.state is None or s.state is where.state,
-        where.parent_session_id is None or s.parent_session_id == where.parent_session_id,
-        where.heartbeat_before is None
-        or (s.state in (State.ACTIVE, State.PAUSED) and s.last_heartbeat < where.heartbeat_before),
-        where.paused_before is None
-        or (s.state is State.PAUSED and (s.state_since or s.created_at) < where.paused_before),
-        where.suspect_at_or_before is None
-        or (
-            s.state is State.ACTIVE
-            and s.suspect_at is not None
-            and s.suspect_at <= where.suspect_at_or_before
-        ),
-        where.lease_expired_at is None
-        or (
-            s.state is State.ACTIVE
-            and s.lease_expires_at is not None
-            and s.lease_expires_at <= where.lease_expired_at
-        ),
-    )
-    return all(checks)

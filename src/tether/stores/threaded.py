@@ -3,9 +3,9 @@
 Memory and SQLite are written once, sync; this adapter is their async face, and keeps the event
 loop free while a call waits on the disk. Sync stores are thread-safe (the sync manager's session
 handles already call them from heartbeat threads), so the adapter runs up to `threads` calls at
-once: that is what lets 16 concurrent coroutines share one SQLite group commit the way 16 threads
-do. With one thread, every append paid its own fsync (0.16x the sync manager at 16 callers, see
-notes-aio.md); `threads=1` remains for a store that must see a single thread.
+once: that is what lets concurrent coroutines share one SQLite group commit the way threads do
+(with one thread, every append would pay its own disk sync); `threads=1` remains for a store that
+must see a single thread.
 
 Cancelling a caller never cuts a call in half: a call still queued never starts, and a call already
 running finishes before the caller sees its CancelledError. So once the cancellation arrives, the

@@ -5,17 +5,19 @@ An ADK session `(app, user, id)` is the Tether session `app/user/id` (agent type
 `adk.event` checkpoint: the event as JSON (`model_dump(mode="json")`, what ADK's own database
 services store), its timestamp, and the session-scoped state after it, so the newest record alone
 gives the current state and `get_session(num_recent_events=N)` reads only the N newest records.
-`app:` and `user:` state live in Tether sessions of their own (`adk-app/<app>`,
-`adk-user/<app>/<user>`, agent type `adk-state`), one `adk.state` snapshot per change; `temp:` state
-is never stored. An append whose session object is older than the stored session raises ADK's
-`StaleSessionError`, as ADK's database services do.
+`app:` and `user:` state live in the context of Tether sessions of their own (`adk-app/<app>`,
+`adk-user/<app>/<user>`, agent type `adk-state`, paused: nobody runs them), updated by
+compare-and-set; `temp:` state is never stored. A new session is paused until a run holds it (or an
+event is appended), so an idle session never looks dead. An append whose session object is older
+than the stored session raises ADK's `StaleSessionError`, as ADK's database services do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -32,8 +34,9 @@ from google.adk.sessions.state import State as AdkState
 
 from tether.core.errors import ConflictError, NotFound
 from tether.core.model import Checkpoint as Record
+from tether.flows.operations import Operations
 from tether.flows.runner import Flow
-from tether.front.handle import AsyncSessionHandle
+from tether.front.handle import AsyncSessionHandle, SessionHandle
 from tether.front.manager import SessionManager
 from tether.integrations.adapter import Bound, manager_for
 from tether.integrations.sessions import PAGE, SessionFlows
@@ -44,7 +47,6 @@ except ImportError:  # pragma: no cover - depends on the installed ADK
     StaleSessionError = ValueError  # type: ignore[misc,assignment]
 
 EVENT = "adk.event"
-STATE = "adk.state"
 
 
 def session_key(app_name: str, user_id: str, session_id: str) -> str:
@@ -62,22 +64,33 @@ def user_key(app_name: str, user_id: str) -> str:
 class AdkFlows(SessionFlows):
     """An ADK session's log, and the snapshots of app and user state."""
 
-    def __init__(self, bound_ops: Any) -> None:
-        super().__init__(bound_ops, "adk", "adk", creates=False)  # sessions are created explicitly
-        self.scopes = SessionFlows(bound_ops, "adk-state", "adk")
+    def __init__(self, ops: Operations) -> None:
+        super().__init__(ops, "adk", "adk", creates=False)  # sessions are created explicitly
 
     def scoped(self, key: str) -> Flow[dict[str, Any]]:
-        """The newest snapshot of an app's or a user's state."""
+        """An app's or a user's state: the context of its (paused) Tether session, one point read."""
         try:
-            last = yield from self.ops.last_checkpoint(key, STATE)
+            holder = yield from self.ops.get(key)
         except NotFound:
             return {}
-        return dict(last.data["state"]) if last is not None else {}
+        return dict(holder.context["state"])
 
     def update_scoped(self, key: str, delta: dict[str, Any]) -> Flow[None]:
-        if delta:
-            state = yield from self.scoped(key)
-            yield from self.scopes.append(key, STATE, {"state": {**state, **delta}})
+        """Merge `delta` into an app's or a user's state: compare-and-set on the holder's version,
+        so concurrent writers never lose each other's keys."""
+        while delta:
+            try:
+                holder = yield from self.ops.get(key)
+            except NotFound:
+                with contextlib.suppress(ConflictError):  # else created meanwhile: merge into it
+                    yield from self.ops.create("adk-state", "adk", {"state": delta}, None, key, None)
+                    yield from self.ops.pause(key, None, None)  # bookkeeping: nobody runs it
+                    return
+                continue
+            with contextlib.suppress(ConflictError):  # another writer got in first: read again
+                state = {**holder.context["state"], **delta}
+                yield from self.ops.update(key, {"state": state}, None, None, holder.version)
+                return
 
     def current(self, key: str) -> Flow[tuple[dict[str, Any], float, Record | None]]:
         """(session-scoped state, last update time, newest event record) as stored now."""
@@ -112,10 +125,16 @@ class TetherSessionService(BaseSessionService):
         self.flows = AdkFlows(manager.ops)
         self.bound = Bound(manager, self.flows, owned)
 
+    def hold(self, app_name: str, user_id: str, session_id: str) -> AbstractContextManager[SessionHandle]:
+        """Own the session while a `Runner` runs it (see `tether.integrations.adapter.Bound.hold`).
+        Heartbeats come from a thread, so a run that blocks the event loop (ADK's first run imports
+        and builds a lot) does not starve them: prefer it to `ahold` around `Runner.run_async`."""
+        return self.bound.hold(session_key(app_name, user_id, session_id))
+
     def ahold(
         self, app_name: str, user_id: str, session_id: str
     ) -> AbstractAsyncContextManager[AsyncSessionHandle]:
-        """Own the session while a `Runner` runs it (see `tether.integrations.adapter.Bound.hold`)."""
+        """`hold` with heartbeats from an asyncio task (which a blocked event loop delays)."""
         return self.bound.ahold(session_key(app_name, user_id, session_id))
 
     def close(self) -> None:
@@ -149,6 +168,7 @@ class TetherSessionService(BaseSessionService):
             )
         except ConflictError:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.") from None
+        yield from self.flows.ops.pause(session_key(app_name, user_id, session_id), None, None)
         yield from self.flows.update_scoped(app_key(app_name), deltas["app"])
         yield from self.flows.update_scoped(user_key(app_name, user_id), deltas["user"])
         return (yield from self._session(app_name, user_id, session_id, deltas["session"], now, []))

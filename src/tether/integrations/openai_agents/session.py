@@ -111,11 +111,13 @@ class TetherSession:
         await self.bound.arun(self.flows.clear(self.session_id))
 
     def hold(self) -> AbstractContextManager[SessionHandle]:
-        """Own the conversation for a run (see `tether.integrations.adapter.Bound.hold`)."""
+        """Own the conversation for a run (see `tether.integrations.adapter.Bound.hold`). Usable
+        around `await Runner.run(...)` too: its heartbeats come from a thread, so work that blocks
+        the event loop does not starve them."""
         return self.bound.hold(self.session_id)
 
     def ahold(self) -> AbstractAsyncContextManager[AsyncSessionHandle]:
-        """`hold` for asyncio: `async with session.ahold(): await Runner.run(...)`."""
+        """`hold` with heartbeats from an asyncio task (which a blocked event loop delays)."""
         return self.bound.ahold(self.session_id)
 
     def close(self) -> None:

@@ -196,9 +196,10 @@ WITH s AS (
 SELECT * FROM s
 
 -- name: heartbeat
--- A batch of beats (each session at most once) in one statement. Deadlines follow the
--- session's own timeouts: suspect after the soft deadline (or the announced silence), lease
--- expiry a grace period later.
+-- A batch of beats (each session at most once) in one statement. Mirrors
+-- tether.lifecycle.heartbeat_accepted and tether.lifecycle.deadlines: suspect after the soft
+-- deadline (or the announced silence), expiry a grace of timeout - suspect_after later, in whole
+-- microseconds as floor(x * 1e6 + 0.5) in the same double arithmetic and order.
 WITH clock AS (SELECT COALESCE(%(now)s::timestamptz, now()) AS now),
 beat AS (
     SELECT * FROM unnest(%(session_ids)s::text[], %(epochs)s::bigint[], %(phases)s::text[],
@@ -207,9 +208,11 @@ beat AS (
 UPDATE sessions s SET
     last_heartbeat = clock.now,
     phase = beat.phase,
-    suspect_at = clock.now + make_interval(secs => COALESCE(beat.silence, s.suspect_after)),
-    lease_expires_at = clock.now + make_interval(
-        secs => COALESCE(beat.silence, s.suspect_after) + s.heartbeat_timeout - s.suspect_after)
+    suspect_at = clock.now
+        + floor(COALESCE(beat.silence, s.suspect_after) * 1000000 + 0.5::float8) * interval '1 microsecond',
+    lease_expires_at = clock.now
+        + floor((COALESCE(beat.silence, s.suspect_after) + (s.heartbeat_timeout - s.suspect_after)) * 1000000
+                + 0.5::float8) * interval '1 microsecond'
 FROM beat, clock
 WHERE s.session_id = beat.session_id
   AND (beat.epoch IS NULL OR beat.epoch = s.epoch)

@@ -30,10 +30,11 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from tether import lifecycle
 from tether.core.clock import SystemClock
 from tether.core.errors import (
     ConfigurationError,
@@ -57,7 +58,6 @@ from tether.core.model import (
 )
 from tether.lifecycle import Write
 from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
-from tether.stores.memory import matches
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class RedisLivenessStore(Store):
             return self.inner.query(where, limit, cursor)
         page = self.inner.query(where, limit, cursor)
         # The store's heartbeats are older than Redis's, so re-checking the overlaid rows is exact.
-        return Page([s for s in self._overlay(list(page)) if matches(s, where)], page.next_cursor)
+        return Page([s for s in self._overlay(list(page)) if lifecycle.matches(s, where)], page.next_cursor)
 
     def checkpoints(
         self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
@@ -178,7 +178,20 @@ class RedisLivenessStore(Store):
             self._dirty.update(
                 b.session_id for b, r in zip(beats, results, strict=True) if r.code == Code.APPLIED
             )
-        return [_error(b, r) for b, r in zip(beats, results, strict=True)]
+        errors = [_error(b, r) for b, r in zip(beats, results, strict=True)]
+        for i, result in enumerate(results):
+            if result.code == Code.NOT_LIVE:  # ended, as Redis last heard; or purged from the store since
+                errors[i] = self._gone_or(beats[i].session_id, errors[i])
+        return errors
+
+    def _gone_or(self, session_id: str, error: TetherError | None) -> TetherError | None:
+        """NotFound (and the hash forgotten) if the store no longer has the session, else `error`."""
+        try:
+            self.inner.get(session_id)
+        except NotFound as gone:
+            self.redis.forget([session_id])
+            return gone
+        return error
 
     def delete(self, session_id: str) -> None:
         self.inner.delete(session_id)
@@ -189,11 +202,14 @@ class RedisLivenessStore(Store):
 
     def purge(self, ended_before: datetime, states: frozenset[State]) -> int:
         """Live sessions are purged by their last heartbeat, so the store first gets the newer ones
-        Redis has. Ended sessions' hashes expire by themselves; a purged live one is forgotten when
-        the expiry scan next finds it missing from the store."""
-        for state in states & LIVE_STATES:
-            self._flush_heard_since(ended_before, state)
-        return self.inner.purge(ended_before, states)
+        Redis has, and Redis forgets the ones purged. Ended sessions' hashes expire by themselves (a
+        heartbeat for one the store no longer has is NotFound, as from the store)."""
+        silent = [
+            sid for state in states & LIVE_STATES for sid in self._flush_heard_since(ended_before, state)
+        ]
+        purged = self.inner.purge(ended_before, states)
+        self.redis.forget(silent)
+        return purged
 
     def fork(self, session: Session, source_id: str, at_seq: int) -> Session:
         created = self.inner.fork(session, source_id, at_seq)
@@ -209,7 +225,10 @@ class RedisLivenessStore(Store):
         return removed
 
     def erase_user(self, user_id: str) -> int:
-        return self.inner.erase_user(user_id)
+        theirs = self._ids(SessionFilter(user_id=user_id))
+        erased = self.inner.erase_user(user_id)
+        self.redis.forget(theirs)
+        return erased
 
     def add_api_key(self, key: ApiKey) -> None:
         self.inner.add_api_key(key)
@@ -270,16 +289,25 @@ class RedisLivenessStore(Store):
             return False
         return True
 
-    def _flush_heard_since(self, before: datetime, state: State) -> None:
-        """Flush the Redis leases of the sessions the store thinks silent since `before`."""
-        cursor: str | None = None
-        while True:
-            page = self.inner.query(SessionFilter(state=state, heartbeat_before=before), PAGE, cursor)
+    def _flush_heard_since(self, before: datetime, state: State) -> list[str]:
+        """Flush the Redis leases of the sessions the store thinks silent since `before`; returns
+        the ones still silent since then."""
+        for page in self._pages(SessionFilter(state=state, heartbeat_before=before)):
             for sid, lease in self.redis.leases([s.session_id for s in page]).items():
                 self._flush_one(sid, lease)
+        return self._ids(SessionFilter(state=state, heartbeat_before=before))
+
+    def _pages(self, where: SessionFilter) -> Iterator[Page[Session]]:
+        cursor: str | None = None
+        while True:
+            page = self.inner.query(where, PAGE, cursor)
+            yield page
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def _ids(self, where: SessionFilter) -> list[str]:
+        return [s.session_id for page in self._pages(where) for s in page]
 
     def _flush_every(self, interval: float) -> None:
         while not self._stop.wait(interval):
@@ -378,7 +406,7 @@ class RedisLivenessStore(Store):
     ) -> Page[Session]:
         """Expired / suspect listings, from a sorted set; the due set is small, so it is read
         whole and paginated here in the store's keyset order."""
-        rows = [s for s in self._load(self._due(which, until, 100_000)) if matches(s, where)]
+        rows = [s for s in self._load(self._due(which, until, 100_000)) if lifecycle.matches(s, where)]
         rows.sort(key=lambda s: (to_micros(s.created_at), s.session_id), reverse=True)
         if cursor is not None:
             after = decode_cursor(cursor)

@@ -1,6 +1,9 @@
 -- Every statement the SQLite store runs, by name (loaded by tether.stores.sql_files).
 -- Session reads return the columns in the order tether.stores.sqlite.rows.session_from_row expects,
 -- last_seq (the newest checkpoint's seq, from the primary key index) last.
+-- The listings' WHERE clauses mirror tether.lifecycle.matches: `suspect_us <= :suspect_at` is
+-- lifecycle.suspect, `lease_us <= :lease_expired_at` (and claimable's `lease_us <= :now_us`) is
+-- lifecycle.lease_expired.
 
 -- name: get_session
 SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
@@ -69,14 +72,16 @@ WHERE session_id = :session_id AND version = :expected_version
        COALESCE((SELECT MAX(seq) FROM checkpoints WHERE session_id = :session_id), 0));
 
 -- name: heartbeat
--- Accepted on a paused session, or an active one whose lease has not expired, at the right epoch.
--- The deadlines come from the session's own timeouts (tether.stores.base.beat_deadlines).
+-- Mirrors tether.lifecycle.heartbeat_accepted (paused, or active with the lease not yet expired,
+-- at the right epoch) and lifecycle.deadlines (suspect after the soft deadline or the announced
+-- silence, expiry a grace of timeout - suspect_after later; microseconds as floor(x * 1e6 + 0.5),
+-- CAST truncating the positive sum, in the same double arithmetic and the same order).
 UPDATE sessions SET
     last_heartbeat_us = :now_us,
     phase = :phase,
-    suspect_us = :now_us + CAST(ROUND(COALESCE(:silence, suspect_after) * 1000000) AS INTEGER),
-    lease_us = :now_us + CAST(ROUND(  -- soft + grace, added in beat_deadlines' order (same float)
-        (COALESCE(:silence, suspect_after) + (heartbeat_timeout - suspect_after)) * 1000000) AS INTEGER)
+    suspect_us = :now_us + CAST(COALESCE(:silence, suspect_after) * 1000000 + 0.5 AS INTEGER),
+    lease_us = :now_us + CAST(
+        (COALESCE(:silence, suspect_after) + (heartbeat_timeout - suspect_after)) * 1000000 + 0.5 AS INTEGER)
 WHERE session_id = :session_id
   AND (:epoch IS NULL OR epoch = :epoch)
   AND (state = 'paused' OR (state = 'active' AND (lease_us IS NULL OR :now_us < lease_us)));

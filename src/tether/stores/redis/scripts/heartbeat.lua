@@ -1,4 +1,5 @@
--- Apply a batch of heartbeats atomically, with the Redis server's clock.
+-- Apply a batch of heartbeats atomically, with the Redis server's clock. Mirrors
+-- tether.lifecycle.heartbeat_accepted and tether.lifecycle.deadlines.
 -- ARGV[1] = key prefix; ARGV[2] = JSON array of beats [session_id, epoch|null, phase|null, silence|null]
 -- (silence: seconds of announced quiet; null = the session's soft deadline); ARGV[3] = the time in
 -- microseconds from an injected test clock, or '' for the Redis server's clock (always, in production).
@@ -28,14 +29,16 @@ for i, beat in ipairs(beats) do
     code = 2
   elseif state ~= 'active' and state ~= 'paused' then
     code = 4
-  elseif state == 'active' and now >= tonumber(h[3]) then
+  elseif state == 'active' and now >= tonumber(h[3]) then  -- tether.lifecycle.lease_expired
     code = 3
   else
+    -- tether.lifecycle.deadlines: microseconds as floor(x * 1e6 + 0.5), soft + (timeout - after)
+    -- in that order, so the same doubles give the same microsecond as every other store.
     local after = tonumber(h[5])
     local soft = after
     if silence ~= null then soft = silence end
-    local suspect_at = fmt('%.0f', now + floor(soft * 1000000))
-    local lease = fmt('%.0f', now + floor((soft + tonumber(h[4]) - after) * 1000000))
+    local suspect_at = fmt('%.0f', now + floor(soft * 1000000 + 0.5))
+    local lease = fmt('%.0f', now + floor((soft + (tonumber(h[4]) - after)) * 1000000 + 0.5))
     if phase == null then phase = '' end
     call('HSET', key, 'last_heartbeat', now_text, 'phase', phase, 'suspect_at', suspect_at, 'lease', lease)
     if state == 'active' then
