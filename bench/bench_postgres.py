@@ -33,7 +33,7 @@ from tether import SessionManager
 from tether.core.model import NewCheckpoint
 from tether.core.postgres_url import PoolSettings
 from tether.core.validation import encode_payload
-from tether.stores.postgres import PostgresStore, jsonb
+from tether.stores.postgres import PostgresStore
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RAW_DDL = """
@@ -183,9 +183,8 @@ def bench_appends(url: str, manager: SessionManager, store: PostgresStore, round
 def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
     """`sessions` sessions over `users` users and 200,000 checkpoints spread over 2,000 of them, and
     histories of 100 and `history` checkpoints for the sessions "short" and "long"; generated inside
-    the server (faster than COPY from the client, same table), with the key order Tether keeps."""
+    the server (faster than COPY from the client, same table)."""
     data = json.dumps(PAYLOAD)
-    order = jsonb.stored(data, PAYLOAD).order
     with raw_connection(url, autocommit=True) as conn:
         conn.execute(
             """INSERT INTO sessions (session_id, agent_type, user_id, state, created_at, last_heartbeat,
@@ -200,19 +199,19 @@ def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
             {"users": users, "sessions": sessions},
         )
         conn.execute(
-            """INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_order)
+            """INSERT INTO checkpoints (session_id, seq, name, created_at, data)
                SELECT 's' || (1 + g / 100), 1 + g %% 100, (ARRAY['task_received','tool_call','tool_result',
-                 'draft','review'])[1 + g %% 5], now(), %(data)s::jsonb, %(order)s::json
+                 'draft','review'])[1 + g %% 5], now(), %(data)s::json
                FROM generate_series(0, 199999) g""",
-            {"data": data, "order": order},
+            {"data": data},
         )
         for session_id, length in (("short", 100), ("long", history)):
             conn.execute(
-                """INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_order)
+                """INSERT INTO checkpoints (session_id, seq, name, created_at, data)
                    SELECT %(id)s, g, (ARRAY['task_received','tool_call','tool_result','draft','review'])
-                     [1 + g %% 5], now(), %(data)s::jsonb, %(order)s::json
+                     [1 + g %% 5], now(), %(data)s::json
                    FROM generate_series(1, %(n)s) g""",
-                {"id": session_id, "n": length, "data": data, "order": order},
+                {"id": session_id, "n": length, "data": data},
             )
             conn.execute("UPDATE sessions SET last_seq = %s WHERE session_id = %s", (length, session_id))
         conn.execute("ANALYZE sessions")
@@ -220,12 +219,11 @@ def bulk_load(url: str, sessions: int, users: int, history: int) -> None:
 
 
 RAW_LATEST = (
-    "SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints"
-    " WHERE session_id = %s ORDER BY seq DESC LIMIT 1"
+    "SELECT seq, name, created_at, data FROM checkpoints WHERE session_id = %s ORDER BY seq DESC LIMIT 1"
 )
 RAW_LISTING = "SELECT * FROM sessions WHERE user_id = %s ORDER BY created_at DESC, session_id DESC LIMIT 51"
 RAW_BY_NAME = (
-    "SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints"
+    "SELECT seq, name, created_at, data FROM checkpoints"
     " WHERE session_id = %s AND name = %s ORDER BY seq DESC LIMIT 1"
 )
 
@@ -325,7 +323,7 @@ def bench_reads(url: str, manager: SessionManager, history: int, users: int, sam
 
 def server_times_ms(url: str) -> dict[str, float]:
     """Execution time inside PostgreSQL (EXPLAIN ANALYZE) of the read statements, no client cost."""
-    from tether.stores.postgres.operations import QUERIES
+    from tether.stores.postgres.calls import QUERIES
 
     out = {}
     probes = {

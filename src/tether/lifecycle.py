@@ -123,6 +123,7 @@ def matches(session: Session, where: SessionFilter) -> bool:
     checks = (
         where.user_id is None or s.user_id == where.user_id,
         where.agent_type is None or s.agent_type == where.agent_type,
+        where.agent_types is None or s.agent_type in where.agent_types,
         where.state is None or s.state is where.state,
         where.parent_session_id is None or s.parent_session_id == where.parent_session_id,
         where.heartbeat_before is None

@@ -123,9 +123,9 @@ def checkpoints_left(manager: SessionManager, session_ids: list[str]) -> int:
     pool = manager.store._pool  # type: ignore[attr-defined]  # white-box: the table itself
     with pool.connection() as conn:
         row = conn.execute(
-            "SELECT count(*) FROM checkpoints WHERE session_id = ANY(%s)", (session_ids,)
+            "SELECT count(*) AS n FROM checkpoints WHERE session_id = ANY(%s)", (session_ids,)
         ).fetchone()
-    return int(row[0])
+    return int(row["n"])
 
 
 def appending_while(manager: SessionManager, session_ids: list[str], remove: Callable[[], object]) -> None:

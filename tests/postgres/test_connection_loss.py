@@ -69,15 +69,12 @@ async def killed_while_waiting(pg_url: str, name: str, lock: str, call: Awaitabl
 
 
 def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_url: str) -> None:
-    """Three appends to a locked session: the first runs alone and waits on the row lock, the two
-    that arrive meanwhile queue for the next batch. Killing the connection under each batch gives
-    every caller in it StoreUnavailable, and none of them wrote anything. One pooled connection:
-    killing it leaves no idle connection the batch could pick before its goodbye arrives."""
-    url, name = pool_url(pg_url, 1)
+    """Three appends to a locked session, each waiting on the row lock on its own connection:
+    killing their connections gives every caller StoreUnavailable, and none of them wrote anything."""
+    url, name = pool_url(pg_url, 3)
     manager = SessionManager(url, worker_id="w")
     session = manager.create("tutor", "u1")
     manager.checkpoint(session.session_id, "before", {})
-    queue = manager.store._appends  # type: ignore[attr-defined]  # white-box: the group commit
     outcomes: list[object] = []
     with admin(pg_url) as blocker, admin(pg_url) as observer:
         blocker.execute("BEGIN")
@@ -90,15 +87,9 @@ def test_calls_in_flight_when_their_connection_dies_raise_store_unavailable(pg_u
                 outcomes.append(exc)
 
         threads = [threading.Thread(target=append) for _ in range(3)]
-        threads[0].start()
-        eventually(lambda: backends(observer, name, waiting=True) == 1)  # the first, alone, waits
-        for t in threads[1:]:
+        for t in threads:
             t.start()
-        eventually(lambda: len(queue._queue) == 2)  # the other two queue behind it
-        terminate(observer, name)
-        eventually(lambda: len(outcomes) == 1)
-        eventually(lambda: backends(observer, name, waiting=True) == 1)  # their batch: one statement
-        assert not queue._queue
+        eventually(lambda: backends(observer, name, waiting=True) == 3)
         terminate(observer, name)
         for t in threads:
             t.join()

@@ -12,7 +12,7 @@ import pytest
 
 from tether import Beat, LeaseLost, SessionManager, SystemClock
 from tether.core.postgres_url import PoolSettings
-from tether.stores.postgres import PostgresStore, operations
+from tether.stores.postgres import PostgresStore, calls
 
 SKEW = timedelta(hours=1)
 
@@ -71,11 +71,11 @@ def test_a_lease_expired_by_the_database_clock_is_refused_and_claimable(pg_store
 
 def test_the_database_time_is_carried_forward_between_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = iter([99.0, 100.0, 100.5, 102.5, 106.0])  # monotonic seconds, one per reading
-    monkeypatch.setattr(operations, "monotonic", lambda: next(ticks))
-    clock = operations.DatabaseClock(resync=5.0)
+    monkeypatch.setattr(calls, "monotonic", lambda: next(ticks))
+    clock = calls.DatabaseClock(resync=5.0)
     server = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     assert clock.carried() is None  # never read yet
-    sent, received = operations.monotonic(), operations.monotonic()
+    sent, received = calls.monotonic(), calls.monotonic()
     assert clock.anchor(server, sent, received) == server + timedelta(seconds=0.25)
     assert clock.carried() == server + timedelta(seconds=2.25)  # 2.25 s after the round trip's middle
     assert clock.carried() is None  # past the resync interval: read the server again

@@ -3,6 +3,7 @@ older schema version with data in it loses nothing, and a newer database is refu
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import closing
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from tether import ManualClock, SchemaMismatch, State
 from tether.core.model import NewCheckpoint
 from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore
-from tether.stores.postgres import operations as ops
+from tether.stores.postgres import calls as ops
 from tether.stores.postgres.store import drive
 
 LATEST = len(ops.MIGRATIONS)
@@ -80,15 +81,38 @@ def write_as_old_code(url: str, created: datetime) -> list[str]:
     return ids
 
 
+def write_as_version_4_code(url: str, created: datetime) -> None:
+    """A session and a checkpoint as the code of schema version 4 wrote them: jsonb values, and
+    beside them the key order written (per object visited depth first: the positions of its keys
+    in jsonb's sorted order), which version 6 turns back into the exact text."""
+    order = Json({"context": [[0, [1, 0]], [1, [2, 0, 1]], [2, [1, 0]]]})
+    with raw_connection(url) as conn, conn.transaction():
+        conn.execute(
+            """INSERT INTO sessions (session_id, agent_type, user_id, state, created_at,
+                   last_heartbeat, context, metadata, version, epoch, heartbeat_timeout,
+                   suspect_after, recoveries, last_seq, json_order)
+               VALUES ('v4', 'tutor', 'u', 'active', %s, %s, %s, '{"b": 1, "a": 2}', 1, 1, 30, 10, 0,
+                       1, %s)""",
+            (created, created, Jsonb({"zz": {"c": 1, "a": [{"y": 1, "x": 2}], "b": None}, "a": 1}), order),
+        )
+        conn.execute(
+            "INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_order)"
+            " VALUES ('v4', 1, 'step', %s, %s, %s)",
+            (created, Jsonb({"b": {"d": 1, "c": 2}, "a": 1.5}), Json([[0, [1, 0]], [1, [1, 0]]])),
+        )
+
+
 @pytest.mark.parametrize("version", [1, LATEST - 1], ids=["from-version-1", "from-the-previous-version"])
 def test_upgrading_an_older_database_keeps_every_session_and_checkpoint(pg_url: str, version: int) -> None:
-    # 0005 (api_keys) only adds a table: rows written as versions 1-4 wrote them still read back.
-    assert LATEST == 5, "write_as_old_code writes what versions 1-4 hold: check it for the new version"
+    # 0005 (api_keys) only adds a table; 0006 turns the jsonb columns and their side columns into json.
+    assert LATEST == 6, "write_as_old_code writes what versions 1-5 hold: check it for the new version"
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
     to_old = ops.migrate(ops.MIGRATIONS[:version])
-    with psycopg.connect(PoolSettings.from_url(pg_url).conninfo, autocommit=True) as conn, conn.transaction():
+    with raw_connection(pg_url) as conn, conn.transaction():
         assert drive(conn, to_old, next(to_old)) == version
     ids = write_as_old_code(pg_url, clock.now())
+    if version >= 4:
+        write_as_version_4_code(pg_url, clock.now())
 
     with closing(PostgresStore.from_url(pg_url, clock)) as upgraded:
         sessions = [upgraded.get(sid) for sid in ids]
@@ -108,6 +132,11 @@ def test_upgrading_an_older_database_keeps_every_session_and_checkpoint(pg_url: 
         )
         assert appended.seq == 6
         assert list(upgraded.checkpoints(ids[3], after_seq=5)[0].data) == ["b", "a"]
+        if version >= 4:  # the key order kept beside jsonb is the order of the text now
+            kept = upgraded.get("v4")
+            assert json.dumps(kept.context) == '{"zz": {"c": 1, "a": [{"y": 1, "x": 2}], "b": null}, "a": 1}'
+            assert list(kept.metadata) == ["a", "b"]  # written before 0004 kept orders: jsonb's
+            assert json.dumps(upgraded.checkpoints("v4")[0].data) == '{"b": {"d": 1, "c": 2}, "a": 1.5}'
         ended = upgraded.purge(datetime(2027, 1, 1, tzinfo=UTC), frozenset({State.COMPLETED}))
         assert ended == 1
     assert applied_versions(pg_url) == list(range(1, LATEST + 1))

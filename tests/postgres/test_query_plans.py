@@ -3,6 +3,7 @@ for the planner to care: no sequential scan, whatever filter is set."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +14,8 @@ from tether import State
 from tether.core.model import SessionFilter
 from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore
+from tether.stores.postgres.calls import QUERIES
 from tether.stores.postgres.mapping import filter_params
-from tether.stores.postgres.operations import QUERIES
 
 SESSIONS = 20_000
 LATER = datetime(2100, 1, 1, tzinfo=UTC)
@@ -91,3 +92,64 @@ def test_each_listing_uses_its_index(conninfo: str, where: SessionFilter, index:
 def test_checkpoint_and_claim_lookups_use_an_index(conninfo: str, name: str, params: dict[str, Any]) -> None:
     shown = plan(conninfo, name, params)
     assert "Seq Scan" not in shown, shown
+
+
+# The statements every append, read and heartbeat runs, and the index each must go through.
+HOT = {
+    "get_session": "sessions_pkey",
+    "last_checkpoint": "checkpoints_pkey",
+    "last_checkpoint_named": "checkpoints_by_name",
+    "checkpoints": "checkpoints_pkey",
+    "append_checkpoint": "sessions_pkey",
+    "apply_write": "sessions_pkey",
+    "lock_session": "sessions_pkey",
+}
+# Indexes made for listings and the sweep: a point statement that goes through one reads every
+# active session (issue 14: the append's plan, cached on a new database, did until an ANALYZE).
+LISTING_INDEXES = (
+    "sessions_suspect",
+    "sessions_lease_expiry",
+    "sessions_last_heartbeat",
+    "sessions_by_state",
+)
+
+
+def generic_plan(conninfo: str, name: str) -> str:
+    """The plan a prepared statement keeps once PostgreSQL settles on a generic one: forced here,
+    on a freshly migrated schema with no rows and no statistics."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)[sb]", placeholder, QUERIES[name])
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE hot AS {sql}")  # type: ignore[arg-type]
+        rows = conn.execute(f"EXPLAIN EXECUTE hot({', '.join('NULL' for _ in names)})").fetchall()  # type: ignore[arg-type]
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.fixture(scope="module")
+def empty_schema() -> str:
+    from tests.conftest import fresh_postgres_url
+
+    url = fresh_postgres_url()
+    PostgresStore.from_url(url).close()
+    return PoolSettings.from_url(url).conninfo
+
+
+@pytest.mark.parametrize(("name", "index"), HOT.items(), ids=HOT.keys())
+def test_hot_statements_plan_through_their_key_on_an_empty_schema(
+    empty_schema: str, name: str, index: str
+) -> None:
+    shown = generic_plan(empty_schema, name)
+    assert index in shown and "Seq Scan" not in shown, shown
+    assert not any(other in shown for other in LISTING_INDEXES), shown
+
+
+def test_the_heartbeat_batch_uses_no_listing_index_on_an_empty_schema(empty_schema: str) -> None:
+    shown = generic_plan(empty_schema, "heartbeat")
+    assert not any(other in shown for other in LISTING_INDEXES), shown

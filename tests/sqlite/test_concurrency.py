@@ -21,7 +21,7 @@ from tether import InvalidTransition, SessionManager, StoreUnavailable
 from tether.core.model import NewCheckpoint
 from tether.core.validation import encode_payload
 from tether.stores.sqlite import SQLiteStore
-from tether.stores.sqlite.group_commit import GroupCommit
+from tether.stores.sqlite.group_commit import SQLiteWrites
 from tether.stores.sqlite.group_commit import _Job as Job
 from tether.stores.sqlite.store import SCHEMA_VERSION
 
@@ -77,7 +77,7 @@ def test_threads_appending_to_their_own_sessions(tmp_path: Path) -> None:
     manager.close()
 
 
-def start_leader(writes: GroupCommit, call: Callable[[], None]) -> threading.Thread:
+def start_leader(writes: SQLiteWrites, call: Callable[[], None]) -> threading.Thread:
     """Run `call` on a thread and return once its write leads (white-box)."""
     first = threading.Thread(target=call)
     first.start()
@@ -91,7 +91,7 @@ def test_concurrent_writes_share_a_commit_and_a_rejected_one_spoils_none(tmp_pat
     conn.execute("CREATE TABLE t (v INTEGER)")
     commits: list[str] = []
     conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-    writes = GroupCommit(conn, lambda exc: StoreUnavailable(str(exc)))
+    writes = SQLiteWrites(conn, lambda exc: StoreUnavailable(str(exc)))
     release = threading.Event()
     outcomes: dict[int, object] = {}
 
@@ -260,7 +260,7 @@ def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
 
 
 def waiting_jobs(count: int) -> list[Job[None]]:
-    """Followers as `GroupCommit.run` queues them: each asleep on its own held lock."""
+    """Followers as `SQLiteWrites.run` queues them: each asleep on its own held lock."""
     jobs: list[Job[None]] = []
     for _ in range(count):
         job: Job[None] = Job(lambda c: None)
@@ -272,7 +272,7 @@ def waiting_jobs(count: int) -> list[Job[None]]:
 
 def test_an_interrupted_follower_drops_its_unstarted_write() -> None:
     """White-box (a signal handler raising in a waiting thread cannot be timed reliably)."""
-    writes = GroupCommit(sqlite3.connect(":memory:"), lambda exc: StoreUnavailable(str(exc)))
+    writes = SQLiteWrites(sqlite3.connect(":memory:"), lambda exc: StoreUnavailable(str(exc)))
     interrupted, behind = waiting_jobs(2)
     writes._leading, writes._queue = True, [interrupted, behind]
     assert interrupted.wake is not None
@@ -283,7 +283,7 @@ def test_an_interrupted_follower_drops_its_unstarted_write() -> None:
 
 def test_leadership_handed_to_an_interrupted_follower_passes_on() -> None:
     """White-box: the leader released the waiter's lock, but the waiter was interrupted first."""
-    writes = GroupCommit(sqlite3.connect(":memory:"), lambda exc: StoreUnavailable(str(exc)))
+    writes = SQLiteWrites(sqlite3.connect(":memory:"), lambda exc: StoreUnavailable(str(exc)))
     chosen, next_in_line = waiting_jobs(2)
     writes._leading, writes._queue = True, [chosen, next_in_line]
     assert chosen.wake is not None and next_in_line.wake is not None
@@ -293,12 +293,12 @@ def test_leadership_handed_to_an_interrupted_follower_passes_on() -> None:
     assert not next_in_line.wake.locked()  # it leads now
 
 
-def counting_commits(path: Path) -> tuple[GroupCommit, list[str], sqlite3.Connection]:
+def counting_commits(path: Path) -> tuple[SQLiteWrites, list[str], sqlite3.Connection]:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("CREATE TABLE t (v INTEGER)")
     commits: list[str] = []
     conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-    return GroupCommit(conn, lambda exc: StoreUnavailable(str(exc))), commits, conn
+    return SQLiteWrites(conn, lambda exc: StoreUnavailable(str(exc))), commits, conn
 
 
 def insert_many(conn: sqlite3.Connection, values: list[int]) -> list[int | Exception]:

@@ -3,7 +3,6 @@ concurrent callers share batches, each gets its own outcome, leadership never st
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tether import StoreUnavailable
-from tether.stores.group_commit import AsyncGroupCommit, GroupCommit, Job
+from tether.stores.group_commit import GroupCommit, Job
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -122,97 +121,3 @@ def test_close_waits_for_the_batch_in_flight_then_refuses_writes() -> None:
     assert closed == [True] and outcomes == {1: 10}
     with pytest.raises(StoreUnavailable, match="closed"):
         queue.run(2)
-
-
-def test_async_callers_share_batches_and_a_cancelled_unstarted_write_never_happens() -> None:
-    async def scenario() -> None:
-        gate = asyncio.Event()
-        batches: list[list[int]] = []
-
-        async def commit(jobs: list[Job[int]]) -> None:
-            await gate.wait()
-            batches.append([job.work for job in jobs])
-            for job in jobs:
-                if job.work < 0:
-                    job.error = ValueError(job.work)
-                else:
-                    job.result = job.work * 10
-
-        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
-        first = asyncio.create_task(queue.run(0))
-        await asyncio.sleep(0.01)  # the drain task holds the first batch at the gate
-        others = {v: asyncio.create_task(queue.run(v)) for v in (1, -2, 3, 4)}
-        await asyncio.sleep(0.01)
-        others[4].cancel()  # queued, not started: dropped
-        await asyncio.sleep(0)
-        gate.set()
-        assert await first == 0
-        assert await others[1] == 10 and await others[3] == 30
-        with pytest.raises(ValueError):
-            await others[-2]
-        with pytest.raises(asyncio.CancelledError):
-            await others[4]
-        assert batches == [[0], [1, -2, 3]]
-        await queue.close()
-        with pytest.raises(StoreUnavailable, match="closed"):
-            await queue.run(5)
-
-    asyncio.run(scenario())
-
-
-def test_an_async_caller_cancelled_while_its_batch_commits_does_not_stop_the_others() -> None:
-    async def scenario() -> None:
-        gates = {0: asyncio.Event(), 1: asyncio.Event()}
-        committed: list[int] = []
-
-        async def commit(jobs: list[Job[int]]) -> None:
-            await gates[jobs[0].work].wait()
-            committed.extend(job.work for job in jobs)
-            for job in jobs:
-                job.result = job.work
-
-        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
-        alone = asyncio.create_task(queue.run(0))  # commits itself, held at its gate
-        await asyncio.sleep(0.01)
-        tasks = [asyncio.create_task(queue.run(v)) for v in (1, 2, 3)]
-        await asyncio.sleep(0.01)
-        gates[0].set()
-        assert await alone == 0
-        await asyncio.sleep(0.01)  # the drain task holds the batch of the other three
-        tasks[0].cancel()
-        gates[1].set()
-        assert [await t for t in tasks[1:]] == [2, 3]
-        with pytest.raises(asyncio.CancelledError):
-            await tasks[0]
-        assert committed == [0, 1, 2, 3]  # the cancelled caller's write was already under way
-        await queue.close()
-
-    asyncio.run(scenario())
-
-
-def test_a_lone_async_caller_cancelled_mid_commit_leaves_the_queue_moving() -> None:
-    async def scenario() -> None:
-        gate = asyncio.Event()
-        committed: list[int] = []
-
-        async def commit(jobs: list[Job[int]]) -> None:
-            if jobs[0].work == 0:
-                await gate.wait()
-            committed.extend(job.work for job in jobs)
-            for job in jobs:
-                job.result = job.work
-
-        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
-        alone = asyncio.create_task(queue.run(0))
-        await asyncio.sleep(0.01)
-        behind = asyncio.create_task(queue.run(1))
-        await asyncio.sleep(0.01)
-        alone.cancel()  # its own commit (nobody else's) is cancelled
-        with pytest.raises(asyncio.CancelledError):
-            await alone
-        assert await behind == 1
-        assert committed == [1]
-        assert await queue.run(2) == 2
-        await queue.close()
-
-    asyncio.run(scenario())

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tether import Liveness, Page, Session, State
-from tether.core.model import Failure, as_aware
+from tether.core.model import as_aware
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -104,44 +104,10 @@ def test_state_values_are_the_seed_s_strings() -> None:
     assert [s.value for s in State] == ["active", "paused", "completed", "failed"]
 
 
-def _decoded_on_access(session: Session, decoded: list[int]) -> Session:
-    """`session` rebuilt as a store builds one from a row, counting how often the row is decoded."""
-    row = tuple(getattr(session, f.name) for f in dataclasses.fields(session))
-
-    def decode(r: tuple[object, ...]) -> list[object]:
-        decoded.append(1)
-        return copy.deepcopy(list(r))  # as a store decodes JSON: new objects
-
-    return Session.from_row(decode, row)
-
-
-def test_a_session_built_from_a_row_decodes_it_once_when_a_field_is_first_read() -> None:
-    decoded: list[int] = []
-    lazy = _decoded_on_access(_session(context={"k": [1]}), decoded)
-    assert decoded == []
-    assert lazy.context == {"k": [1]} and lazy.context is lazy.context
-    assert lazy.session_id == "s" and lazy.liveness(T0) is Liveness.HEALTHY
-    assert decoded == [1]
-
-
-def test_a_session_built_from_a_row_is_the_same_value() -> None:
-    eager = _session(context={"k": [1]}, failure=Failure("boom", {"d": 1}))
-    lazy = _decoded_on_access(eager, [])
-    assert lazy == eager and eager == lazy
-    assert repr(lazy) == repr(eager)
-    assert pickle.loads(pickle.dumps(_decoded_on_access(eager, []))) == eager
-    assert copy.deepcopy(_decoded_on_access(eager, [])) == eager
-    assert dataclasses.replace(_decoded_on_access(eager, []), version=7) == dataclasses.replace(
-        eager, version=7
-    )
-    assert dataclasses.asdict(_decoded_on_access(eager, [])) == dataclasses.asdict(eager)
-    assert _decoded_on_access(eager, []).liveness(T0) is Liveness.HEALTHY
-
-
-def test_a_session_built_from_a_row_stays_immutable_and_has_no_other_attributes() -> None:
-    lazy = _decoded_on_access(_session(), [])
+def test_a_session_is_immutable_and_has_no_other_attributes() -> None:
+    session = _session()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        lazy.version = 2  # type: ignore[misc]
+        session.version = 2  # type: ignore[misc]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        lazy.nope  # type: ignore[attr-defined]  # noqa: B018
-    assert not hasattr(_session(), "nope")
+        session.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert pickle.loads(pickle.dumps(session)) == session == copy.deepcopy(session)

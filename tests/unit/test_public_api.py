@@ -9,15 +9,19 @@ import tether
 from tests.support import subprocess_env
 
 PUBLIC_API = [
+    "AsyncClient",
     "AsyncSessionManager",
     "AuthError",
     "Beat",
     "Checkpoint",
+    "Client",
     "Clock",
     "ConfigurationError",
     "ConflictError",
+    "DecryptionError",
     "Event",
     "Failure",
+    "FernetCodec",
     "InvalidTransition",
     "LeaseLost",
     "Liveness",
@@ -26,6 +30,7 @@ PUBLIC_API = [
     "NotFound",
     "OnTimeout",
     "Page",
+    "PayloadCodec",
     "PayloadTooLarge",
     "Policies",
     "Policy",
@@ -65,6 +70,7 @@ def test_the_error_tree_is_as_documented() -> None:
         "StoreUnavailable": "TetherError",
         "SchemaMismatch": "TetherError",
         "ConfigurationError": "TetherError",
+        "DecryptionError": "TetherError",
         "AuthError": "TetherError",
     }
     for name, parent in expected.items():
@@ -77,7 +83,8 @@ def test_the_error_tree_is_as_documented() -> None:
 def test_import_tether_loads_no_database_driver_or_server() -> None:
     probe = (
         "import sys, tether; "
-        "print(' '.join(m for m in ('psycopg', 'psycopg_pool', 'redis', 'fastapi', 'uvicorn', 'httpx') "
+        "print(' '.join(m for m in ('psycopg', 'psycopg_pool', 'redis', 'fastapi', 'uvicorn', 'httpx', "
+        "'cryptography') "
         "if m in sys.modules))"
     )
     result = subprocess.run(

@@ -8,7 +8,7 @@ import typer
 
 from tether.cli import render
 from tether.cli.options import JsonOption, StoreOption
-from tether.flows.retention import RetentionReport
+from tether.core.wire import retention_to_json
 from tether.front.manager import SessionManager
 
 commands = typer.Typer()
@@ -47,7 +47,7 @@ def retention(
     with SessionManager(store) as manager:
         report = manager.enforce_retention(dry_run=dry_run)
     if as_json:
-        render.print_json(_report_json(report))
+        render.print_json(retention_to_json(report))
         return
     verb = "would remove" if dry_run else "removed"
     if not report.retired:
@@ -58,16 +58,3 @@ def retention(
         cutoff = render.timestamp(rule.ended_before)
         count = render.how_many(len(retired.session_ids))
         render.out.print(f"{verb} {count} ({rule.state.value}, {kind}, ended before {cutoff})")
-
-
-def _report_json(report: RetentionReport) -> dict[str, object]:
-    rules = [
-        {
-            "agent_type": r.rule.agent_type,
-            "state": r.rule.state.value,
-            "ended_before": r.rule.ended_before.isoformat(),
-            "session_ids": list(r.session_ids),
-        }
-        for r in report.retired
-    ]
-    return {"dry_run": report.dry_run, "removed": report.removed, "rules": rules}

@@ -28,26 +28,30 @@ def export(
         str, typer.Argument(metavar="FILE", help="JSONL file to write, or - for stdout.", show_default=False)
     ],
     user: Annotated[str | None, typer.Option("--user", help="Only this user's sessions.")] = None,
+    decrypt: Annotated[
+        bool,
+        typer.Option("--decrypt", help="Write encrypted payloads in clear (needs TETHER_ENCRYPTION_KEY)."),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Write sessions and their checkpoints as seed-format JSONL, one session per line."""
     with SessionManager(store) as manager:
         if destination == STDIO:
-            count = manager.export(sys.stdout, user_id=user)
+            count = manager.export(sys.stdout, user_id=user, decrypt=decrypt)
             render.err.print(f"exported {render.how_many(count)}")
             return
-        count = _export_file(manager, Path(destination), user)
+        count = _export_file(manager, Path(destination), user, decrypt)
     render.out.print(f"exported {render.how_many(count)} to {destination}")
 
 
-def _export_file(manager: SessionManager, path: Path, user: str | None) -> int:
+def _export_file(manager: SessionManager, path: Path, user: str | None, decrypt: bool) -> int:
     """Write next to the target and rename, so a failed export never leaves half a file behind."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
     partial = path.with_name(f".{path.name}.partial")
     try:
         with open(partial, "w", encoding="utf-8") as fh:
-            count = manager.export(fh, user_id=user)
+            count = manager.export(fh, user_id=user, decrypt=decrypt)
         os.replace(partial, path)
     except OSError as exc:  # blame the path the user gave, not the temporary one beside it
         partial.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tether.core.errors import ConfigurationError
 from tether.core.policy import Policies
+from tether.core.sealing import FernetCodec, PayloadCodec
 from tether.core.validation import DEFAULT_MAX_PAYLOAD_BYTES
 
 DEFAULTS = {
@@ -19,6 +20,7 @@ DEFAULTS = {
     "TETHER_DEBUG": "0",  # 1: the CLI shows the traceback of an unexpected error
     "TETHER_REDIS_URL": "",  # set: heartbeats and leases live in Redis (tether[redis])
     "TETHER_REDIS_FLUSH_INTERVAL": "5",  # seconds between copies of Redis leases into the store
+    "TETHER_ENCRYPTION_KEY": "",  # set: payloads are encrypted at rest (tether[encryption], docs/data.md)
 }
 
 
@@ -73,7 +75,8 @@ class Settings:
     store_url: str
     max_payload_bytes: int
     policies: Policies
+    codec: PayloadCodec | None = None
 
     @classmethod
     def from_env(cls, store: str | None = None) -> Settings:
-        return cls(store_url(store), max_payload_bytes(), policies())
+        return cls(store_url(store), max_payload_bytes(), policies(), FernetCodec.from_env())

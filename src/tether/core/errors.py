@@ -11,6 +11,7 @@
     ├── StoreUnavailable         the store cannot be reached; the write did not happen
     ├── SchemaMismatch           the database schema is newer than this code
     ├── ConfigurationError       bad URL, policy file or a missing optional dependency
+    ├── DecryptionError          an encrypted payload does not open with the configured keys
     └── AuthError                missing or wrong API key (HTTP client/server only)
 
 Each class carries its values as attributes so callers never parse messages.
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 class TetherError(Exception):
     """Root of every error Tether raises on purpose."""
+
+    request_id: str | None = None  # set by tether.Client: the server's X-Request-ID for this answer
 
 
 class NotFound(TetherError):
@@ -106,6 +109,18 @@ class SchemaMismatch(TetherError):
 
 class ConfigurationError(TetherError):
     """A bad store URL, policy file, setting, or a missing optional dependency."""
+
+
+class DecryptionError(TetherError):
+    """A sealed payload that none of the manager's keys opens: a wrong key, never garbage."""
+
+    def __init__(self, session_id: str, field: str) -> None:
+        self.session_id = session_id
+        self.field = field
+        super().__init__(
+            f"session {session_id!r}: {field} is encrypted with a key this manager does not have "
+            "(or is damaged); check TETHER_ENCRYPTION_KEY"
+        )
 
 
 class AuthError(TetherError):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -60,39 +60,8 @@ class NewCheckpoint:
     data: JSON
 
 
-# How a store turns one of its rows into a Session's field values, in the fields' order.
-RowDecoder = Callable[[Any], Sequence[Any]]
-
-
-class _DecodedOnAccess:
-    """Lets a store build a Session from a row without decoding it: the row is decoded when a
-    field is first read, all fields at once (reading one field at a time through `__getattr__`
-    cost ~1 µs a field, four times eager decoding for a caller that reads them all). Listings
-    hand out many sessions that callers may only count, page through or filter, so building them
-    costs little more than fetching the rows. A Session built the usual way has every field set
-    and never comes here."""
-
-    __slots__ = ("_decode", "_row")
-
-    if not TYPE_CHECKING:  # mypy would otherwise allow any attribute name on Session
-
-        def __getattr__(self, name: str) -> Any:
-            try:
-                decode = _DECODE.__get__(self)
-            except AttributeError:  # built the usual way: a name that is no field
-                decode = None
-            if decode is None or name not in _FIELDS:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            type(self).__init__(self, *decode(_ROW.__get__(self)))
-            return object.__getattribute__(self, name)
-
-
-_DECODE = _DecodedOnAccess._decode  # type: ignore[attr-defined]  # the slot descriptors
-_ROW = _DecodedOnAccess._row  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True, slots=True)
-class Session(_DecodedOnAccess):
+class Session:
     session_id: str
     agent_type: str
     user_id: str
@@ -115,14 +84,6 @@ class Session(_DecodedOnAccess):
     ended_at: datetime | None = None
     failure: Failure | None = None
     last_seq: int = 0
-
-    @classmethod
-    def from_row(cls, decode: RowDecoder, row: Any) -> Session:
-        """A Session whose fields are `decode(row)`, decoded when one of them is first read."""
-        session = object.__new__(cls)
-        _DECODE.__set__(session, decode)
-        _ROW.__set__(session, row)
-        return session
 
     @property
     def checkpoint_count(self) -> int:
@@ -147,9 +108,6 @@ class Session(_DecodedOnAccess):
         """As in the seed: an ended session ends at its final checkpoint (`ended_at`)."""
         end = self.ended_at if self.ended_at is not None and self.is_ended else now
         return end - self.created_at
-
-
-_FIELDS = frozenset(f.name for f in fields(Session))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +149,6 @@ class SessionCount:
     liveness: Liveness | None
     count: int
     oldest_heartbeat: datetime
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def as_aware(value: datetime) -> datetime:

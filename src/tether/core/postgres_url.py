@@ -9,8 +9,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from tether.core.errors import ConfigurationError
 
 # URL query parameters the store consumes; everything else goes to libpq (sslmode, options, …).
-# read_spin_us: how long a point read polls for its reply before blocking (prepared.wait).
-POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0, "read_spin_us": 100.0}
+POOL_DEFAULTS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
+# Bounded waits, in seconds (0: none), sent to the server as its own settings: how long a statement
+# waits for a row lock another transaction holds (one stuck session must not stall its callers for
+# good), and how long any statement may run.
+TIMEOUT_DEFAULTS = {"lock_timeout": 5.0, "statement_timeout": 60.0}
 # Timestamps come back in UTC, as the store contract asks, without converting each one.
 UTC_OPTION = "-c TimeZone=UTC"
 
@@ -21,25 +24,27 @@ class PoolSettings:
     min_size: int
     max_size: int
     timeout: float
-    read_spin: float = 0.0  # seconds
+    lock_timeout: float = TIMEOUT_DEFAULTS["lock_timeout"]
 
     @classmethod
     def from_url(cls, url: str) -> PoolSettings:
-        """`postgresql://user@host/db?pool_max=20&pool_timeout=5&sslmode=…`."""
+        """`postgresql://user@host/db?pool_max=20&pool_timeout=5&lock_timeout=2&sslmode=…`."""
         parts = urlsplit(url)
-        libpq, pool = {"options": UTC_OPTION}, dict(POOL_DEFAULTS)
+        libpq, pool, waits = {}, dict(POOL_DEFAULTS), dict(TIMEOUT_DEFAULTS)
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             if key in POOL_DEFAULTS:
                 pool[key] = _number(key, value)
-            elif key == "options":
-                libpq[key] = f"{value} {UTC_OPTION}"
+            elif key in TIMEOUT_DEFAULTS:
+                waits[key] = _number(key, value)
             else:
                 libpq[key] = value
         min_size, max_size = int(pool["pool_min"]), int(pool["pool_max"])
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ConfigurationError(f"need 0 <= pool_min <= pool_max and pool_max >= 1 in {url!r}")
+        server = " ".join(f"-c {key}={round(seconds * 1000)}" for key, seconds in waits.items())
+        libpq["options"] = " ".join(filter(None, (server, libpq.get("options"), UTC_OPTION)))
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), ""))
-        return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]), pool["read_spin_us"] / 1e6)
+        return cls(conninfo, min_size, max_size, float(pool["pool_timeout"]), waits["lock_timeout"])
 
 
 def redacted(url: str) -> str:

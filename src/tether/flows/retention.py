@@ -9,43 +9,18 @@ to exactly what was removed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tether.core.model import State
 from tether.core.policy import Policies, Policy
+from tether.core.retention import RetentionReport, RetentionRule, Retired
 from tether.flows.runner import Flow, call
-from tether.stores.base import RetentionRule, Store
+from tether.stores.base import Store
 
 # Sessions per batch: each is removed with all its checkpoints in the batch's transaction.
 BATCH = 100
 # Batches per pass; a larger backlog is left for the next pass.
 MAX_BATCHES = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Retired:
-    """The sessions one rule removed (in a dry run: would remove, up to the pass's bound)."""
-
-    rule: RetentionRule
-    session_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionReport:
-    """What one retention pass did, rule by rule."""
-
-    dry_run: bool
-    retired: tuple[Retired, ...] = ()
-
-    @property
-    def removed(self) -> int:
-        """Sessions removed (in a dry run: that would be)."""
-        return sum(len(r.session_ids) for r in self.retired)
-
-    @property
-    def session_ids(self) -> tuple[str, ...]:
-        return tuple(sid for r in self.retired for sid in r.session_ids)
 
 
 def rules(policies: Policies, now: datetime) -> list[RetentionRule]:

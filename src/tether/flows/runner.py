@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Generator
 from operator import methodcaller
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 
+from tether.core.sealing import PayloadCodec
+from tether.flows.sealing import Sealed
 from tether.stores.base import AsyncStore, Store
 
 T = TypeVar("T")
@@ -82,20 +84,31 @@ async def run_async(flow: Generator[Callable[[Target], Any], Any, T], target: Ta
 
 class Runner:
     """Runs flows on one sync store: `manager.runner(manager.ops.get(id))`. What a front door and the
-    helpers it hands out (supervisors) share, so they run flows exactly as it does."""
+    helpers it hands out (supervisors) share, so they run flows exactly as it does. With a payload
+    codec, the flows see the store through it (`tether.flows.sealing`)."""
 
-    def __init__(self, target: Store) -> None:
+    def __init__(self, target: Store, codec: PayloadCodec | None = None) -> None:
         self.store = target
+        self._through: Store | Sealed = target if codec is None else Sealed(target, codec)
 
     def __call__(self, flow: Flow[T]) -> T:
-        return run(flow, self.store)
+        return run(flow, self._through)
 
 
 class AsyncRunner:
     """`Runner` for an async store, which `target()` returns (opening it on first use)."""
 
-    def __init__(self, target: Callable[[], Awaitable[AsyncStore]]) -> None:
+    def __init__(
+        self, target: Callable[[], Awaitable[AsyncStore]], codec: PayloadCodec | None = None
+    ) -> None:
         self._target = target
+        self._codec = codec
+        self._sealed: Sealed | None = None
 
     async def __call__(self, flow: Flow[T]) -> T:
-        return await run_async(flow, await self._target())
+        store = await self._target()
+        if self._codec is None:
+            return await run_async(flow, store)
+        if self._sealed is None or self._sealed.target is not store:
+            self._sealed = Sealed(store, self._codec)
+        return await run_async(flow, self._sealed)

@@ -13,6 +13,7 @@ from tether import lifecycle
 from tether.core.errors import ConflictError, TetherError, ValidationError
 from tether.core.model import Checkpoint, Session, SessionFilter, State
 from tether.core.policy import Policies
+from tether.core.sealing import KEY_VARIABLE, is_sealed
 from tether.flows.runner import Flow, call
 from tether.flows.seed import new_checkpoints, read_jsonl, write_jsonl
 from tether.stores.base import Store
@@ -25,11 +26,13 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
     """Write every session (of one user, if given) with all its checkpoints; returns the count."""
     count = 0
     cursor: str | None = None
-    with _opened(destination, "w") as out:
+    with opened(destination, "w") as out:
         while True:
             page = yield from call(Store.query, SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
-                write_jsonl(out, session, (yield from _all_checkpoints(session.session_id)))
+                history = yield from _all_checkpoints(session.session_id)
+                _refuse_sealed(session, history)
+                write_jsonl(out, session, history)
                 count += 1
             if page.next_cursor is None:
                 return count
@@ -121,6 +124,17 @@ def _readable_twice(source: str | Path | IO[str]) -> Iterator[Callable[[], Itera
             yield spooled
 
 
+def _refuse_sealed(session: Session, history: list[Checkpoint]) -> None:
+    """The seed format holds plain JSON: a payload still sealed (no key given) is not exported."""
+    failure = session.failure
+    payloads = [session.context, session.metadata, *(cp.data for cp in history)]
+    if any(is_sealed(p) for p in payloads) or (failure is not None and is_sealed(failure.details)):
+        raise ValidationError(
+            "decrypt",
+            f"session {session.session_id!r} is encrypted: set {KEY_VARIABLE}, export with decrypt=True",
+        )
+
+
 def _with_lease(session: Session, policies: Policies) -> Session:
     if session.state not in (State.ACTIVE, State.PAUSED):
         return session
@@ -140,7 +154,8 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
 
 
 @contextlib.contextmanager
-def _opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+def opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+    """A path opened as UTF-8 text (and closed after), or a stream used as it is."""
     if isinstance(target, str | Path):
         with open(target, mode, encoding="utf-8") as fh:
             yield fh

@@ -27,10 +27,11 @@ from tether.core.config import Settings
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
+from tether.core.retention import RetentionReport
+from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
-from tether.flows.retention import RetentionReport
 from tether.flows.runner import AsyncRunner, run_async
 from tether.front import handle, worker
 from tether.front.handle import AsyncHandler, AsyncSessionHandle
@@ -56,16 +57,17 @@ class AsyncSessionManager(ManagerBase):
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
         redis_url: str | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         settings = Settings.from_env(store if isinstance(store, str) else None)
-        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
+        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes, codec))
         self._redis_url = config.redis_url(redis_url)
         if isinstance(store, AsyncStore) and self._redis_url:
             raise ConfigurationError("Redis liveness wraps a sync store: pass a URL or a sync Store")
         self._store = threaded(with_liveness(store, self._redis_url)) if isinstance(store, Store) else store
         self._url, self._clock = settings.store_url, clock
         self._opening = asyncio.Lock()
-        self.runner = AsyncRunner(self._target)
+        self.runner = AsyncRunner(self._target, self.ops.codec)
 
     @property
     def store(self) -> AsyncStore:
@@ -297,8 +299,10 @@ class AsyncSessionManager(ManagerBase):
     async def erase_user(self, user_id: str) -> int:
         return await self.runner(self.ops.erase_user(user_id))
 
-    async def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
-        return await self.runner(self.ops.export(destination, user_id))
+    async def export(
+        self, destination: str | Path | IO[str], *, user_id: str | None = None, decrypt: bool = False
+    ) -> int:
+        return await self.runner(self.ops.export(destination, user_id, decrypt))
 
     async def import_sessions(
         self,

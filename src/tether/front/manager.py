@@ -15,10 +15,11 @@ from tether.core.config import Settings
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
 from tether.core.policy import Policies
+from tether.core.retention import RetentionReport
+from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
-from tether.flows.retention import RetentionReport
 from tether.flows.runner import Runner, run
 from tether.front import handle, worker
 from tether.front.handle import Handler, SessionHandle
@@ -32,6 +33,7 @@ class SessionManager(ManagerBase):
     `SessionManager()` opens the embedded SQLite default (`./tether.db`, or TETHER_STORE_URL);
     pass a URL or a Store to choose another. `tether.front.aio.AsyncSessionManager` is the same API, awaited.
     With `redis_url` (or TETHER_REDIS_URL) heartbeats and leases live in Redis, flushed to the store.
+    With `codec` (or TETHER_ENCRYPTION_KEY) payloads are encrypted before they reach any store.
     """
 
     def __init__(
@@ -43,12 +45,13 @@ class SessionManager(ManagerBase):
         worker_id: str | None = None,
         max_payload_bytes: int | None = None,
         redis_url: str | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         settings = Settings.from_env(store if isinstance(store, str) else None)
-        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes))
+        super().__init__(Operations(settings, policies, worker_id, max_payload_bytes, codec))
         durable = store if isinstance(store, Store) else open_store(settings.store_url, clock)
         self.store = with_liveness(durable, config.redis_url(redis_url))
-        self.runner = Runner(self.store)
+        self.runner = Runner(self.store, self.ops.codec)
 
     # -- creating and reading ----------------------------------------------------------------
     def create(
@@ -294,9 +297,12 @@ class SessionManager(ManagerBase):
         """Delete every session and checkpoint of one user (data-protection requests)."""
         return self.runner(self.ops.erase_user(user_id))
 
-    def export(self, destination: str | Path | IO[str], *, user_id: str | None = None) -> int:
-        """Write sessions as seed-format JSONL (checkpoints inline); returns how many."""
-        return self.runner(self.ops.export(destination, user_id))
+    def export(
+        self, destination: str | Path | IO[str], *, user_id: str | None = None, decrypt: bool = False
+    ) -> int:
+        """Write sessions as seed-format JSONL (checkpoints inline); returns how many. With an
+        encryption codec only when `decrypt` is True: the file then holds the payloads in clear."""
+        return self.runner(self.ops.export(destination, user_id, decrypt))
 
     def import_sessions(
         self,

@@ -75,7 +75,7 @@ IMPORT_PATH = "/v1/import"
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    from tether.server.routes import admin, events, health, sessions
+    from tether.server.routes import admin, data, events, health, sessions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,7 +98,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return problems.document_media_type(document())
 
     app.openapi = openapi  # type: ignore[method-assign]
-    for module in (sessions, admin, events, health):
+    for module in (sessions, data, admin, events, health):
         app.include_router(module.router)
     dashboard.install(app)
     app.add_middleware(

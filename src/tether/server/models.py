@@ -50,7 +50,7 @@ class Complete(Body):
 
 
 class Fail(Body):
-    error: Annotated[str, Field(max_length=10_000)]
+    error: str  # bounded by the library's payload limit (413), as embedded
     details: Document | None = None
     final: bool = False
     epoch: Epoch | None = None
@@ -88,6 +88,14 @@ class NewCheckpoint(Body):
 class Purge(Body):
     older_than: Annotated[float, Field(ge=0, le=MAX_SECONDS, description="seconds")]
     states: list[Annotated[State, Field(strict=False)]] | None = None  # enums from their JSON strings
+
+
+class Fork(Body):
+    at_seq: Annotated[int, Field(ge=0, le=MAX_COUNTER)] | None = Field(
+        None, description="copy checkpoints up to this seq; default: the last"
+    )
+    agent_type: Text | None = None
+    user_id: Text | None = Field(None, description="default: the source's; a user key: its own only")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -194,3 +202,16 @@ class Purged(BaseModel):
 
 class Status(BaseModel):
     status: str
+
+
+class RetiredOut(BaseModel):
+    agent_type: str | None = Field(description="null: every type without a policy of its own")
+    state: State
+    ended_before: datetime
+    session_ids: list[str]
+
+
+class RetentionOut(BaseModel):
+    dry_run: bool
+    removed: int
+    rules: list[RetiredOut]

@@ -26,6 +26,7 @@ from tether.core.clock import Clock, SystemClock
 from tether.core.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,19 +40,6 @@ class Beat:
     epoch: int | None = None
     phase: str | None = None
     expect_silence: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionRule:
-    """Which ended sessions a retention policy lets go: those in `state` that ended before
-    `ended_before`, of `agent_type`, or, when it is None, of every type not in `other_types`
-    (the default policy covers the types without a policy of their own). A session with a live
-    (active or paused) child is never covered: it goes after its children end."""
-
-    state: State
-    ended_before: datetime
-    agent_type: str | None = None
-    other_types: frozenset[str] = frozenset()
 
 
 class Store(ABC):

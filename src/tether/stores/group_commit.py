@@ -13,12 +13,10 @@ else wait for the next sync.
 
 Coroutines of a sync store queue too (`run_async`) but never lead: the event loop must not wait on
 the disk. Leadership for them goes to one writer thread per queue, started on first use, which
-settles each coroutine's future through its loop (`call_soon_threadsafe`). A store driven by
-asyncio itself uses `AsyncGroupCommit`: one drain task commits batch after batch.
+settles each coroutine's future through its loop (`call_soon_threadsafe`).
 
-What a batch is — savepoints and executemany in one SQLite transaction, one multi-row PostgreSQL
-statement — is the store's `commit`; a commit that raises gives its error to every job in the batch
-without one.
+What a batch is (savepoints and executemany in one SQLite transaction) is the store's `commit`; a
+commit that raises gives its error to every job in the batch without one.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from tether.core.errors import StoreUnavailable
@@ -40,7 +38,7 @@ GATHER_LIMIT = (0.0002, 0.002)  # seconds: at least, at most (between them, one 
 class Job(Generic[W]):
     """One queued write: `work` is what the store's commit needs to perform it."""
 
-    __slots__ = ("done", "error", "future", "result", "settle", "wake", "work")
+    __slots__ = ("done", "error", "result", "settle", "wake", "work")
 
     def __init__(self, work: W) -> None:
         self.work = work
@@ -49,7 +47,6 @@ class Job(Generic[W]):
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None  # held while a follower thread sleeps
         self.settle: Callable[[], object] | None = None  # a coroutine's: hands it the outcome
-        self.future: asyncio.Future[Any] | None = None  # what a coroutine awaits (AsyncGroupCommit)
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -98,13 +95,10 @@ class GroupCommit(Generic[W]):
         """Queue `work`; return its result once its batch is committed (or raise its error)."""
         return self._run(Job(work))
 
-    async def run_async(self, work: W) -> Any:
+    async def run_async(self, job: Job[W]) -> Any:
         """`run` for a coroutine: the writer thread leads its batch. Cancelling the caller drops
         the write if it has not been taken into a batch yet; otherwise the write finishes before
         the cancellation reaches the caller (all or nothing, never half)."""
-        return await self._run_async(Job(work))
-
-    async def _run_async(self, job: Job[W]) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         job.settle = lambda: loop.call_soon_threadsafe(_settle, future, job)
@@ -256,93 +250,3 @@ def _settle(future: asyncio.Future[Any], job: Job[Any]) -> None:
         future.set_exception(job.error)
     else:
         future.set_result(job.result)
-
-
-class AsyncGroupCommit(Generic[W]):
-    """Coroutines' writes, many per commit, for a store driven by asyncio. A caller alone commits
-    its write itself; callers that come while a commit runs queue, and one drain task commits what
-    is queued, batch after batch, while each awaits its own job. A queued caller cancelled before
-    its batch started is dropped (its write never happens); once started, a batch completes for
-    the others whatever happens to its callers."""
-
-    def __init__(
-        self, commit: Callable[[list[Job[W]]], Awaitable[None]], closed: Callable[[], BaseException]
-    ) -> None:
-        self._commit = commit
-        self._closed_error = closed
-        self._queue: list[Job[W]] = []
-        self._busy = False  # a commit runs (a lone caller's, or the drain task's)
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closed = False
-
-    async def run(self, work: W) -> Any:
-        if self._closed:
-            raise self._closed_error()
-        job = Job(work)
-        if not self._busy:  # alone: no task switch, the caller commits its own write
-            self._set_busy(True)
-            try:
-                await self._commit_batch([job])
-            finally:
-                self._next()
-            return job.outcome()
-        job.future = asyncio.get_running_loop().create_future()
-        self._queue.append(job)
-        return await job.future
-
-    def _set_busy(self, busy: bool) -> None:
-        self._busy = busy
-        if busy:
-            self._idle.clear()
-        else:
-            self._idle.set()
-
-    def _next(self) -> None:
-        """A commit is done: the drain task takes what queued meanwhile, or nothing runs."""
-        if self._queue:
-            asyncio.get_running_loop().create_task(self._drain_queue())
-        else:
-            self._set_busy(False)
-
-    async def _drain_queue(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                batch = [job for job in batch if job.future is not None and not job.future.cancelled()]
-                if batch:
-                    await self._commit_batch(batch)
-        finally:
-            for job in self._queue:  # only if the drain task itself was cancelled
-                self._resolve(job, self._closed_error())
-            self._queue = []
-            self._set_busy(False)
-
-    async def _commit_batch(self, batch: list[Job[W]]) -> None:
-        try:
-            await self._commit(batch)
-        except BaseException as exc:
-            _fail_all(batch, exc)
-            if not isinstance(exc, Exception):
-                for job in batch:
-                    self._resolve(job, None)
-                raise
-        for job in batch:
-            self._resolve(job, None)
-
-    @staticmethod
-    def _resolve(job: Job[Any], error: BaseException | None) -> None:
-        if error is not None and job.error is None:
-            job.error = error
-        future = job.future
-        if future is None or future.done():
-            return
-        if job.error is not None:
-            future.set_exception(job.error)
-        else:
-            future.set_result(job.result)
-
-    async def close(self) -> None:
-        """Refuse new writes and wait for the writes already queued. Idempotent."""
-        self._closed = True
-        await self._idle.wait()

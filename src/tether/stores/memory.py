@@ -26,10 +26,10 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
-    RetentionRule,
     Store,
     decode_cursor,
     explain_rejected_append,

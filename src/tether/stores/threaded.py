@@ -23,8 +23,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from tether.core.errors import TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import AsyncStore, Beat, RetentionRule, Store
+from tether.stores.base import AsyncStore, Beat, Store
 
 T = TypeVar("T")
 

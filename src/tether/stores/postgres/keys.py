@@ -1,4 +1,4 @@
-"""API keys and session counts on PostgreSQL, as operations (see `operations`) both stores drive."""
+"""API keys and session counts on PostgreSQL, as calls (see `calls`) both stores drive."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from tether.core.errors import ConflictError
 from tether.core.keys import ApiKey
 from tether.core.model import Liveness, SessionCount, State
-from tether.stores.postgres.operations import Operation, Query
+from tether.stores.postgres.calls import Operation, Query
 from tether.stores.sql_files import load_queries
 
 KEYS = load_queries(__package__ or "tether.stores.postgres", "keys.sql")
@@ -27,12 +27,12 @@ def add_api_key(key: ApiKey) -> Operation[None]:
 
 def get_api_key(key_id: str) -> Operation[ApiKey | None]:
     rows = yield Query(KEYS["get_api_key"], {"key_id": key_id})
-    return ApiKey(*rows[0]) if rows else None
+    return ApiKey(**rows[0]) if rows else None
 
 
 def list_api_keys() -> Operation[list[ApiKey]]:
     rows = yield Query(KEYS["list_api_keys"])
-    return [ApiKey(*row) for row in rows]
+    return [ApiKey(**row) for row in rows]
 
 
 def revoke_api_key(key_id: str, at: datetime) -> Operation[bool]:
@@ -44,5 +44,5 @@ def count_sessions(now: datetime, user_id: str | None) -> Operation[list[Session
     rows = yield Query(KEYS["count_sessions"], {"now": now, "user_id": user_id}, prepare=False)
     return [
         SessionCount(State(state), agent_type, None if live is None else Liveness(live), n, oldest)
-        for state, agent_type, live, n, oldest in rows
+        for state, agent_type, live, n, oldest in (row.values() for row in rows)
     ]

@@ -1,9 +1,13 @@
-"""Rows to models and models to query parameters: pure functions shared by the sync and async stores."""
+"""Rows to models and models to query parameters: pure functions shared by the sync and async stores.
+
+Rows are dicts by column name. JSON columns are PostgreSQL's `json` type, which keeps the text it
+was given, so a document reads back exactly as written (key order, number spelling, NUL escapes);
+they are written as the JSON text the caller's value was encoded to once, and read with orjson.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,63 +15,55 @@ from tether.core.codec import encode
 from tether.core.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.lifecycle import Write
 from tether.stores.base import Beat, decode_cursor, from_micros
-from tether.stores.postgres import jsonb
 
-Row = tuple[Any, ...]
+Row = dict[str, Any]
 Params = dict[str, Any]
 
-# The columns of `sessions` in table order (migrations/0001_initial.sql; later migrations only
-# add columns at the end), which is how every `SELECT *` / `RETURNING *` hands them back.
-SESSION_COLUMNS = (
-    "session_id", "agent_type", "user_id", "state", "created_at", "last_heartbeat", "state_since",
-    "context", "metadata", "parent_session_id", "version", "owner", "epoch", "heartbeat_timeout",
-    "suspect_after", "lease_expires_at", "suspect_at", "phase", "recoveries", "ended_at",
-    "failure_error", "failure_details", "failure_final", "json_exact", "last_seq", "json_order",
-)  # fmt: skip
 _STATES = {state.value: state for state in State}
 
 
-def _exact(row: Sequence[Any], field: str, at: int) -> Any:
-    """A JSON column's value as written: the exact text kept beside it (json_exact) when jsonb could
-    not hold it, else the jsonb value with its keys put back in written order (json_order)."""
-    exact, order = row[23], row[25]
-    if exact is not None and field in exact:
-        return exact[field]
-    return row[at] if order is None else jsonb.restore(row[at], order.get(field))
-
-
-def _session_values(row: Sequence[Any]) -> tuple[Any, ...]:
-    """A row of `sessions` as the values of Session's fields in order (psycopg has already decoded
-    timestamps and JSON): the columns up to ended_at are fields as they come."""
-    failure = (
-        None if row[20] is None else Failure(row[20], _exact(row, "failure_details", 21) or {}, bool(row[22]))
+def session_from_row(row: Row) -> Session:
+    """A row of `sessions` (psycopg has already decoded timestamps and JSON)."""
+    failure = None
+    if row["failure_error"] is not None:
+        failure = Failure(row["failure_error"], row["failure_details"] or {}, bool(row["failure_final"]))
+    return Session(
+        session_id=row["session_id"],
+        agent_type=row["agent_type"],
+        user_id=row["user_id"],
+        state=_STATES[row["state"]],
+        created_at=row["created_at"],
+        last_heartbeat=row["last_heartbeat"],
+        state_since=row["state_since"],
+        context=row["context"],
+        metadata=row["metadata"],
+        parent_session_id=row["parent_session_id"],
+        version=row["version"],
+        owner=row["owner"],
+        epoch=row["epoch"],
+        heartbeat_timeout=row["heartbeat_timeout"],
+        suspect_after=row["suspect_after"],
+        lease_expires_at=row["lease_expires_at"],
+        suspect_at=row["suspect_at"],
+        phase=row["phase"],
+        recoveries=row["recoveries"],
+        ended_at=row["ended_at"],
+        failure=failure,
+        last_seq=row["last_seq"],
     )
-    return (
-        *row[:3],
-        _STATES[row[3]],
-        *row[4:7],
-        _exact(row, "context", 7),
-        _exact(row, "metadata", 8),
-        *row[9:20],
-        failure,
-        row[24],  # last_seq
-    )
 
 
-def session_from_row(row: Sequence[Any]) -> Session:
-    """A row of `sessions` as a Session decoded when a field is first read (listings hand out many
-    sessions of which callers may read none)."""
-    return Session.from_row(_session_values, row)
+def checkpoint_from_row(session_id: str, row: Row) -> Checkpoint:
+    """A row of (seq, name, created_at, data)."""
+    return Checkpoint(session_id, row["seq"], row["name"], row["created_at"], row["data"])
 
 
-def checkpoint_from_row(session_id: str, row: Sequence[Any]) -> Checkpoint:
-    """A row of (seq, name, created_at, data, data_exact, data_order)."""
-    data = row[4] if row[4] is not None else jsonb.restore(row[3], row[5])
-    return Checkpoint(session_id, row[0], row[1], row[2], data)
+def _text(value: Any) -> str | None:
+    return None if value is None else encode(value).text
 
 
 def session_params(session: Session) -> Params:
-    """Every column of the session (JSON columns as text the statements cast)."""
+    """Every column of the session (JSON columns as text the statements cast to json)."""
     failure = session.failure
     return {
         "session_id": session.session_id,
@@ -77,6 +73,8 @@ def session_params(session: Session) -> Params:
         "created_at": session.created_at,
         "last_heartbeat": session.last_heartbeat,
         "state_since": session.state_since,
+        "context": _text(session.context),
+        "metadata": _text(session.metadata),
         "parent_session_id": session.parent_session_id,
         "version": session.version,
         "owner": session.owner,
@@ -89,36 +87,9 @@ def session_params(session: Session) -> Params:
         "recoveries": session.recoveries,
         "ended_at": session.ended_at,
         "failure_error": None if failure is None else failure.error,
+        "failure_details": None if failure is None else _text(failure.details),
         "failure_final": None if failure is None else failure.final,
-        **_json_columns(session),
     }
-
-
-def _json_columns(session: Session) -> dict[str, str | None]:
-    """context, metadata and failure_details for jsonb; `json_exact` for those it cannot hold, and
-    `json_order` for those whose keys it would reorder (by field name)."""
-    failure = session.failure
-    values = {
-        "context": session.context,
-        "metadata": session.metadata,
-        "failure_details": None if failure is None else failure.details,
-    }
-    columns: dict[str, str | None] = {}
-    exact: dict[str, str] = {}
-    order: dict[str, str] = {}
-    for field, value in values.items():
-        if value is None:
-            columns[field] = None
-            continue
-        encoded = encode(value)  # the text and its decoded copy, which `stored` visits
-        columns[field], exact_text, order_text = jsonb.stored(encoded.text, encoded.copy)
-        if exact_text is not None:
-            exact[field] = exact_text
-        if order_text is not None:
-            order[field] = order_text
-    columns["json_exact"] = _json_object(exact) if exact else None
-    columns["json_order"] = _json_object(order) if order else None
-    return columns
 
 
 def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Params:
@@ -126,16 +97,12 @@ def create_params(session: Session, checkpoints: Sequence[NewCheckpoint]) -> Par
         **session_params(session),
         "cp_names": [cp.name for cp in checkpoints],
         "cp_times": [cp.timestamp for cp in checkpoints],
-        **_columns(
-            ("cp_data", "cp_data_exact", "cp_data_order"),
-            [jsonb.stored(cp.data_json, cp.data) for cp in checkpoints],
-        ),
+        "cp_data": [cp.data_json for cp in checkpoints],
     }
 
 
 def write_params(write: Write) -> Params:
     cp = write.checkpoint
-    data, exact, order = (None, None, None) if cp is None else jsonb.stored(cp.data_json, cp.data)
     return {
         **session_params(write.after),
         "expected_version": write.before.version,
@@ -143,51 +110,26 @@ def write_params(write: Write) -> Params:
         "renews_lease": write.renews_lease,
         "cp_name": None if cp is None else cp.name,
         "cp_time": None if cp is None else cp.timestamp,
-        "cp_data": data,
-        "cp_data_exact": exact,
-        "cp_data_order": order,
-    }
-
-
-def append_params(session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Params:
-    data, exact, order = jsonb.stored(checkpoint.data_json, checkpoint.data)
-    return {
-        "session_id": session_id,
-        "epoch": epoch,
-        "name": checkpoint.name,
-        "created_at": checkpoint.timestamp,
-        "data": data,
-        "data_exact": exact,
-        "data_order": order,
+        "cp_data": None if cp is None else cp.data_json,
     }
 
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """One caller's checkpoint append, as the group commit queues it."""
+    """One caller's checkpoint append."""
 
     session_id: str
     checkpoint: NewCheckpoint
     epoch: int | None
 
-
-def batch_params(appends: Sequence[Append]) -> Params:
-    """The columns of a batch of appends, as arrays `append_checkpoints` unnests in this order."""
-    return {
-        "session_ids": [a.session_id for a in appends],
-        "epochs": [a.epoch for a in appends],
-        "names": [a.checkpoint.name for a in appends],
-        "times": [a.checkpoint.timestamp for a in appends],
-        **_columns(
-            ("data", "data_exact", "data_order"),
-            [jsonb.stored(a.checkpoint.data_json, a.checkpoint.data) for a in appends],
-        ),
-    }
-
-
-def _columns(names: tuple[str, str, str], documents: Sequence[jsonb.Stored]) -> Params:
-    """Stored documents as three arrays (jsonb text, exact text, key order) under these names."""
-    return {name: [document[at] for document in documents] for at, name in enumerate(names)}
+    def params(self) -> Params:
+        return {
+            "session_id": self.session_id,
+            "epoch": self.epoch,
+            "name": self.checkpoint.name,
+            "created_at": self.checkpoint.timestamp,
+            "data": self.checkpoint.data_json,
+        }
 
 
 def beat_params(beats: Sequence[Beat], now: Any) -> Params:
@@ -220,12 +162,3 @@ def filter_params(where: SessionFilter, limit: int, cursor: str | None) -> Param
         "after_session_id": after_id,
         "limit": limit + 1,
     }
-
-
-def _json_object(texts: Mapping[str, str]) -> str:
-    """A JSON object from members that are JSON text already (no second encoding)."""
-    return "{" + ",".join(f"{_json(name)}:{text}" for name, text in texts.items()) + "}"
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

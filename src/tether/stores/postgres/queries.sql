@@ -36,39 +36,39 @@ LIMIT %(limit)s
 
 -- name: checkpoints
 -- The outer row says whether the session exists, so "no checkpoints" and "no session" differ.
-SELECT c.seq, c.name, c.created_at, c.data, c.data_exact, c.data_order
+SELECT c.seq, c.name, c.created_at, c.data
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints
+    SELECT seq, name, created_at, data FROM checkpoints
     WHERE session_id = s.session_id AND seq > %(after_seq)s
     ORDER BY seq LIMIT %(limit)s
 ) c ON true
 WHERE s.session_id = %(session_id)s
 
 -- name: checkpoints_named
-SELECT c.seq, c.name, c.created_at, c.data, c.data_exact, c.data_order
+SELECT c.seq, c.name, c.created_at, c.data
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints
+    SELECT seq, name, created_at, data FROM checkpoints
     WHERE session_id = s.session_id AND name = %(name)s AND seq > %(after_seq)s
     ORDER BY seq LIMIT %(limit)s
 ) c ON true
 WHERE s.session_id = %(session_id)s
 
 -- name: last_checkpoint
-SELECT c.seq, c.name, c.created_at, c.data, c.data_exact, c.data_order
+SELECT c.seq, c.name, c.created_at, c.data
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints
+    SELECT seq, name, created_at, data FROM checkpoints
     WHERE session_id = s.session_id ORDER BY seq DESC LIMIT 1
 ) c ON true
 WHERE s.session_id = %(session_id)s
 
 -- name: last_checkpoint_named
-SELECT c.seq, c.name, c.created_at, c.data, c.data_exact, c.data_order
+SELECT c.seq, c.name, c.created_at, c.data
 FROM sessions s
 LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data, data_exact, data_order FROM checkpoints
+    SELECT seq, name, created_at, data FROM checkpoints
     WHERE session_id = s.session_id AND name = %(name)s ORDER BY seq DESC LIMIT 1
 ) c ON true
 WHERE s.session_id = %(session_id)s
@@ -95,75 +95,40 @@ WITH s AS (
         session_id, agent_type, user_id, state, created_at, last_heartbeat, state_since, context,
         metadata, parent_session_id, version, owner, epoch, heartbeat_timeout, suspect_after,
         lease_expires_at, suspect_at, phase, recoveries, ended_at, failure_error, failure_details,
-        failure_final, json_exact, last_seq, json_order)
+        failure_final, last_seq)
     VALUES (
         %(session_id)s, %(agent_type)s, %(user_id)s, %(state)s, %(created_at)s, %(last_heartbeat)s,
-        %(state_since)s, %(context)s::jsonb, %(metadata)s::jsonb, %(parent_session_id)s, %(version)s,
+        %(state_since)s, %(context)s::json, %(metadata)s::json, %(parent_session_id)s, %(version)s,
         %(owner)s, %(epoch)s, %(heartbeat_timeout)s, %(suspect_after)s, %(lease_expires_at)s,
         %(suspect_at)s, %(phase)s, %(recoveries)s, %(ended_at)s, %(failure_error)s,
-        %(failure_details)s::jsonb, %(failure_final)s, %(json_exact)s::json,
-        cardinality(%(cp_names)s::text[]), %(json_order)s::json)
+        %(failure_details)s::json, %(failure_final)s, cardinality(%(cp_names)s::text[]))
     ON CONFLICT (session_id) DO NOTHING
     RETURNING *
 ), c AS (
-    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)
-    SELECT s.session_id, cp.seq, cp.name, cp.created_at, cp.data, cp.data_exact, cp.data_order
-    FROM s, unnest(%(cp_names)s::text[], %(cp_times)s::timestamptz[], %(cp_data)s::jsonb[],
-                   %(cp_data_exact)s::json[], %(cp_data_order)s::json[])
-        WITH ORDINALITY AS cp (name, created_at, data, data_exact, data_order, seq)
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+    SELECT s.session_id, cp.seq, cp.name, cp.created_at, cp.data
+    FROM s, unnest(%(cp_names)s::text[], %(cp_times)s::timestamptz[], %(cp_data)s::json[])
+        WITH ORDINALITY AS cp (name, created_at, data, seq)
 )
 SELECT * FROM s
 
 -- name: append_checkpoint
 -- The row lock taken by the UPDATE serialises appenders of one session across processes, so
 -- seq never repeats or skips; the fence (active, epoch) is re-checked on the locked row.
--- Appends leave the session's version alone.
+-- Appends leave the session's version alone. The state is tested inside a CASE here and in
+-- `heartbeat`, so the planner never takes it for an index condition (`state = 'active'` would
+-- match the liveness indexes and sessions_by_state): the primary key is the only way to the
+-- row, whatever the table's statistics say, even on a new, empty schema.
 WITH s AS (
     UPDATE sessions SET last_seq = last_seq + 1
-    WHERE session_id = %(session_id)s AND state = 'active'
-      AND (%(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint)
+    WHERE session_id = %(session_id)s
+      AND CASE state WHEN 'active' THEN %(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint ELSE false END
     RETURNING session_id, last_seq
 )
-INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)
-SELECT s.session_id, s.last_seq, %(name)s, %(created_at)s, %(data)s::jsonb, %(data_exact)s::json,
-    %(data_order)s::json
+INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+SELECT s.session_id, s.last_seq, %(name)s, %(created_at)s, %(data)s::json
 FROM s
 RETURNING seq, created_at
-
--- name: append_checkpoints
--- Many appends in one statement, so they share one commit (group commit, see operations.py).
--- The session rows are locked in session_id order (two processes' batches never deadlock);
--- each append is checked against its fence on the locked row; each session's last_seq moves by
--- the number of its accepted appends, which take the seqs after the old value in batch order.
--- Returns (position in the batch, seq, created_at) per stored append; rejected ones are absent.
--- The arrays travel in binary format: a text array literal of 1 KB documents costs the client
--- more to escape than the statement costs the server.
-WITH batch AS (
-    SELECT * FROM unnest(%(session_ids)b::text[], %(epochs)b::bigint[], %(names)b::text[],
-                         %(times)b::timestamptz[], %(data)b::jsonb[], %(data_exact)b::json[],
-                         %(data_order)b::json[])
-        WITH ORDINALITY AS b (session_id, epoch, name, created_at, data, data_exact, data_order, position)
-), locked AS MATERIALIZED (
-    SELECT session_id, epoch FROM sessions
-    WHERE session_id = ANY(%(session_ids)b::text[]) AND state = 'active'
-    ORDER BY session_id
-    FOR UPDATE
-), accepted AS MATERIALIZED (
-    SELECT b.*, row_number() OVER (PARTITION BY b.session_id ORDER BY b.position) AS n
-    FROM batch b JOIN locked l ON l.session_id = b.session_id
-    WHERE b.epoch IS NULL OR b.epoch = l.epoch
-), bumped AS (
-    UPDATE sessions s SET last_seq = s.last_seq + c.appended
-    FROM (SELECT session_id, count(*) AS appended FROM accepted GROUP BY session_id) c
-    WHERE s.session_id = c.session_id
-    RETURNING s.session_id, s.last_seq - c.appended AS before
-), stored AS (
-    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)
-    SELECT a.session_id, u.before + a.n, a.name, a.created_at, a.data, a.data_exact, a.data_order
-    FROM accepted a JOIN bumped u ON u.session_id = a.session_id
-)
-SELECT a.position, u.before + a.n AS seq, a.created_at
-FROM accepted a JOIN bumped u ON u.session_id = a.session_id
 
 -- name: apply_write
 -- Compare-and-set on the version. Liveness columns change only when the write renews the
@@ -171,12 +136,11 @@ FROM accepted a JOIN bumped u ON u.session_id = a.session_id
 WITH s AS (
     UPDATE sessions SET
         agent_type = %(agent_type)s, user_id = %(user_id)s, state = %(state)s,
-        created_at = %(created_at)s, state_since = %(state_since)s, context = %(context)s::jsonb,
-        metadata = %(metadata)s::jsonb, parent_session_id = %(parent_session_id)s,
+        created_at = %(created_at)s, state_since = %(state_since)s, context = %(context)s::json,
+        metadata = %(metadata)s::json, parent_session_id = %(parent_session_id)s,
         version = %(version)s, owner = %(owner)s, epoch = %(epoch)s, recoveries = %(recoveries)s,
         ended_at = %(ended_at)s, failure_error = %(failure_error)s,
-        failure_details = %(failure_details)s::jsonb, failure_final = %(failure_final)s,
-        json_exact = %(json_exact)s::json, json_order = %(json_order)s::json,
+        failure_details = %(failure_details)s::json, failure_final = %(failure_final)s,
         last_heartbeat = CASE WHEN %(renews_lease)s THEN %(last_heartbeat)s ELSE last_heartbeat END,
         lease_expires_at = CASE WHEN %(renews_lease)s THEN %(lease_expires_at)s ELSE lease_expires_at END,
         suspect_at = CASE WHEN %(renews_lease)s THEN %(suspect_at)s ELSE suspect_at END,
@@ -188,9 +152,8 @@ WITH s AS (
       AND (%(expected_last_seq)s::bigint IS NULL OR last_seq = %(expected_last_seq)s::bigint)
     RETURNING *
 ), c AS (
-    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)
-    SELECT s.session_id, s.last_seq, %(cp_name)s, %(cp_time)s, %(cp_data)s::jsonb, %(cp_data_exact)s::json,
-        %(cp_data_order)s::json
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+    SELECT s.session_id, s.last_seq, %(cp_name)s, %(cp_time)s, %(cp_data)s::json
     FROM s WHERE %(cp_name)s::text IS NOT NULL
 )
 SELECT * FROM s
@@ -216,8 +179,9 @@ UPDATE sessions s SET
 FROM beat, clock
 WHERE s.session_id = beat.session_id
   AND (beat.epoch IS NULL OR beat.epoch = s.epoch)
-  AND (s.state = 'paused'
-       OR (s.state = 'active' AND (s.lease_expires_at IS NULL OR clock.now < s.lease_expires_at)))
+  AND CASE s.state WHEN 'paused' THEN true
+                   WHEN 'active' THEN s.lease_expires_at IS NULL OR clock.now < s.lease_expires_at
+                   ELSE false END
 RETURNING s.session_id
 
 -- Deleting sessions: first lock the rows to delete (an append updates its session's row, so it
@@ -267,8 +231,8 @@ SELECT session_id FROM sessions WHERE session_id = %(source_id)s FOR SHARE
 -- A fork's history: the source's first checkpoints, copied row for row inside the database, and
 -- the new session's last_seq set to the last one copied.
 WITH copied AS (
-    INSERT INTO checkpoints (session_id, seq, name, created_at, data, data_exact, data_order)
-    SELECT %(session_id)s, seq, name, created_at, data, data_exact, data_order FROM checkpoints
+    INSERT INTO checkpoints (session_id, seq, name, created_at, data)
+    SELECT %(session_id)s, seq, name, created_at, data FROM checkpoints
     WHERE session_id = %(source_id)s AND seq <= %(at_seq)s
     RETURNING seq
 )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -56,13 +57,15 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
 
 FALLBACKS = ("raise", "store")
+OUTAGE_LOG_EVERY = 10.0  # seconds between warnings that Redis is unreachable
 PAGE = 500
 
 
@@ -84,6 +87,7 @@ class RedisLivenessStore(Store):
         self.redis = RedisLeases(redis_url, prefix or default_prefix(inner.url))
         self._dirty: set[str] = set()  # beaten since the last flush
         self._unsynced: set[str] = set()  # a mirror failed: Redis may be behind the store
+        self._outage_logged = -OUTAGE_LOG_EVERY
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher = threading.Thread(
@@ -319,8 +323,12 @@ class RedisLivenessStore(Store):
 
     # -- internals ---------------------------------------------------------------------------
     def _without_redis(self, exc: StoreUnavailable) -> None:
-        """Carry on with the store's own (flushed) leases."""
-        logger.warning("Redis unreachable; leases come from the store: %s", exc)
+        """Carry on with the store's own (flushed) leases; said once per OUTAGE_LOG_EVERY seconds,
+        not on every call of an outage."""
+        now = time.monotonic()
+        if now - self._outage_logged >= OUTAGE_LOG_EVERY:
+            self._outage_logged = now
+            logger.warning("Redis unreachable; leases come from the store: %s", exc)
 
     # -- rebuilding Redis from the store -----------------------------------------------------
     def _due(self, which: str, until: datetime, limit: int) -> list[str]:

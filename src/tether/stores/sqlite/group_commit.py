@@ -1,7 +1,7 @@
 """SQLite's write path with group commit: concurrent writers share one transaction and one sync.
 
 The queue, leadership, gathering and the writer thread for coroutines are `tether.stores.
-group_commit`, shared with the PostgreSQL store; this module is what a batch means here. The
+group_commit`'s `GroupCommit`; this module (`SQLiteWrites`) is what a batch means here. The
 leader runs it in one `BEGIN IMMEDIATE` transaction (each write inside its own SAVEPOINT, so one
 rejected write does not undo the others) and commits once — one fsync for the whole batch. Writes
 of one kind that can be applied together (checkpoint appends) queue as items of a `Many` function
@@ -39,7 +39,7 @@ class _Job(group_commit.Job[Any]):
         self.item = item
 
 
-class GroupCommit(group_commit.GroupCommit[Any]):
+class SQLiteWrites(group_commit.GroupCommit[Any]):
     """Runs `work(connection)` functions durably; many concurrent ones per transaction."""
 
     def __init__(self, conn: sqlite3.Connection, describe: Callable[[BaseException], StoreUnavailable]):
@@ -57,7 +57,7 @@ class GroupCommit(group_commit.GroupCommit[Any]):
 
     async def run_many_async(self, many: Many, item: Any) -> Any:
         """`run_many` for a coroutine (see `group_commit.GroupCommit.run_async`)."""
-        return await self._run_async(_Job(None, many, item))
+        return await self.run_async(_Job(None, many, item))
 
     def close(self, then: Callable[[], object] | None = None) -> None:
         """Close the connection once the current leader is done; later writes raise. Idempotent."""

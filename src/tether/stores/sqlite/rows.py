@@ -30,11 +30,11 @@ def _time_or_none(value: int | None) -> datetime | None:
     return None if value is None else from_micros(value)
 
 
-def _session_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A row of any `SELECT` in queries.sql that starts with the session columns, as the values of
-    Session's fields in order: the session columns, then last_seq (the newest checkpoint's seq)."""
+def session_from_row(row: tuple[Any, ...]) -> Session:
+    """A row of any `SELECT` in queries.sql that starts with the session columns, then last_seq
+    (the newest checkpoint's seq), as a Session: its fields in order."""
     failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
-    return (
+    return Session(
         row[0],  # session_id
         row[1],  # agent_type
         row[2],  # user_id
@@ -58,11 +58,6 @@ def _session_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
         failure,
         row[23] or 0,  # last_seq
     )
-
-
-def session_from_row(row: tuple[Any, ...]) -> Session:
-    """A Session decoded from the row when a field is first read (listings build one per row)."""
-    return Session.from_row(_session_values, row)
 
 
 def session_to_row(s: Session) -> tuple[Any, ...]:

@@ -1,7 +1,7 @@
 """`sqlite:///path/tether.db`: the embedded default. WAL mode, durable commits, group commit.
 
 Reads run on one connection per thread (WAL readers run concurrently with each other and with
-the writer). Every write goes through one `GroupCommit`: concurrent writers share a transaction
+the writer). Every write goes through one `SQLiteWrites`: concurrent writers share a transaction
 and its sync. Each write checks the conditions its call carries (state, epoch, version) with
 named statements from queries.sql inside the BEGIN IMMEDIATE transaction that applies it, so
 the check and the write are atomic, also against other processes using the same file.
@@ -31,10 +31,10 @@ from tether.core.model import (
     SessionFilter,
     State,
 )
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
-    RetentionRule,
     Store,
     decode_cursor,
     encode_cursor,
@@ -45,7 +45,7 @@ from tether.stores.base import (
 )
 from tether.stores.sql_files import load_migrations, load_queries
 from tether.stores.sqlite.connections import Readers, SQLiteSettings, connect, unavailable
-from tether.stores.sqlite.group_commit import GroupCommit
+from tether.stores.sqlite.group_commit import SQLiteWrites
 from tether.stores.sqlite.rows import (
     checkpoint_from_row,
     micros_or_none,
@@ -105,7 +105,7 @@ class SQLiteStore(Store):
         except BaseException:
             self._readers.close()
             raise
-        self._writes = GroupCommit(writer, self._unavailable)
+        self._writes = SQLiteWrites(writer, self._unavailable)
         return found
 
     def _reconnect_in_forked_child(self) -> None:

@@ -1,8 +1,7 @@
-"""Each store operation once, as a generator of queries: the sync and async stores only drive them.
+"""Each store call once, as a generator of queries: the sync and async stores only drive them.
 
-An operation yields a `Query`, receives the rows it returned, and finally returns its result (or
-raises a TetherError); a statement that fails is thrown into it at its `yield`, so the one that can
-recover from a failed statement (`append_batch`) does it here too. It never touches a connection,
+A call yields a `Query`, receives the rows it returned, and finally returns its result (or
+raises a TetherError). It never touches a connection,
 so `PostgresStore` runs it with blocking calls and `AsyncPostgresStore` with awaits, and every
 decision about rows (what a missing row means, which error a rejected write gets) exists once, here.
 """
@@ -15,18 +14,14 @@ from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, TypeVar
 
-import psycopg
-
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
+from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, RetentionRule, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
-from tether.stores.postgres.connection import may_have_committed, translate
-from tether.stores.postgres.mapping import Append as Append
-from tether.stores.postgres.mapping import Row, session_from_row
-from tether.stores.postgres.prepared import Prepared
+from tether.stores.postgres.mapping import Append, Row, session_from_row
 from tether.stores.sql_files import Migration, load_migrations, load_queries
 
 T = TypeVar("T")
@@ -43,25 +38,13 @@ class Query:
     sql: str  # from queries.sql or a migration file, never built at runtime
     params: Mapping[str, Any] | None = None
     prepare: bool | None = None
-    # A hot one-row statement the stores run through libpq directly (prepared.py); `sql` stays its
-    # cursor form.
-    point: Prepared | None = None
 
 
 Operation = Generator[Query, list[Row], T]
 
 
-# The hot one-row statements, prepared on each connection and run without a cursor (prepared.py):
-# the point reads, and the append of a caller alone (concurrent ones share `append_checkpoints`).
-POINT_READS = ("get_session", "last_checkpoint", "last_checkpoint_named")
-POINT_STATEMENTS = {
-    **{name: Prepared.of(name, QUERIES[name]) for name in POINT_READS},
-    "append_checkpoint": Prepared.of("append_checkpoint", QUERIES["append_checkpoint"], spins=False),
-}
-
-
 def _query(name: str, params: Mapping[str, Any] | None = None, prepare: bool | None = None) -> Query:
-    return Query(QUERIES[name], params, prepare, POINT_STATEMENTS.get(name))
+    return Query(QUERIES[name], params, prepare)
 
 
 def manual_time(clock: Clock) -> datetime | None:
@@ -103,7 +86,7 @@ def now(manual: datetime | None, clock: DatabaseClock) -> Operation[datetime]:
         return carried
     sent = monotonic()
     rows = yield _query("clock", {"now": None})
-    return clock.anchor(rows[0][0], sent, monotonic())
+    return clock.anchor(rows[0]["now"], sent, monotonic())
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -148,48 +131,13 @@ def create(session: Session, new: Sequence[NewCheckpoint]) -> Operation[Session]
     return session_from_row(rows[0])
 
 
-# An append's outcome in a batch: stored, rejected by its fence (None: `explain_append` says why),
-# or failed with its own error.
-Outcome = Checkpoint | TetherError | None
-
-
-def append_batch(appends: Sequence[Append]) -> Operation[list[Outcome]]:
-    """Concurrent appends in one statement: one transaction, one commit (one WAL flush) for all.
-
-    An append its fence rejects is left out, the others are stored. If the statement fails, it
-    wrote nothing, and each append is retried alone, so a bad one fails alone; if the connection
-    was lost, nobody can know whether it committed, and every caller gets StoreUnavailable.
-    """
-    if len(appends) > 1:
-        try:
-            rows = yield _query("append_checkpoints", mapping.batch_params(appends))
-        except psycopg.Error as exc:
-            if may_have_committed(exc):
-                raise
-        else:
-            stored = {row[0]: row for row in rows}  # by the append's position (1-based)
-            return [_stored(a, stored.get(n)) for n, a in enumerate(appends, 1)]
-    outcomes: list[Outcome] = []
-    for a in appends:
-        try:
-            rows = yield _query(
-                "append_checkpoint", mapping.append_params(a.session_id, a.checkpoint, a.epoch)
-            )
-        except psycopg.Error as exc:
-            if len(appends) == 1:
-                raise
-            outcomes.append(translate(exc))
-            continue
-        outcomes.append(_stored(a, (None, *rows[0]) if rows else None))
-    return outcomes
-
-
-def _stored(append: Append, row: Row | None) -> Checkpoint | None:
-    """The checkpoint an append stored, from its (position, seq, created_at) row, if it has one."""
-    if row is None:
+def append(append: Append) -> Operation[Checkpoint | None]:
+    """The stored checkpoint, or None when its fence rejected it (`explain_append` says why)."""
+    rows = yield _query("append_checkpoint", append.params())
+    if not rows:
         return None
     cp = append.checkpoint
-    return Checkpoint(append.session_id, row[1], cp.name, row[2], cp.data)
+    return Checkpoint(append.session_id, rows[0]["seq"], cp.name, rows[0]["created_at"], cp.data)
 
 
 def explain_append(session_id: str, epoch: int | None) -> Operation[TetherError]:
@@ -215,12 +163,12 @@ def heartbeat(beats: Sequence[Beat], manual: datetime | None) -> Operation[list[
     results: list[TetherError | None] = [None] * len(beats)
     for batch in beat_rounds(beats):
         rows = yield _query("heartbeat", mapping.beat_params([beat for _, beat in batch], manual))
-        accepted = {row[0] for row in rows}
+        accepted = {row["session_id"] for row in rows}
         rejected = [(i, beat) for i, beat in batch if beat.session_id not in accepted]
         if rejected:
             ids = sorted({beat.session_id for _, beat in rejected})
             found = yield _query("sessions_by_ids", {"session_ids": ids})
-            current = {row[0]: session_from_row(row) for row in found}
+            current = {row["session_id"]: session_from_row(row) for row in found}
             at = yield from now(manual, DatabaseClock(resync=0))
             for i, beat in rejected:
                 results[i] = explain_rejected_beat(current.get(beat.session_id), beat, at)
@@ -252,7 +200,7 @@ def delete(session_id: str) -> Operation[None]:
 def purge(ended_before: datetime, states: frozenset[State]) -> Operation[int]:
     params = {"before": ended_before, "states": sorted(s.value for s in states)}
     rows = yield _query("lock_purgeable", params)
-    return (yield from _delete_locked([row[0] for row in rows]))
+    return (yield from _delete_locked([row["session_id"] for row in rows]))
 
 
 def fork(session: Session, source_id: str, at_seq: int) -> Operation[Session]:
@@ -268,13 +216,13 @@ def fork(session: Session, source_id: str, at_seq: int) -> Operation[Session]:
 
 def retirable(rule: RetentionRule, limit: int) -> Operation[list[str]]:
     rows = yield _query("retirable", _rule_params(rule, limit))
-    return [row[0] for row in rows]
+    return [row["session_id"] for row in rows]
 
 
 def retire(rule: RetentionRule, limit: int) -> Operation[list[str]]:
     """Run atomically, as purge: the rows are locked, then removed with their checkpoints."""
     rows = yield _query("lock_retirable", _rule_params(rule, limit))
-    doomed = [row[0] for row in rows]
+    doomed = [row["session_id"] for row in rows]
     yield from _delete_locked(doomed)
     return doomed
 
@@ -291,7 +239,7 @@ def _rule_params(rule: RetentionRule, limit: int) -> dict[str, Any]:
 
 def erase_user(user_id: str) -> Operation[int]:
     rows = yield _query("lock_user_sessions", {"user_id": user_id})
-    return (yield from _delete_locked([row[0] for row in rows]))
+    return (yield from _delete_locked([row["session_id"] for row in rows]))
 
 
 def _delete_locked(session_ids: list[str]) -> Operation[int]:
@@ -300,7 +248,7 @@ def _delete_locked(session_ids: list[str]) -> Operation[int]:
     if not session_ids:
         return 0
     rows = yield _query("delete_sessions", {"session_ids": session_ids})
-    removed: int = rows[0][0]
+    removed: int = rows[0]["removed"]
     return removed
 
 
@@ -310,7 +258,7 @@ def migrate(migrations: Sequence[Migration] = MIGRATIONS) -> Operation[int]:
     yield _query("migration_lock")
     yield _query("create_version_table", prepare=False)
     rows = yield _query("schema_version")
-    current: int = rows[0][0]
+    current: int = rows[0]["version"]
     if current > len(migrations):
         raise SchemaMismatch(current, len(migrations))
     for migration in migrations[current:]:
@@ -329,4 +277,4 @@ def _found_checkpoints(session_id: str, rows: list[Row]) -> list[Checkpoint]:
     """Rows of a LEFT JOIN from the session: none means no session, a NULL seq no checkpoints."""
     if not rows:
         raise NotFound(session_id)
-    return [mapping.checkpoint_from_row(session_id, row) for row in rows if row[0] is not None]
+    return [mapping.checkpoint_from_row(session_id, row) for row in rows if row["seq"] is not None]
