@@ -139,24 +139,24 @@ async def delete_session(session_id: SessionId, caller: CallerDep, rt: RuntimeDe
     return Response(status_code=204)
 
 
-@router.post("/sessions/{session_id}/pause", response_model=models.SessionOut, responses=LIFECYCLE)
-async def pause(
-    session_id: SessionId, body: models.Fenced, caller: CallerDep, rt: RuntimeDep, version: IfMatch
-) -> Response:
-    await rt.check(caller, session_id)
-    return await session_response(
-        rt, await rt.manager.pause(session_id, epoch=body.epoch, expected_version=version)
+def _fenced(action: str, summary: str) -> None:
+    """pause and resume: the same route, but for the manager method it calls."""
+
+    async def route(
+        session_id: SessionId, body: models.Fenced, caller: CallerDep, rt: RuntimeDep, version: IfMatch
+    ) -> Response:
+        await rt.check(caller, session_id)
+        call = getattr(rt.manager, action)
+        return await session_response(rt, await call(session_id, epoch=body.epoch, expected_version=version))
+
+    path = f"/sessions/{{session_id}}/{action}"
+    router.post(path, response_model=models.SessionOut, responses=LIFECYCLE, name=action, summary=summary)(
+        route
     )
 
 
-@router.post("/sessions/{session_id}/resume", response_model=models.SessionOut, responses=LIFECYCLE)
-async def resume(
-    session_id: SessionId, body: models.Fenced, caller: CallerDep, rt: RuntimeDep, version: IfMatch
-) -> Response:
-    await rt.check(caller, session_id)
-    return await session_response(
-        rt, await rt.manager.resume(session_id, epoch=body.epoch, expected_version=version)
-    )
+_fenced("pause", "Pause an active session (heartbeats still accepted, checkpoints not)")
+_fenced("resume", "Resume a paused session with a fresh lease")
 
 
 @router.post("/sessions/{session_id}/complete", response_model=models.SessionOut, responses=LIFECYCLE)
