@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ from tether import SessionManager  # noqa: E402
 PAYLOAD: dict[str, Any] = {"step": 7, "notes": "x" * 1000}  # ~1 KB of JSON
 CLIENTS = 16
 SUBSCRIBERS = 100
+# Leases long enough that no bench session times out on a loaded machine between its writes.
+POLICIES = Path(tempfile.mkstemp(prefix="bench-http-", suffix=".toml")[1])
+POLICIES.write_text("[policies.default]\ntimeout = 3600.0\n")
+BENCH_ENV = {"TETHER_POLICY_FILE": str(POLICIES)}
 
 
 @contextmanager
@@ -50,7 +54,12 @@ def uvicorn_process(command: list[str], store_url: str) -> Iterator[LiveServer]:
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="bench-http-", suffix=".log")[1])
     with log.open("wb") as out:
-        process = subprocess.Popen([*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **BENCH_ENV},
+        )
     server = LiveServer(f"http://127.0.0.1:{port}", store_url, process, log)
     try:
         wait_ready(server) if "tether" in command else _wait_port(server)
@@ -127,6 +136,15 @@ async def appends(url: str, ids: list[str], seconds: float) -> tuple[float, floa
     await asyncio.gather(*(client(sid) for sid in ids))
     elapsed = time.perf_counter() - start
     return len(latencies) / elapsed, percentile(latencies, 99)
+
+
+def measured(server: LiveServer, run: Coroutine[Any, Any, tuple[float, float]]) -> tuple[float, float, float]:
+    """(requests/s, p99, requests per CPU-second of the server process) of one round."""
+    cpu = cpu_seconds(server.process.pid)
+    start = time.perf_counter()
+    rate, p99 = asyncio.run(run)
+    requests = rate * (time.perf_counter() - start)
+    return rate, p99, requests / max(1e-9, cpu_seconds(server.process.pid) - cpu)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -246,19 +264,20 @@ def main() -> None:
                 "(target >= 20,000/s)",
                 flush=True,
             )
-            ids = asyncio.run(create_sessions(server.url, CLIENTS, "appender"))
             p50, p99, n = asyncio.run(fan_out(server.url))
             results["sse"] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "samples": n}
             print(
                 f"SSE fan-out to {SUBSCRIBERS}: p50 {p50 * 1000:.1f} ms, "
                 f"p99 {p99 * 1000:.1f} ms ({n} samples)"
             )
-            tether_rounds: list[tuple[float, float]] = []
-            bare_rounds: list[tuple[float, float]] = []
+            tether_rounds: list[tuple[float, float, float]] = []
+            bare_rounds: list[tuple[float, float, float]] = []
             with bare_serve() as bare:
                 for _ in range(args.rounds):  # alternating, so machine noise hits both alike
-                    tether_rounds.append(asyncio.run(appends(server.url, ids, args.seconds)))
-                    bare_rounds.append(asyncio.run(appends(bare.url, ids, args.seconds)))
+                    # fresh sessions each round: a lease left without heartbeats expires meanwhile
+                    ids = asyncio.run(create_sessions(server.url, CLIENTS, "appender"))
+                    tether_rounds.append(measured(server, appends(server.url, ids, args.seconds)))
+                    bare_rounds.append(measured(bare, appends(bare.url, ids, args.seconds)))
         tether_rate = statistics.median(r[0] for r in tether_rounds)
         bare_rate = statistics.median(r[0] for r in bare_rounds)
         results["appends"] = {
@@ -267,13 +286,18 @@ def main() -> None:
             "bare_per_s": bare_rate,
             "bare_p99_ms": statistics.median(r[1] for r in bare_rounds) * 1000,
             "ratio": tether_rate / bare_rate,
+            "tether_per_server_cpu_s": statistics.median(r[2] for r in tether_rounds),
+            "bare_per_server_cpu_s": statistics.median(r[2] for r in bare_rounds),
             "rounds": args.rounds,
         }
         a = results["appends"]
+        a["cpu_ratio"] = a["tether_per_server_cpu_s"] / a["bare_per_server_cpu_s"]
         print(
             f"appends, {CLIENTS} clients: {a['tether_per_s']:,.0f}/s p99 {a['tether_p99_ms']:.1f} ms; "
             "bare FastAPI "
-            f"{a['bare_per_s']:,.0f}/s p99 {a['bare_p99_ms']:.1f} ms; ratio {a['ratio']:.2f} (goal >= 0.5)"
+            f"{a['bare_per_s']:,.0f}/s p99 {a['bare_p99_ms']:.1f} ms; ratio {a['ratio']:.2f} (goal >= 0.5); "
+            f"per server CPU-s {a['tether_per_server_cpu_s']:,.0f} vs {a['bare_per_server_cpu_s']:,.0f}: "
+            f"{a['cpu_ratio']:.2f}"
         )
         big = f"sqlite:///{tmp}/big.db"
         populate(big, args.sessions)

@@ -5,8 +5,11 @@ manager = SessionManager()            # ./tether.db, or TETHER_STORE_URL
 s = manager.create("tutor", "user-1")
 manager.checkpoint(s.session_id, "task_received", {"task": 42})
 
-`AsyncSessionManager` is the same API for asyncio, every method awaited.
+`AsyncSessionManager` is the same API for asyncio, every method awaited. `Client("http://…")` and
+`AsyncClient` are the same API again, against a `tether serve` process.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from tether.core.clock import Clock, ManualClock, SystemClock
 from tether.core.errors import (
@@ -33,13 +36,28 @@ from tether.front.aio import AsyncSessionManager
 from tether.front.manager import SessionManager
 from tether.stores import Beat, Store, open_store
 
+if TYPE_CHECKING:
+    from tether.client import AsyncClient, Client
+
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    """`tether.Client` / `tether.AsyncClient` import httpx on first use, so `import tether` stays light."""
+    if name in ("Client", "AsyncClient"):
+        import tether.client
+
+        return getattr(tether.client, name)
+    raise AttributeError(f"module 'tether' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncClient",
     "AsyncSessionManager",
     "AuthError",
     "Beat",
     "Checkpoint",
+    "Client",
     "Clock",
     "ConfigurationError",
     "ConflictError",

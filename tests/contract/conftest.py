@@ -1,8 +1,15 @@
 """Fixtures of the store contract suite: sessions in a given state, and a check that nothing changed.
 
-Every test here runs once per store kind (tests/conftest.py: STORE_KINDS) and once per manager
-(sync, async) through the `manager` fixture, so a new store, or the async manager, passes the same
-specification unchanged.
+Every test here runs once per store kind (tests/conftest.py: STORE_KINDS) and once per front door
+through the `manager` fixture (sync, async, client, async-client), so a new store, the async
+manager, or the HTTP API through `tether.Client`, passes the same specification unchanged.
+
+The clients ("client", "async-client") talk to a real `tether serve` process on a loopback port:
+one per store kind (SQLite and PostgreSQL) for the whole run, emptied through the API before each
+test (tests/remote.py). Tests that move a ManualClock or read the `store` fixture cannot reach into
+a server process, so they are skipped for the clients with that reason; so are the event tests,
+whose subscribers the embedded managers call synchronously (the clients' live stream is asynchronous
+and is specified in tests/client/).
 
 How the async run works without a second copy of the tests: for "async", `manager` is a
 `BlockingAsyncManager` (tests/async_facade.py) wrapping an `AsyncSessionManager`. It has the
@@ -16,13 +23,15 @@ also use `store` see the same data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from tests.async_facade import BlockingAsyncManager
-from tether import Policies, SessionManager, State
+from tests.remote import empty, serve
+from tether import AsyncClient, Client, Policies, SessionManager, State
 from tether.core.model import Session
 from tether.front.aio import AsyncSessionManager
 from tether.stores import POSTGRES_SCHEMES, Store
@@ -33,11 +42,68 @@ MakeSession = Callable[..., Session]
 Unchanged = Callable[[str], AbstractContextManager[None]]
 
 
-@pytest.fixture(params=["sync", "async"])
-def manager(
-    request: pytest.FixtureRequest, store: Store, store_url: str, policies: Policies
-) -> Iterator[SessionManager]:
-    yield from front_door(request.param, store, store_url, policies)
+CLIENTS = ("client", "async-client")
+# Fixtures a test cannot have through a server process: its clock, its store, in-process events.
+NOT_REMOTE = {
+    "clock": "moves a ManualClock, which cannot move a server process's clock",
+    "store": "reads or writes the store directly, which a server process keeps to itself",
+}
+EVENT_TESTS = "test_events.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The clients run against SQLite and PostgreSQL servers, not the memory store."""
+
+    def params(item: pytest.Item) -> dict[str, object]:
+        callspec = getattr(item, "callspec", None)
+        return callspec.params if callspec is not None else {}
+
+    items[:] = [
+        item
+        for item in items
+        if not (params(item).get("manager") in CLIENTS and params(item).get("store_url") == "memory")
+    ]
+
+
+class Remote:
+    """A server process, and a sync and an async client of it, shared by every test of a store kind."""
+
+    def __init__(self, store_url: str, workdir: Path, policies: Policies) -> None:
+        self.stack = ExitStack()
+        url = self.stack.enter_context(serve(store_url, workdir, policies)).url
+        self.client = self.stack.enter_context(Client(url, worker_id="worker-a"))
+        self.async_client = BlockingAsyncManager(AsyncClient(url, worker_id="worker-a"))  # type: ignore[arg-type]
+        self.stack.callback(self.async_client.close)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@pytest.fixture(scope="session")
+def remotes() -> Iterator[dict[str, Remote]]:
+    """One `tether serve` per store kind, started on first use, stopped at the end of the run."""
+    started: dict[str, Remote] = {}
+    yield started
+    for remote in started.values():
+        remote.close()
+
+
+def _remote(request: pytest.FixtureRequest, store_url: str) -> Remote:
+    remotes: dict[str, Remote] = request.getfixturevalue("remotes")
+    kind = request.node.callspec.params["store_url"]
+    if kind not in remotes:
+        workdir = request.getfixturevalue("tmp_path_factory").mktemp(f"serve-{kind}")
+        url = store_url if kind == "postgres" else f"sqlite:///{workdir}/tether.db"
+        remotes[kind] = Remote(url, workdir, request.getfixturevalue("policies"))
+    return remotes[kind]
+
+
+@pytest.fixture(params=["sync", "async", *CLIENTS])
+def manager(request: pytest.FixtureRequest, store_url: str, policies: Policies) -> Iterator[SessionManager]:
+    if request.param in CLIENTS:
+        yield from _client(request, store_url)
+        return
+    yield from front_door(request.param, request.getfixturevalue("store"), store_url, policies)
 
 
 def front_door(
@@ -60,6 +126,18 @@ def front_door(
     )
     yield cast(SessionManager, facade)
     facade.close()
+
+
+def _client(request: pytest.FixtureRequest, store_url: str) -> Iterator[SessionManager]:
+    test_file = request.node.path.name
+    for name, reason in NOT_REMOTE.items():
+        if name in request.fixturenames:
+            pytest.skip(f"not through a server process: the test {reason}")
+    if test_file == EVENT_TESTS:
+        pytest.skip("not through a server process: subscribers are called synchronously, in-process")
+    remote = _remote(request, store_url)
+    empty(remote.client)
+    yield cast(SessionManager, remote.client if request.param == "client" else remote.async_client)
 
 
 @pytest.fixture

@@ -37,7 +37,10 @@ def test_list_is_newest_first(manager: SessionManager, clock: ManualClock) -> No
     assert [s.session_id for s in manager.list()] == ids[::-1]
 
 
-def test_sessions_created_at_the_same_instant_are_ordered_by_id(manager: SessionManager) -> None:
+def test_sessions_created_at_the_same_instant_are_ordered_by_id(
+    manager: SessionManager, clock: ManualClock
+) -> None:
+    # The clock stands still, so all four are created at the same instant.
     for sid in ["b", "d", "a", "c"]:
         manager.create("tutor", "user-1", session_id=sid)
     assert [s.session_id for s in manager.list()] == ["d", "c", "b", "a"]

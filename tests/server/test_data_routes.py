@@ -77,5 +77,9 @@ def test_an_encrypting_server_stores_no_plaintext_and_reads_back_exactly(
         dave.post(f"/v1/sessions/{sid}/checkpoints", json={"name": "said", "data": {"text": MARKER}})
         assert dave.get(f"/v1/sessions/{sid}").json()["context"] == context
         assert dave.get(f"/v1/sessions/{sid}/checkpoints/1").json()["data"] == {"text": MARKER}
+        refused = dave.get("/v1/export")
+        assert refused.status_code == 422 and refused.json()["field"] == "decrypt"
+        exported = dave.get("/v1/export", params={"decrypt": "true"})
+        assert exported.status_code == 200 and MARKER in exported.text
     raw = b"".join(path.read_bytes() for path in folder.glob("tether.db*"))
     assert sid.encode() in raw and MARKER.encode() not in raw

@@ -9,10 +9,12 @@ import tether
 from tests.support import subprocess_env
 
 PUBLIC_API = [
+    "AsyncClient",
     "AsyncSessionManager",
     "AuthError",
     "Beat",
     "Checkpoint",
+    "Client",
     "Clock",
     "ConfigurationError",
     "ConflictError",

@@ -132,7 +132,7 @@ def test_a_validation_problem_without_a_field_names_it_by_json_pointer() -> None
     body = {
         "status": 422,
         "code": "validation_error",
-        "errors": [{"pointer": "/body/context/x", "detail": "?"}],
+        "errors": [{"pointer": "/context/x", "detail": "?"}],
     }
     error = error_from_problem(422, body)
     assert isinstance(error, ValidationError) and error.field == "context.x"

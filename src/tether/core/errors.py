@@ -23,6 +23,8 @@ from __future__ import annotations
 class TetherError(Exception):
     """Root of every error Tether raises on purpose."""
 
+    request_id: str | None = None  # set by tether.Client: the server's X-Request-ID for this answer
+
 
 class NotFound(TetherError):
     def __init__(self, session_id: str) -> None:

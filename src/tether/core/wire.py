@@ -138,15 +138,15 @@ ERRORS: dict[type[TetherError], Problem] = {
     PayloadTooLarge: Problem(413, "payload_too_large", "Payload too large", ("field", "size", "limit")),
     ValidationError: Problem(422, "validation_error", "Invalid request", ("field", "problem")),
     StoreUnavailable: Problem(503, "store_unavailable", "Store unavailable", ()),
-    AuthError: Problem(401, "unauthorized", "Unauthorized", ()),
+    AuthError: Problem(401, "unauthorized", "Unauthorized", ()),  # the server answers 403 "forbidden" too
     SchemaMismatch: Problem(500, "schema_mismatch", "Schema mismatch", ("found", "supported")),
     ConfigurationError: Problem(500, "configuration_error", "Server misconfigured", ()),
     DecryptionError: Problem(
         500, "decryption_error", "Stored payload cannot be decrypted", ("session_id", "field")
     ),
 }
-# A ConflictError with versions is a failed precondition (If-Match); without, a plain conflict
-# (e.g. creating a session whose id exists).
+# A ConflictError with versions is a failed precondition (If-Match); without, a plain conflict (a race
+# lost too often). The server answers "already_exists" for a create whose id exists (docs/http-api.md).
 VERSION_MISMATCH = Problem(
     412, "version_mismatch", "Version mismatch", ("session_id", "expected_version", "actual_version")
 )
@@ -155,6 +155,7 @@ _BY_CODE = {p.code: (cls, p) for cls, p in ERRORS.items()}
 _BY_CODE[VERSION_MISMATCH.code] = (ConflictError, VERSION_MISMATCH)
 _BY_CODE[CONFLICT.code] = (ConflictError, CONFLICT)
 _BY_CODE["already_exists"] = (ConflictError, CONFLICT)  # the server's answer to a create of an existing id
+_BY_CODE["forbidden"] = (AuthError, ERRORS[AuthError])
 
 
 def problem_for(error: TetherError) -> Problem:
@@ -177,11 +178,22 @@ def problem_from_error(error: TetherError) -> JSON:
     }
     for name in problem.attributes:
         body[name] = getattr(error, name)
+    if getattr(error, "__notes__", None):
+        body["notes"] = list(error.__notes__)
     return body
 
 
 def error_from_problem(status: int, body: Mapping[str, Any]) -> TetherError:
-    """The exception a problem+json body stands for; unknown codes keep their status and detail."""
+    """The exception a problem+json body stands for (with its notes); unknown codes keep their status
+    and detail."""
+    error = _error(status, body)
+    notes = body.get("notes")
+    for note in notes if isinstance(notes, list) else ():
+        error.add_note(str(note))
+    return error
+
+
+def _error(status: int, body: Mapping[str, Any]) -> TetherError:
     code = body.get("code")
     detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
     cls, _ = _BY_CODE.get(code, (None, None)) if isinstance(code, str) else (None, None)
@@ -219,13 +231,16 @@ def error_from_problem(status: int, body: Mapping[str, Any]) -> TetherError:
 
 
 def _pointer_field(body: Mapping[str, Any]) -> str:
-    """`/body/context/x` -> `context.x`: the field named by the first JSON pointer in `errors`."""
+    """`/context/x` -> `context.x`: the field named by the first entry of `errors` (a JSON pointer into
+    the body, or the name of a query, path or header parameter)."""
     errors = body.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-        pointer = str(errors[0].get("pointer", ""))
-        parts = [p for p in pointer.split("/") if p and p not in ("body", "query", "path", "header")]
-        return ".".join(parts) or "request"
-    return "request"
+        first = errors[0]
+        if first.get("parameter"):
+            return str(first["parameter"])
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(first.get("pointer", "")).split("/")]
+        return ".".join(p for p in parts if p) or "body"
+    return "body"
 
 
 def retention_to_json(report: RetentionReport) -> JSON:

@@ -246,7 +246,7 @@ class Operations:
         """One store batch; a "heartbeat" event for each beat that was applied."""
         if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
             raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
-        checked = [_checked_beat(i, beat) for i, beat in enumerate(beats)]
+        checked = [checked_beat(i, beat) for i, beat in enumerate(beats)]
         results = yield from call(Store.heartbeat, checked)
         if self.events.active:
             now = yield from call(Store.now)
@@ -331,11 +331,7 @@ class Operations:
         )
 
     def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Flow[Session | None]:
-        if isinstance(agent_types, str):
-            raise ValidationError("agent_types", "must be a collection of agent types, not one string")
-        if agent_types is not None and not isinstance(agent_types, Iterable):
-            raise ValidationError("agent_types", f"must be a collection of agent types, got {agent_types!r}")
-        types = None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
+        types = checked_agent_types(agent_types)
         worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
         candidates = yield from call(Store.claimable, types, CLAIM_CANDIDATES)
         for candidate in candidates:
@@ -359,7 +355,7 @@ class Operations:
             self._emit(session_id, "deleted", (yield from call(Store.now)), None, {})
 
     def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Flow[int]:
-        chosen = frozenset(_required_state(s) for s in states)
+        chosen = frozenset(required_state(s) for s in states)
         if isinstance(older_than, datetime):
             cutoff = as_aware(older_than)
         elif isinstance(older_than, timedelta) and timedelta(0) <= older_than <= MAX_AGE:
@@ -455,14 +451,22 @@ def fork_metadata(source: Session, at_seq: int) -> dict[str, Any]:
     }
 
 
-def _required_state(value: State | str) -> State:
+def checked_agent_types(agent_types: Iterable[str] | None) -> frozenset[str] | None:
+    if isinstance(agent_types, str):
+        raise ValidationError("agent_types", "must be a collection of agent types, not one string")
+    if agent_types is not None and not isinstance(agent_types, Iterable):
+        raise ValidationError("agent_types", f"must be a collection of agent types, got {agent_types!r}")
+    return None if agent_types is None else frozenset(check_text("agent_types", t) for t in agent_types)
+
+
+def required_state(value: State | str) -> State:
     state = parse_state(value)
     if state is None:
         raise ValidationError("state", "must be a state, got None")
     return state
 
 
-def _checked_beat(index: int, beat: object) -> Beat:
+def checked_beat(index: int, beat: object) -> Beat:
     if not isinstance(beat, Beat):
         raise ValidationError(f"beats[{index}]", f"must be a Beat, got {type(beat).__name__}")
     return Beat(

@@ -26,7 +26,7 @@ def export_jsonl(destination: str | Path | IO[str], user_id: str | None) -> Flow
     """Write every session (of one user, if given) with all its checkpoints; returns the count."""
     count = 0
     cursor: str | None = None
-    with _opened(destination, "w") as out:
+    with opened(destination, "w") as out:
         while True:
             page = yield from call(Store.query, SessionFilter(user_id=user_id), PAGE, cursor)
             for session in page:
@@ -154,7 +154,8 @@ def _all_checkpoints(session_id: str) -> Flow[list[Checkpoint]]:
 
 
 @contextlib.contextmanager
-def _opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+def opened(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
+    """A path opened as UTF-8 text (and closed after), or a stream used as it is."""
     if isinstance(target, str | Path):
         with open(target, mode, encoding="utf-8") as fh:
             yield fh

@@ -7,6 +7,7 @@ bound to loopback runs open: every caller is an admin (the server says so when i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -16,6 +17,8 @@ from tether.core.errors import AuthError, NotFound
 from tether.core.model import Session
 from tether.server.problems import Forbidden
 from tether.stores import AsyncStore
+
+OPEN_RECHECK = 1.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +58,14 @@ class Authenticator:
         self.store = store
         self.loopback = loopback
         self._keyed = False  # once a key exists, keys are required for good
+        self._looked = -OPEN_RECHECK
 
     async def open_mode(self) -> bool:
-        """No key stored yet and bound to loopback."""
-        if not self._keyed:
+        """No key stored yet and bound to loopback. While open, the store is asked again at most
+        every OPEN_RECHECK seconds, so a first key (made by `tether keys create`) closes it."""
+        if not self._keyed and time.monotonic() - self._looked >= OPEN_RECHECK:
             self._keyed = bool(await self.store.list_api_keys())
+            self._looked = time.monotonic()
         return not self._keyed and self.loopback
 
     async def caller(self, request: Request) -> Caller:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sse_starlette import ServerSentEvent
+
 from tether.events.bus import Event
 from tether.server.shapes import dumps
 
@@ -36,7 +38,7 @@ class Frame:
     session_id: str
     user_id: str | None
     agent_type: str | None
-    data: str  # the JSON of the SSE data line
+    wire: bytes  # the whole SSE frame, encoded once for every subscriber
 
 
 @dataclass(slots=True, eq=False)  # hashed by identity: the hub keeps a set of them
@@ -151,9 +153,9 @@ class EventHub:
             "agent_type": agent_type,
             "data": event.data,
         }
-        frame = Frame(
-            self.last_id, event.kind, event.session_id, user_id, agent_type, dumps(payload).decode()
-        )
+        text = dumps(payload).decode()
+        wire = ServerSentEvent(data=text, event=event.kind, id=str(self.last_id)).encode()
+        frame = Frame(self.last_id, event.kind, event.session_id, user_id, agent_type, wire)
         if event.kind != HEARTBEAT:
             if len(self.ring) == self.ring.maxlen:
                 self.evicted_upto = self.ring[0].id

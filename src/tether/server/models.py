@@ -50,7 +50,7 @@ class Complete(Body):
 
 
 class Fail(Body):
-    error: Annotated[str, Field(max_length=10_000)]
+    error: str  # bounded by the library's payload limit (413), as embedded
     details: Document | None = None
     final: bool = False
     epoch: Epoch | None = None

@@ -76,7 +76,7 @@ def from_error(exc: TetherError, place: str = "body", prefix: str = "") -> Probl
     if shape.status == 500:
         logger.error("error answered as 500: %r", exc)
     body = wire.problem_from_error(exc)
-    extensions = {name: body[name] for name in shape.attributes}
+    extensions = {name: body[name] for name in (*shape.attributes, "notes") if name in body}
     if isinstance(exc, ValidationError):
         extensions["errors"] = [field_error(exc.field, exc.problem, place, prefix)]
     return Problem(shape.status, shape.code, str(exc), **extensions)

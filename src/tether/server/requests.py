@@ -1,4 +1,5 @@
-"""Request bodies: parsed by orjson, with a nesting limit, on every route of the API."""
+"""Request bodies: parsed as the library parses JSON (tether.core.codec), with a nesting limit, on every
+route of the API."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from tether.core import codec
 from tether.server.settings import MAX_BODY_BYTES
 
 CONTAINERS = (dict, list)  # what orjson decodes JSON objects and arrays to, exactly
@@ -34,7 +35,10 @@ class JSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            value = orjson.loads(body)  # orjson.JSONDecodeError is a json.JSONDecodeError
+            try:  # exactly as the library reads JSON (integers past 64 bits stay integers)
+                value = codec.decode(body)
+            except RecursionError:
+                raise json.JSONDecodeError("nested too deeply", "", 0) from None
             limit = self.app.state.tether.settings.max_depth
             if isinstance(value, dict | list) and too_deep(value, limit):
                 raise json.JSONDecodeError(f"nested deeper than {limit} levels", "", 0)

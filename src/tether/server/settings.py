@@ -20,7 +20,7 @@ class ServerSettings:
     store_url: str
     redis_url: str | None = None
     host: str = "127.0.0.1"
-    max_depth: int = 128  # JSON nesting levels in a request body
+    max_depth: int = 512  # JSON nesting levels in a request body (the library keeps 200-deep data)
     ring_size: int = 10_000  # events kept for Last-Event-ID resumption
     ping_seconds: float = 15.0
     supervise: bool = True

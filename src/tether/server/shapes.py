@@ -3,6 +3,7 @@ knows (liveness at its clock, lists, counts)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -42,8 +43,16 @@ def count_json(count: SessionCount) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    """orjson: datetimes in ISO 8601 with their UTC offset; anything else JSON cannot hold as text."""
-    return orjson.dumps(value, default=str)
+    """orjson: datetimes in ISO 8601 with their UTC offset; anything else JSON cannot hold as text.
+    Integers past 64 bits, which orjson refuses, go through the standard library, exactly."""
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_text, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

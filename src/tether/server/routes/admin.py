@@ -6,12 +6,11 @@ import io
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import IO, Annotated, Literal, cast
 
 from fastapi import Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tether.core.errors import ValidationError
 from tether.core.model import ENDED_STATES
 from tether.server import models, shapes
 from tether.server.requests import router as make_router
@@ -33,11 +32,12 @@ async def export(
     caller: CallerDep,
     rt: RuntimeDep,
     user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    decrypt: Annotated[bool, Query(description="an encrypting server: write payloads in clear")] = False,
 ) -> StreamingResponse:
     """Sessions in the seed JSONL format, checkpoints inline (a user key: its own sessions)."""
     user = caller.user_filter(user_id)
     spool = tempfile.SpooledTemporaryFile(SPOOL, mode="w+", encoding="utf-8")  # noqa: SIM115 (streamed, closed below)
-    await rt.manager.export(spool, user_id=user)
+    await rt.manager.export(spool, user_id=user, decrypt=decrypt)
     spool.seek(0)
 
     def chunks() -> Iterator[str]:
@@ -64,11 +64,9 @@ async def import_sessions(
     """Admin: read seed-format JSONL from the body."""
     caller.require_admin()
     body = await request.body()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError("body", "is not UTF-8 text") from None
-    count = await rt.manager.import_sessions(io.StringIO(text), on_conflict=on_conflict)
+    # Lines as bytes, as the library reads a file, so a bad byte is pinned to its line as it is there.
+    lines = cast(IO[str], io.BytesIO(body))
+    count = await rt.manager.import_sessions(lines, on_conflict=on_conflict)
     rt.owners.clear()
     return shapes.json_response({"imported": count})
 

@@ -34,8 +34,8 @@ def cursor_of(last_event_id: str | None, since: int | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 19 else -1
 
 
-def frame_event(frame: Frame) -> ServerSentEvent:
-    return ServerSentEvent(data=frame.data, event=frame.kind, id=str(frame.id))
+def frame_event(frame: Frame) -> bytes:
+    return frame.wire
 
 
 def reset_event(rt: Runtime, reason: str) -> ServerSentEvent:
@@ -53,7 +53,7 @@ async def frames(rt: Runtime, subscription: Subscription) -> AsyncIterator[Frame
         yield await subscription.queue.get()
 
 
-def sse(stream: AsyncIterator[ServerSentEvent], rt: Runtime) -> EventSourceResponse:
+def sse(stream: AsyncIterator[ServerSentEvent | bytes], rt: Runtime) -> EventSourceResponse:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return EventSourceResponse(stream, ping=rt.settings.ping_seconds, headers=headers)
 
@@ -73,7 +73,7 @@ async def events(
     subscription = Subscription(caller.user_filter(user_id), session_id, agent_type, kinds_of(kinds))
     replay = rt.hub.subscribe(subscription, cursor_of(last_event_id, since))
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncIterator[ServerSentEvent | bytes]:
         try:
             if replay is None:
                 yield reset_event(rt, "cursor_expired")
@@ -111,7 +111,7 @@ async def session_events(
         data = shapes.dumps(shapes.session_json(session, await rt.now())).decode()
         return ServerSentEvent(data=data, event=kind, id=str(at), retry=RETRY_MS)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncIterator[ServerSentEvent | bytes]:
         nonlocal at
         try:
             yield await session_frame("snapshot", snapshot)

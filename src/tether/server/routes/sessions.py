@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Path, Query, Request, Response
 
@@ -15,6 +16,8 @@ from tether.server.requests import router as make_router
 from tether.server.routes.common import CallerDep, IfMatch, RuntimeDep, problem_responses
 from tether.server.runtime import Runtime
 from tether.stores.base import Beat
+
+MAX_LIMIT = 10_000  # the library's own bound (tether.core.validation.check_limit)
 
 router = make_router(prefix="/v1", tags=["sessions"])
 
@@ -51,7 +54,7 @@ async def create_session(body: models.CreateSession, caller: CallerDep, rt: Runt
         if existing is not None:
             return await session_response(rt, existing)
         raise Problem(409, "already_exists", str(exc), session_id=exc.session_id) from None
-    location = f"/v1/sessions/{session.session_id}"
+    location = f"/v1/sessions/{quote(session.session_id, safe='')}"
     return await session_response(rt, session, 201, Location=location)
 
 
@@ -76,7 +79,7 @@ async def list_sessions(
     no_heartbeat_for: Annotated[float | None, Query(gt=0, le=3_162_240_000)] = None,
     paused_for: Annotated[float | None, Query(gt=0, le=3_162_240_000)] = None,
     include: Annotated[str | None, Query(pattern="^context$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
     user = caller.user_filter(user_id)
@@ -136,24 +139,24 @@ async def delete_session(session_id: SessionId, caller: CallerDep, rt: RuntimeDe
     return Response(status_code=204)
 
 
-@router.post("/sessions/{session_id}/pause", response_model=models.SessionOut, responses=LIFECYCLE)
-async def pause(
-    session_id: SessionId, body: models.Fenced, caller: CallerDep, rt: RuntimeDep, version: IfMatch
-) -> Response:
-    await rt.check(caller, session_id)
-    return await session_response(
-        rt, await rt.manager.pause(session_id, epoch=body.epoch, expected_version=version)
+def _fenced(action: str, summary: str) -> None:
+    """pause and resume: the same route, but for the manager method it calls."""
+
+    async def route(
+        session_id: SessionId, body: models.Fenced, caller: CallerDep, rt: RuntimeDep, version: IfMatch
+    ) -> Response:
+        await rt.check(caller, session_id)
+        call = getattr(rt.manager, action)
+        return await session_response(rt, await call(session_id, epoch=body.epoch, expected_version=version))
+
+    path = f"/sessions/{{session_id}}/{action}"
+    router.post(path, response_model=models.SessionOut, responses=LIFECYCLE, name=action, summary=summary)(
+        route
     )
 
 
-@router.post("/sessions/{session_id}/resume", response_model=models.SessionOut, responses=LIFECYCLE)
-async def resume(
-    session_id: SessionId, body: models.Fenced, caller: CallerDep, rt: RuntimeDep, version: IfMatch
-) -> Response:
-    await rt.check(caller, session_id)
-    return await session_response(
-        rt, await rt.manager.resume(session_id, epoch=body.epoch, expected_version=version)
-    )
+_fenced("pause", "Pause an active session (heartbeats still accepted, checkpoints not)")
+_fenced("resume", "Resume a paused session with a fresh lease")
 
 
 @router.post("/sessions/{session_id}/complete", response_model=models.SessionOut, responses=LIFECYCLE)
@@ -290,7 +293,7 @@ async def list_checkpoints(
     caller: CallerDep,
     rt: RuntimeDep,
     after: Annotated[int, Query(ge=0, le=MAX_COUNTER)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response:
     await rt.check(caller, session_id)
@@ -313,7 +316,7 @@ async def append_checkpoint(
 ) -> Response:
     await rt.check(caller, session_id)
     cp = await rt.manager.checkpoint(session_id, body.name, body.data, epoch=body.epoch)
-    location = f"/v1/sessions/{session_id}/checkpoints/{cp.seq}"
+    location = f"/v1/sessions/{quote(session_id, safe='')}/checkpoints/{cp.seq}"
     return shapes.json_response(shapes.checkpoint_json(cp), 201, {"Location": location})
 
 
