@@ -49,7 +49,17 @@ class LiveServer:
             store.add_api_key(key)
         finally:
             store.close()
+        self._wait_until_keys_are_required()
         return text
+
+    def _wait_until_keys_are_required(self) -> None:
+        """A running server notices a first key within a second (it leaves open mode); tests that
+        expect a key to be needed must not race that second."""
+        deadline = time.monotonic() + 10
+        while self.process.poll() is None and httpx.get(f"{self.url}/v1/me", timeout=5).status_code != 401:
+            if time.monotonic() > deadline:
+                raise AssertionError("the server still runs open ten seconds after a key was added")
+            time.sleep(0.05)
 
     @staticmethod
     def auth(key: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import REDIS_URL, service_missing
 from tests.contract.conftest import *  # noqa: F403  (every contract fixture; store_url and store are replaced below)
-from tether import ManualClock
+from tests.contract.conftest import front_door
+from tether import ManualClock, Policies, SessionManager
 from tether.stores import Store, open_store
 from tether.stores.redis.liveness import RedisLivenessStore
 
@@ -43,3 +44,12 @@ def store(clock: ManualClock) -> Iterator[Store]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def manager(
+    request: pytest.FixtureRequest, store: Store, store_url: str, policies: Policies
+) -> Iterator[SessionManager]:
+    """The embedded managers only: Redis liveness wraps an in-process store here, while the clients'
+    server runs stores of its own (the clients run the contract suite in tests/contract)."""
+    yield from front_door(request.param, store, store_url, policies)
