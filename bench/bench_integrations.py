@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
     asynccontextmanager,
+    closing,
     contextmanager,
 )
 from pathlib import Path
@@ -62,7 +64,15 @@ Contender = Callable[[int], Measures]  # runs the workload's steps on a fresh da
 @contextmanager
 def sqlite_file(directory: Path) -> Any:
     path = directory / f"{uuid.uuid4().hex}.db"
-    yield path, lambda: sum(p.stat().st_size for p in directory.glob(path.name + "*"))
+
+    def size() -> int:
+        """The database's size once its WAL is folded in (the -shm index does not count)."""
+        if path.exists():
+            with closing(sqlite3.connect(path)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+    yield path, size
 
 
 @contextmanager
@@ -132,8 +142,7 @@ def contender(
     database: str, directory: Path, opened: Callable[[str, Any], AbstractAsyncContextManager[Any]], work: Any
 ) -> Contender:
     """A contender of an async framework: `opened(database, where)` yields the store, `work(store,
-    steps)` returns its measures but the bytes (measured once the store is closed: SQLite's WAL is
-    then folded into the database file)."""
+    steps)` returns its measures but the bytes (measured once the store is closed)."""
 
     def run(steps: int) -> Measures:
         with fresh(database, directory) as (where, size):
@@ -148,6 +157,49 @@ def contender(
             return {**measures, "bytes/step": (size() - before) / steps}
 
     return run
+
+
+Opened = Callable[[str, Any], AbstractAsyncContextManager[Any]]  # (database, where) -> the store
+
+
+def on_both(
+    directory: Path, databases: list[str], work: Any, sqlite: dict[str, Opened], postgres: dict[str, Opened]
+) -> dict[str, Contender]:
+    """The contenders of an async framework: those on SQLite, and those on PostgreSQL if asked."""
+    found = {name: contender("sqlite", directory, opened, work) for name, opened in sqlite.items()}
+    if "postgres" in databases:
+        found |= {name: contender("postgres", directory, opened, work) for name, opened in postgres.items()}
+    return found
+
+
+def tether_opened(adapter: Callable[[str], Any]) -> Opened:
+    """`opened` for a Tether adapter built from a store URL (and closed after)."""
+
+    @asynccontextmanager
+    async def opened(database: str, where: Any) -> Any:
+        store = adapter(tether_url(database, where))
+        try:
+            yield store
+        finally:
+            store.close()
+
+    return opened
+
+
+def engine_opened(
+    make: Callable[[Any], Awaitable[Any]],
+) -> Callable[[str, Any], AbstractAsyncContextManager[Any]]:
+    """`opened` for a framework backend on an async SQLAlchemy engine (disposed after)."""
+
+    @asynccontextmanager
+    async def opened(database: str, where: Any) -> Any:
+        engine = sqlalchemy_engine(database, where)
+        try:
+            yield await make(engine)
+        finally:
+            await engine.dispose()
+
+    return opened
 
 
 # -- LangGraph --------------------------------------------------------------------------------------
@@ -173,57 +225,54 @@ def langgraph_run(saver: Any, steps: int) -> Measures:
 
 
 def langgraph_contenders(directory: Path, databases: list[str]) -> dict[str, Contender]:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
     from tether.integrations.langgraph import TetherSaver
 
-    def tether(database: str) -> Contender:
+    def saver_on(database: str, open_saver: Callable[[Any], tuple[Any, Callable[[], object]]]) -> Contender:
+        """`open_saver(where)` gives a saver on the fresh database and what closes it."""
+
         def run(steps: int) -> Measures:
             with fresh(database, directory) as (where, size):
-                saver = TetherSaver(tether_url(database, where))
+                saver, close = open_saver(where)
                 before = size()
                 try:
                     measures = langgraph_run(saver, steps)
                 finally:
-                    saver.close()
+                    close()
                 return {**measures, "bytes/step": (size() - before) / steps}
 
         return run
 
-    def own_sqlite(steps: int) -> Measures:
-        import sqlite3
+    def tether(database: str) -> Contender:
+        def open_saver(where: Any) -> tuple[Any, Callable[[], object]]:
+            saver = TetherSaver(tether_url(database, where))
+            return saver, saver.close
 
-        from langgraph.checkpoint.sqlite import SqliteSaver
+        return saver_on(database, open_saver)
 
-        with sqlite_file(directory) as (path, size):
-            conn = sqlite3.connect(path, check_same_thread=False)
-            saver = SqliteSaver(conn)
-            saver.setup()
-            before = size()
-            try:
-                measures = langgraph_run(saver, steps)
-            finally:
-                conn.close()
-            return {**measures, "bytes/step": (size() - before) / steps}
+    def own_sqlite(path: Any) -> tuple[Any, Callable[[], object]]:
+        conn = sqlite3.connect(path, check_same_thread=False)
+        saver = SqliteSaver(conn)
+        saver.setup()
+        return saver, conn.close
 
-    def own_postgres(steps: int) -> Measures:
-        import psycopg
-        from langgraph.checkpoint.postgres import PostgresSaver
+    def own_postgres(schema: Any) -> tuple[Any, Callable[[], object]]:
+        conn: Any = psycopg.connect(
+            POSTGRES_URL, autocommit=True, prepare_threshold=0, options=f"-csearch_path={schema}"
+        )
+        saver = PostgresSaver(conn)
+        saver.setup()
+        return saver, conn.close
 
-        with postgres_schema() as (schema, size):
-            conn = psycopg.connect(
-                POSTGRES_URL, autocommit=True, prepare_threshold=0, options=f"-csearch_path={schema}"
-            )
-            saver = PostgresSaver(conn)
-            saver.setup()
-            before = size()
-            try:
-                measures = langgraph_run(saver, steps)
-            finally:
-                conn.close()
-            return {**measures, "bytes/step": (size() - before) / steps}
-
-    found: dict[str, Contender] = {"Tether SQLite": tether("sqlite"), "SqliteSaver": own_sqlite}
+    found = {"Tether SQLite": tether("sqlite"), "SqliteSaver": saver_on("sqlite", own_sqlite)}
     if "postgres" in databases:
-        found |= {"Tether PostgreSQL": tether("postgres"), "PostgresSaver": own_postgres}
+        found |= {
+            "Tether PostgreSQL": tether("postgres"),
+            "PostgresSaver": saver_on("postgres", own_postgres),
+        }
     return found
 
 
@@ -235,7 +284,7 @@ async def agents_run(session: Any, steps: int) -> Measures:
             [{"role": "user", "content": f"question {step}"}, {"role": "assistant", "content": TEXT}]
         )
     rate = steps / (time.perf_counter() - started)
-    assert len(await session.get_items(limit=10)) == 10
+    assert len(await session.get_items(limit=10)) == min(10, 2 * steps)
     return {"writes/s": rate, "read µs": await atimed(lambda: session.get_items(limit=10), READS)}
 
 
@@ -246,14 +295,6 @@ def agents_contenders(directory: Path, databases: list[str]) -> dict[str, Conten
     from tether.integrations.openai_agents import TetherSession
 
     @asynccontextmanager
-    async def tether(database: str, where: Any) -> Any:
-        session = TetherSession(uuid.uuid4().hex, tether_url(database, where))
-        try:
-            yield session
-        finally:
-            session.close()
-
-    @asynccontextmanager
     async def own_sqlite(database: str, where: Any) -> Any:
         session = SQLiteSession(uuid.uuid4().hex, db_path=where)
         try:
@@ -261,24 +302,18 @@ def agents_contenders(directory: Path, databases: list[str]) -> dict[str, Conten
         finally:
             session.close()
 
-    @asynccontextmanager
-    async def sqlalchemy(database: str, where: Any) -> Any:
-        engine = sqlalchemy_engine(database, where)
-        try:
-            yield SQLAlchemySession(uuid.uuid4().hex, engine=engine, create_tables=True)
-        finally:
-            await engine.dispose()
+    async def sqlalchemy_session(engine: Any) -> Any:
+        return SQLAlchemySession(uuid.uuid4().hex, engine=engine, create_tables=True)
 
-    found = {
-        "Tether SQLite": contender("sqlite", directory, tether, agents_run),
-        "SQLiteSession": contender("sqlite", directory, own_sqlite, agents_run),
-    }
-    if "postgres" in databases:
-        found |= {
-            "Tether PostgreSQL": contender("postgres", directory, tether, agents_run),
-            "SQLAlchemySession PG": contender("postgres", directory, sqlalchemy, agents_run),
-        }
-    return found
+    tether = tether_opened(lambda url: TetherSession(uuid.uuid4().hex, url))
+    sqlalchemy = engine_opened(sqlalchemy_session)
+    return on_both(
+        directory,
+        databases,
+        agents_run,
+        {"Tether SQLite": tether, "SQLiteSession": own_sqlite},
+        {"Tether PostgreSQL": tether, "SQLAlchemySession PG": sqlalchemy},
+    )
 
 
 # -- Google ADK -------------------------------------------------------------------------------------
@@ -301,7 +336,7 @@ async def adk_run(service: Any, steps: int) -> Measures:
     rate = steps / (time.perf_counter() - started)
     recent = GetSessionConfig(num_recent_events=10)
     newest = await service.get_session(**key, session_id=session.id, config=recent)
-    assert len(newest.events) == 10 and newest.state["step"] == steps - 1
+    assert len(newest.events) == min(10, steps) and newest.state["step"] == steps - 1
     return {
         "writes/s": rate,
         "read µs": await atimed(
@@ -318,36 +353,20 @@ def adk_contenders(directory: Path, databases: list[str]) -> dict[str, Contender
     from tether.integrations.adk import TetherSessionService
 
     @asynccontextmanager
-    async def tether(database: str, where: Any) -> Any:
-        service = TetherSessionService(tether_url(database, where))
-        try:
-            yield service
-        finally:
-            service.close()
-
-    @asynccontextmanager
     async def own_sqlite(database: str, where: Any) -> Any:
         yield SqliteSessionService(str(where))
 
-    @asynccontextmanager
-    async def own_database(database: str, where: Any) -> Any:
-        engine = sqlalchemy_engine(database, where)
-        try:
-            yield DatabaseSessionService(db_engine=engine)
-        finally:
-            await engine.dispose()
+    async def database_service(engine: Any) -> Any:
+        return DatabaseSessionService(db_engine=engine)
 
-    found = {
-        "Tether SQLite": contender("sqlite", directory, tether, adk_run),
-        "SqliteSessionService": contender("sqlite", directory, own_sqlite, adk_run),
-        "DatabaseSS SQLite": contender("sqlite", directory, own_database, adk_run),
-    }
-    if "postgres" in databases:
-        found |= {
-            "Tether PostgreSQL": contender("postgres", directory, tether, adk_run),
-            "DatabaseSS PG": contender("postgres", directory, own_database, adk_run),
-        }
-    return found
+    tether, own_database = tether_opened(TetherSessionService), engine_opened(database_service)
+    return on_both(
+        directory,
+        databases,
+        adk_run,
+        {"Tether SQLite": tether, "SqliteSessionService": own_sqlite, "DatabaseSS SQLite": own_database},
+        {"Tether PostgreSQL": tether, "DatabaseSS PG": own_database},
+    )
 
 
 # -- A2A --------------------------------------------------------------------------------------------
@@ -375,34 +394,19 @@ def a2a_contenders(directory: Path, databases: list[str]) -> dict[str, Contender
 
     from tether.integrations.a2a import TetherTaskStore
 
-    @asynccontextmanager
-    async def tether(database: str, where: Any) -> Any:
-        store = TetherTaskStore(tether_url(database, where))
-        try:
-            yield store
-        finally:
-            store.close()
-
-    @asynccontextmanager
-    async def own(database: str, where: Any) -> Any:
-        engine = sqlalchemy_engine(database, where)
+    async def database_store(engine: Any) -> Any:
         store = DatabaseTaskStore(engine)
         await store.initialize()
-        try:
-            yield store
-        finally:
-            await engine.dispose()
+        return store
 
-    found = {
-        "Tether SQLite": contender("sqlite", directory, tether, a2a_run),
-        "DatabaseTaskStore SQLite": contender("sqlite", directory, own, a2a_run),
-    }
-    if "postgres" in databases:
-        found |= {
-            "Tether PostgreSQL": contender("postgres", directory, tether, a2a_run),
-            "DatabaseTaskStore PG": contender("postgres", directory, own, a2a_run),
-        }
-    return found
+    tether, own = tether_opened(TetherTaskStore), engine_opened(database_store)
+    return on_both(
+        directory,
+        databases,
+        a2a_run,
+        {"Tether SQLite": tether, "DatabaseTaskStore SQLite": own},
+        {"Tether PostgreSQL": tether, "DatabaseTaskStore PG": own},
+    )
 
 
 # -- the rounds -------------------------------------------------------------------------------------
