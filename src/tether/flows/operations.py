@@ -341,10 +341,11 @@ class Operations:
                 continue  # more, or it was deleted since the listing
         return None
 
-    def time_out(self, session_id: str) -> Flow[Session]:
+    def time_out(self, session_id: str, expected_version: int | None = None) -> Flow[Session]:
+        """`expected_version`: only at that version (the HTTP route's If-Match; the managers pass none)."""
         return self._transition(
             session_id,
-            None,
+            expected_version,
             lambda s, now: lifecycle.time_out(s, self.policies.for_type(s.agent_type), now),
         )
 

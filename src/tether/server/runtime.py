@@ -41,8 +41,11 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, settings: ServerSettings) -> Runtime:
-        manager = AsyncSessionManager(settings.store_url, redis_url=settings.redis_url)
+    async def start(cls, settings: ServerSettings, manager: AsyncSessionManager | None = None) -> Runtime:
+        """Open the store and start serving; `manager` (default: one on `settings.store_url`) is
+        closed with the runtime. Tests pass one on a ManualClock."""
+        if manager is None:
+            manager = AsyncSessionManager(settings.store_url, redis_url=settings.redis_url)
         await manager.__aenter__()
         store = manager.store
         owners = Owners()

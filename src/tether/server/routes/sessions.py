@@ -266,6 +266,18 @@ async def claim_next(body: models.ClaimNext, caller: CallerDep, rt: RuntimeDep) 
     return await session_response(rt, session)
 
 
+@router.post("/sessions/{session_id}/time_out", response_model=models.SessionOut, responses=LIFECYCLE)
+async def time_out(
+    session_id: SessionId, body: models.TimeOut, caller: CallerDep, rt: RuntimeDep, version: IfMatch
+) -> Response:
+    """The supervisor's verdict, on demand: fail an active session whose lease expired, per its
+    policy (recoverable, or final past max_recoveries); 409 not_claimable while the lease lives.
+    Not an owner write (the owner is gone), so no epoch; If-Match pins the version looked at."""
+    await rt.check(caller, session_id)
+    session = await rt.manager.runner(rt.manager.ops.time_out(session_id, version))
+    return await session_response(rt, session)
+
+
 OWN_CANDIDATES = 500
 
 
