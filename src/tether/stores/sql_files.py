@@ -1,7 +1,9 @@
 """Named SQL in `.sql` files next to each store: every statement written once, loaded by name.
 
 A queries file is a list of blocks, each introduced by a `-- name: some_query` line; the text up
-to the next such line is the statement. Migrations are files named `NNNN_description.sql` in a
+to the next such line is the statement. A statement may name another block in braces, `{name}`: that
+block's text (a fragment, such as a column list) is put in place when the file loads, so what runs
+is plain SQL, written once. Migrations are files named `NNNN_description.sql` in a
 `migrations/` folder; their number is the schema version they bring the database to.
 """
 
@@ -14,6 +16,8 @@ from importlib.resources import files
 from tether.core.errors import ConfigurationError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_FRAGMENT = re.compile(r"\{(\w+)\}")
+_COMMENT = re.compile(r"^\s*--.*\n", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
 
 
@@ -33,7 +37,19 @@ def parse_queries(text: str) -> dict[str, str]:
         if name in queries or not statement:
             raise ConfigurationError(f"query {name!r} is duplicated or empty")
         queries[name] = statement
-    return queries
+    return {name: _expand(statement, queries) for name, statement in queries.items()}
+
+
+def _expand(statement: str, queries: dict[str, str]) -> str:
+    """The statement with each `{fragment}` replaced by that block, less its comment lines."""
+
+    def fragment(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in queries:
+            raise ConfigurationError(f"fragment {name!r} is not a block of the file")
+        return _COMMENT.sub("", queries[name]).strip()
+
+    return _FRAGMENT.sub(fragment, statement)
 
 
 def load_queries(package: str, filename: str = "queries.sql") -> dict[str, str]:

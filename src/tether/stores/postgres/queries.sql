@@ -196,23 +196,9 @@ SELECT session_id FROM sessions
 WHERE state = ANY(%(states)s::text[]) AND COALESCE(ended_at, last_heartbeat) < %(before)s
 FOR UPDATE
 
--- name: lock_retirable
--- Sessions a retention rule covers (tether.stores.memory.covers), oldest first along the state
--- index, locked for deletion. SKIP LOCKED: rows another supervisor is removing right now are its
--- batch, not this one's, so concurrent passes never wait on each other nor count a session twice.
-SELECT s.session_id FROM sessions AS s
-WHERE s.state = %(state)s AND s.ended_at < %(before)s
-  AND (s.agent_type = %(agent_type)s::text
-       OR (%(agent_type)s::text IS NULL AND NOT (s.agent_type = ANY(%(other_types)s::text[]))))
-  AND NOT EXISTS (
-      SELECT 1 FROM sessions AS c
-      WHERE c.parent_session_id = s.session_id AND c.state IN ('active', 'paused'))
-ORDER BY s.created_at, s.session_id
-LIMIT %(limit)s
-FOR UPDATE OF s SKIP LOCKED
-
 -- name: retirable
--- lock_retirable without the locks: what a retention pass would remove (a dry run).
+-- Sessions a retention rule covers (tether.stores.memory.covers), oldest first along the state
+-- index: what a retention pass would remove (a dry run).
 SELECT s.session_id FROM sessions AS s
 WHERE s.state = %(state)s AND s.ended_at < %(before)s
   AND (s.agent_type = %(agent_type)s::text
@@ -222,6 +208,12 @@ WHERE s.state = %(state)s AND s.ended_at < %(before)s
       WHERE c.parent_session_id = s.session_id AND c.state IN ('active', 'paused'))
 ORDER BY s.created_at, s.session_id
 LIMIT %(limit)s
+
+-- name: lock_retirable
+-- retirable, locked for deletion. SKIP LOCKED: rows another supervisor is removing right now are
+-- its batch, not this one's, so concurrent passes never wait on each other nor count a session twice.
+{retirable}
+FOR UPDATE OF s SKIP LOCKED
 
 -- name: lock_fork_source
 -- A fork reads its source's history under a share lock, so a concurrent delete waits for the copy.

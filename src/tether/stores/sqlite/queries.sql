@@ -4,13 +4,36 @@
 -- The listings' WHERE clauses mirror tether.lifecycle.matches: `suspect_us <= :suspect_at` is
 -- lifecycle.suspect, `lease_us <= :lease_expired_at` (and claimable's `lease_us <= :now_us`) is
 -- lifecycle.lease_expired.
+-- `{name}` in a statement is the fragment of that name, put in place when the file is loaded.
 
--- name: get_session
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
+-- name: session_columns
+-- A fragment: a session's columns in rows.session_from_row's order, last_seq last.
+s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
        s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
        s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
        s.failure_details, s.failure_final,
        (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+
+-- name: listing_filters
+-- A fragment: the listings' filters after the condition their index answers, and the keyset page.
+  AND (:user_id IS NULL OR s.user_id = :user_id)
+  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
+  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
+  AND (:state IS NULL OR s.state = :state)
+  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
+  AND (:heartbeat_before IS NULL
+       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
+  AND (:paused_before IS NULL
+       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
+  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
+  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
+  AND (s.created_us, s.session_id) < (:after_us, :after_id)
+ORDER BY s.created_us DESC, s.session_id DESC
+LIMIT :limit;
+
+
+-- name: get_session
+SELECT {session_columns}
 FROM sessions AS s
 WHERE s.session_id = ?;
 
@@ -163,20 +186,12 @@ LIMIT ?;
 -- name: claimable
 -- Active sessions whose lease expired and recoverable failures; longest-waiting first (ties by id).
 SELECT * FROM (
-    SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id), s.lease_us AS waiting_since
+    SELECT {session_columns}, s.lease_us AS waiting_since
     FROM sessions AS s INDEXED BY sessions_by_lease
     WHERE s.state = 'active' AND s.lease_us <= :now_us
       AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
     UNION ALL
-    SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id), COALESCE(s.lease_us, s.state_since_us, s.created_us) AS waiting_since
+    SELECT {session_columns}, COALESCE(s.lease_us, s.state_since_us, s.created_us) AS waiting_since
     FROM sessions AS s INDEXED BY sessions_recoverable
     WHERE s.state = 'failed' AND s.failure_final = 0
       AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
@@ -185,189 +200,53 @@ ORDER BY waiting_since, session_id
 LIMIT :limit;
 
 -- name: list_by_parent
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_parent
 WHERE s.parent_session_id = :parent_session_id
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_by_user
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_user
 WHERE s.user_id = :user_id
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_by_type
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_type
 WHERE s.agent_type = :agent_type
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_by_state
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_state
 WHERE s.state = :state
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_all
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_created
 WHERE 1
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_lease_expired
 -- The supervisor's sweep: a range of the lease index; the expired set is small, so it is sorted.
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_lease
 WHERE s.state = 'active' AND s.lease_us <= :lease_expired_at
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_suspect
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_suspect
 WHERE s.state = 'active' AND s.suspect_us <= :suspect_at
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: list_silent
-SELECT s.session_id, s.agent_type, s.user_id, s.state, s.created_us, s.last_heartbeat_us, s.state_since_us,
-       s.context, s.metadata, s.parent_session_id, s.version, s.owner, s.epoch, s.heartbeat_timeout,
-       s.suspect_after, s.lease_us, s.suspect_us, s.phase, s.recoveries, s.ended_us, s.failure_error,
-       s.failure_details, s.failure_final,
-       (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)
+SELECT {session_columns}
 FROM sessions AS s INDEXED BY sessions_by_heartbeat
 WHERE s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before
-  AND (:user_id IS NULL OR s.user_id = :user_id)
-  AND (:agent_type IS NULL OR s.agent_type = :agent_type)
-  AND (:agent_types IS NULL OR s.agent_type IN (SELECT value FROM json_each(:agent_types)))
-  AND (:state IS NULL OR s.state = :state)
-  AND (:parent_session_id IS NULL OR s.parent_session_id = :parent_session_id)
-  AND (:heartbeat_before IS NULL
-       OR (s.state IN ('active', 'paused') AND s.last_heartbeat_us < :heartbeat_before))
-  AND (:paused_before IS NULL
-       OR (s.state = 'paused' AND COALESCE(s.state_since_us, s.created_us) < :paused_before))
-  AND (:suspect_at IS NULL OR (s.state = 'active' AND s.suspect_us <= :suspect_at))
-  AND (:lease_expired_at IS NULL OR (s.state = 'active' AND s.lease_us <= :lease_expired_at))
-  AND (s.created_us, s.session_id) < (:after_us, :after_id)
-ORDER BY s.created_us DESC, s.session_id DESC
-LIMIT :limit;
+{listing_filters}
 
 -- name: schema_version
 SELECT COALESCE(MAX(version), 0) FROM tether_schema;
