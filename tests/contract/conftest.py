@@ -82,7 +82,9 @@ class Remote:
 
     def __init__(self, store_url: str, workdir: Path, policies: Policies) -> None:
         self.stack = ExitStack()
-        url = self.stack.enter_context(serve(store_url, workdir, policies)).url
+        # No sweeps during the run: the embedded managers have no supervisor either, and one would
+        # time out imported sessions whose seed leases lie in the past between two calls of a test.
+        url = self.stack.enter_context(serve(store_url, workdir, policies, "--sweep-interval", "3600")).url
         self.client = self.stack.enter_context(Client(url, worker_id="worker-a"))
         self.async_client = BlockingAsyncManager(AsyncClient(url, worker_id="worker-a"))  # type: ignore[arg-type]
         self.stack.callback(self.async_client.close)

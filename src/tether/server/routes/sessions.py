@@ -200,20 +200,22 @@ async def heartbeats(
     body: models.Heartbeats, caller: CallerDep, rt: RuntimeDep, request: Request
 ) -> Response:
     """One durable batch; `results[i]` is null when beat i was applied, else its problem."""
-    results: list[TetherError | None] = [None] * len(body.beats)
-    allowed: list[int] = []
-    for i, beat in enumerate(body.beats):
-        if caller.admin:  # sees every session: the store answers not_found for missing ones
-            allowed.append(i)
-            continue
-        try:
-            await rt.check(caller, beat.session_id)
-        except TetherError as exc:
-            results[i] = exc
-        else:
-            allowed.append(i)
     sent = body.beats
-    beats = [Beat(sent[i].session_id, sent[i].epoch, sent[i].phase, sent[i].expect_silence) for i in allowed]
+    results: list[TetherError | None] = [None] * len(sent)
+    allowed = list(range(len(sent)))
+    if not caller.admin:  # an admin sees every session: the store answers not_found for missing ones
+        allowed = []
+        for i, beat in enumerate(sent):
+            try:
+                await rt.check(caller, beat["session_id"])
+            except TetherError as exc:
+                results[i] = exc
+            else:
+                allowed.append(i)
+    beats = [
+        Beat(b["session_id"], b.get("epoch"), b.get("phase"), b.get("expect_silence"))
+        for b in (sent[i] for i in allowed)
+    ]
     try:
         outcomes = await rt.manager.heartbeats(beats)
     except ValidationError:  # one bad beat refuses the batch: find which, and apply the others
