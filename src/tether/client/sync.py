@@ -29,6 +29,7 @@ from tether.client.calls import Call, Calls, ExportLines, problem, read_source, 
 from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle, tls
 from tether.core.errors import TetherError
 from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
+from tether.core.policy import Policies
 from tether.core.retention import RetentionReport
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
@@ -87,6 +88,12 @@ class Client:
                 return step
             time.sleep(step.delay)
         raise AssertionError("unreachable")
+
+    @property
+    def policies(self) -> Policies:
+        """The policies the server runs with (GET /v1/policies), read at each access. (The async
+        client has no such property: a property cannot await; ask GET /v1/policies.)"""
+        return self._send(self.calls.policies())
 
     # -- creating and reading ----------------------------------------------------------------
     def create(

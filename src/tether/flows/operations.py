@@ -243,12 +243,13 @@ class Operations:
             raise error
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
-        """One store batch; a "heartbeat" event for each beat that was applied."""
+        """One store batch; a "heartbeat" event for each beat that was applied (built only when a
+        subscriber takes heartbeats)."""
         if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
             raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
         checked = [checked_beat(i, beat) for i, beat in enumerate(beats)]
         results = yield from call(Store.heartbeat, checked)
-        if self.events.active:
+        if self.events.wants_heartbeats:
             now = yield from call(Store.now)
             for beat, error in zip(checked, results, strict=True):
                 if error is None:
@@ -341,10 +342,11 @@ class Operations:
                 continue  # more, or it was deleted since the listing
         return None
 
-    def time_out(self, session_id: str) -> Flow[Session]:
+    def time_out(self, session_id: str, expected_version: int | None = None) -> Flow[Session]:
+        """`expected_version`: only at that version (the HTTP route's If-Match; the managers pass none)."""
         return self._transition(
             session_id,
-            None,
+            expected_version,
             lambda s, now: lifecycle.time_out(s, self.policies.for_type(s.agent_type), now),
         )
 
@@ -469,12 +471,13 @@ def required_state(value: State | str) -> State:
 def checked_beat(index: int, beat: object) -> Beat:
     if not isinstance(beat, Beat):
         raise ValidationError(f"beats[{index}]", f"must be a Beat, got {type(beat).__name__}")
-    return Beat(
-        check_text("session_id", beat.session_id),
-        check_optional_counter("epoch", beat.epoch, 1),
-        check_optional_text("phase", beat.phase, MAX_NAME_LENGTH),
-        check_positive("expect_silence", beat.expect_silence),
-    )
+    check_text("session_id", beat.session_id)
+    check_optional_counter("epoch", beat.epoch, 1)
+    check_optional_text("phase", beat.phase, MAX_NAME_LENGTH)
+    silence = check_positive("expect_silence", beat.expect_silence)
+    if type(silence) is type(beat.expect_silence):  # valid as given (the common case): no copy
+        return beat
+    return Beat(beat.session_id, beat.epoch, beat.phase, silence)
 
 
 def parse_state(value: State | str | None) -> State | None:
