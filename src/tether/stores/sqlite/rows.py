@@ -32,16 +32,22 @@ def _time_or_none(value: int | None) -> datetime | None:
 
 def session_from_row(row: tuple[Any, ...]) -> Session:
     """A row of any `SELECT` in queries.sql that starts with the session columns, then last_seq
-    (the newest checkpoint's seq), as a Session: its fields in order."""
+    (the newest checkpoint's seq), as a Session: its fields in order.
+
+    Building the datetimes is a third of the work: the last heartbeat and the state's start are
+    often the creation time itself (a session listed before it beats or changes state), and then
+    share its (immutable) datetime."""
     failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
+    created_us = row[4]
+    created = from_micros(created_us)
     return Session(
         row[0],  # session_id
         row[1],  # agent_type
         row[2],  # user_id
         _STATES[row[3]],
-        from_micros(row[4]),  # created_at
-        from_micros(row[5]),  # last_heartbeat
-        _time_or_none(row[6]),  # state_since
+        created,
+        created if row[5] == created_us else from_micros(row[5]),  # last_heartbeat
+        created if row[6] == created_us else _time_or_none(row[6]),  # state_since
         _document(row[7]),  # context
         _document(row[8]),  # metadata
         row[9],  # parent_session_id
