@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from tether.core.codec import encode
-from tether.core.errors import ConfigurationError, TetherError, ValidationError
+from tether.core.errors import TetherError, ValidationError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State, as_aware
 from tether.core.policy import Policies
 from tether.core.retention import RetentionReport
@@ -345,13 +345,10 @@ class Calls:
         return Call("POST", _path("users", user_id, "erase"), _count("erased"), body=json_body())
 
     def export(self, user_id: str | None, decrypt: bool) -> Call[None]:
-        """Streamed: the client hands the lines to an `ExportLines` as they arrive. The API exports
-        as stored; a decrypted export is the operator's (`tether export --decrypt` on the server)."""
-        if check_flag("decrypt", decrypt):
-            raise ConfigurationError(
-                "the HTTP API does not export decrypted payloads: run `tether export --decrypt`"
-            )
-        return Call("GET", "/v1/export", _nothing, params={"user_id": user_id})
+        """Streamed: the client hands the lines to an `ExportLines` as they arrive. An encrypting
+        server exports payloads in clear only with `decrypt` (422 naming it otherwise), as embedded."""
+        params = {"user_id": user_id, "decrypt": "true" if check_flag("decrypt", decrypt) else None}
+        return Call("GET", "/v1/export", _nothing, params=params)
 
     def import_sessions(self, jsonl: bytes, on_conflict: str) -> Call[int]:
         headers = {"Content-Type": "application/x-ndjson"}
