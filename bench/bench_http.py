@@ -51,7 +51,9 @@ BENCH_ENV = {"TETHER_POLICY_FILE": str(POLICIES)}
 
 
 @contextmanager
-def uvicorn_process(command: list[str], store_url: str) -> Iterator[LiveServer]:
+def uvicorn_process(
+    command: list[str], store_url: str, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="bench-http-", suffix=".log")[1])
     with log.open("wb") as out:
@@ -59,7 +61,7 @@ def uvicorn_process(command: list[str], store_url: str) -> Iterator[LiveServer]:
             [*command, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **BENCH_ENV},
+            env={**os.environ, **BENCH_ENV, **(env or {})},
         )
     server = LiveServer(f"http://127.0.0.1:{port}", store_url, process, log)
     try:
@@ -82,12 +84,8 @@ def _wait_port(server: LiveServer) -> None:
 
 def tether_serve(store_url: str, source: Path | None = None) -> Any:
     """`tether serve` of this checkout, or of another source folder (`--against`)."""
-    if source is not None:
-        BENCH_ENV["PYTHONPATH"] = str(source)
-    try:
-        return uvicorn_process([sys.executable, "-m", "tether", "serve", "--store", store_url], store_url)
-    finally:
-        BENCH_ENV.pop("PYTHONPATH", None)
+    env = {} if source is None else {"PYTHONPATH": str(source)}
+    return uvicorn_process([sys.executable, "-m", "tether", "serve", "--store", store_url], store_url, env)
 
 
 def bare_serve() -> Any:
