@@ -54,7 +54,7 @@ class TaskFlows(SessionFlows):
             session = yield from self.ops.get(task.id)
         except NotFound:
             try:
-                session = yield from self.ops.create(AGENT_TYPE, owner, None, None, task.id, None)
+                session = yield from self.ops.create(AGENT_TYPE, owner, session_id=task.id)
             except ConflictError:  # created meanwhile by another saver
                 session = yield from self.ops.get(task.id)
         if session.user_id != owner:
@@ -72,11 +72,11 @@ class TaskFlows(SessionFlows):
         target, epoch = TETHER_STATE.get(state, State.ACTIVE), self.epoch_of(task_id)
         name = TaskState.Name(state).removeprefix("TASK_STATE_").lower()
         if target is State.PAUSED:
-            yield from self.ops.pause(task_id, epoch, None)
+            yield from self.ops.pause(task_id, epoch=epoch)
         elif target is State.COMPLETED:
-            yield from self.ops.complete(task_id, {"a2a_state": name}, epoch, None)
+            yield from self.ops.complete(task_id, {"a2a_state": name}, epoch=epoch)
         elif target is State.FAILED:
-            yield from self.ops.fail(task_id, name, {"a2a_state": name}, True, epoch, None)
+            yield from self.ops.fail(task_id, name, {"a2a_state": name}, final=True, epoch=epoch)
 
     def get(self, owner: str, task_id: str) -> Flow[Task | None]:
         try:
@@ -93,7 +93,7 @@ class TaskFlows(SessionFlows):
         tasks: list[Task] = []
         cursor: str | None = None
         while True:
-            page = yield from self.ops.list(owner, AGENT_TYPE, None, None, PAGE, cursor)
+            page = yield from self.ops.list(user_id=owner, agent_type=AGENT_TYPE, limit=PAGE, cursor=cursor)
             for session in page:
                 task = yield from self.get(owner, session.session_id)
                 if task is not None:

@@ -45,7 +45,12 @@ async def create_session(body: models.CreateSession, caller: CallerDep, rt: Runt
         raise ValidationError("user_id", "is required (no key names the user)")
     ops = rt.operations(body.worker_id)
     flow = ops.create(
-        body.agent_type, user_id, body.context, body.metadata, body.session_id, body.parent_session_id
+        body.agent_type,
+        user_id,
+        context=body.context,
+        metadata=body.metadata,
+        session_id=body.session_id,
+        parent_session_id=body.parent_session_id,
     )
     try:
         session = await rt.manager.runner(flow)
