@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 from collections.abc import AsyncGenerator
 
 from google.adk.agents import LlmAgent
@@ -24,11 +23,12 @@ from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
 from google.genai import types
 
-from tether import NotClaimable, Policies, Policy, SessionManager
+from tests.integrations.takeover import POLICIES
+from tests.integrations.takeover import step as do_step
+from tether import NotClaimable, SessionManager
 from tether.integrations.adk import TetherSessionService
 
 STEPS = 4
-POLICIES = Policies(default=Policy(timeout=5.0, suspect_after=2.5))  # room for a loaded machine
 
 
 class ScriptedLlm(BaseLlm):
@@ -51,11 +51,7 @@ class ScriptedLlm(BaseLlm):
 async def main(url: str, session_id: str, effects: str, worker: str, block_at: str = "0") -> None:
     def step(n: int) -> str:
         """Do step n."""
-        with open(effects, "a") as log:
-            log.write(f"step{n} {worker}\n")
-        if n == int(block_at):
-            print("blocked", flush=True)
-            threading.Event().wait()  # until SIGKILL
+        do_step(effects, f"step{n} {worker}", n == int(block_at))
         return f"step {n} ok"
 
     service = TetherSessionService(SessionManager(url, policies=POLICIES, worker_id=worker))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 from typing import Any
 
 from agents import Agent, Runner, function_tool, set_tracing_disabled
@@ -23,11 +22,12 @@ from agents.models.interface import Model
 from agents.usage import Usage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from tether import NotClaimable, Policies, Policy, SessionManager
+from tests.integrations.takeover import POLICIES
+from tests.integrations.takeover import step as do_step
+from tether import NotClaimable, SessionManager
 from tether.integrations.openai_agents import TetherSession
 
 STEPS = 4
-POLICIES = Policies(default=Policy(timeout=5.0, suspect_after=2.5))  # room for a loaded machine
 
 
 class ScriptedModel(Model):
@@ -56,11 +56,7 @@ class ScriptedModel(Model):
 async def main(url: str, session_id: str, effects: str, worker: str, block_at: str = "0") -> None:
     @function_tool
     def step(n: int) -> str:
-        with open(effects, "a") as log:
-            log.write(f"step{n} {worker}\n")
-        if n == int(block_at):
-            print("blocked", flush=True)
-            threading.Event().wait()  # until SIGKILL
+        do_step(effects, f"step{n} {worker}", n == int(block_at))
         return f"step {n} ok"
 
     set_tracing_disabled(True)

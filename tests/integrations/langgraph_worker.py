@@ -13,18 +13,17 @@ from __future__ import annotations
 import json
 import operator
 import sys
-import threading
 import time
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langgraph.graph import END, START, StateGraph
 
-from tether import NotClaimable, Policies, Policy, SessionManager
+from tests.integrations.takeover import POLICIES, step
+from tether import NotClaimable, SessionManager
 from tether.integrations.langgraph import TetherSaver
 
 NODES = ["plan", "search", "draft", "review", "publish"]
-POLICIES = Policies(default=Policy(timeout=5.0, suspect_after=2.5))  # room for a loaded machine
 
 
 class Run(TypedDict):
@@ -34,11 +33,7 @@ class Run(TypedDict):
 def build(saver: TetherSaver, effects: str, worker: str, block_at: str | None) -> Any:
     def node(name: str) -> Any:
         def run(state: Run) -> dict[str, list[str]]:
-            with open(effects, "a") as log:
-                log.write(f"{name} {worker}\n")
-            if name == block_at:
-                print("blocked", flush=True)
-                threading.Event().wait()  # until SIGKILL
+            step(effects, f"{name} {worker}", name == block_at)
             model = FakeListChatModel(responses=[f"{name}: done after {len(state['answers'])}"])
             return {"answers": [str(model.invoke(f"please {name}").content)]}
 

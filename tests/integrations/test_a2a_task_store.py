@@ -20,7 +20,7 @@ from a2a.server.tasks import InMemoryTaskStore
 from a2a.types.a2a_pb2 import ListTasksRequest, Message, Part, Task, TaskState, TaskStatus
 
 from tests.conftest import STORE_KINDS, make_store_url
-from tether import InvalidTransition, SessionManager, State
+from tether import ConflictError, InvalidTransition, NotClaimable, SessionManager, State
 from tether.integrations.a2a import TetherTaskStore
 
 
@@ -135,3 +135,40 @@ def test_the_tether_session_follows_the_task_and_a_finished_task_takes_no_more_s
     assert states == [State.ACTIVE, State.ACTIVE, State.PAUSED, State.ACTIVE, State.COMPLETED]
     assert again == task("t-1", "c", TaskState.TASK_STATE_COMPLETED, len(path) - 1)
     assert foreign is None  # another owner's task is invisible, as in the SDK's stores
+
+
+@pytest.mark.parametrize("kind", [k for k in STORE_KINDS if k != "memory"])  # two managers, one store
+def test_a_worker_owns_a_task_until_a_save_ends_its_turn(kind: str, tmp_path: Path) -> None:
+    url, alice = make_store_url(kind, tmp_path), context("alice")
+    working, waiting = TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_INPUT_REQUIRED
+
+    async def turns() -> list[tuple[State, int, bool]]:
+        with (
+            SessionManager(url, worker_id="w1") as one,
+            SessionManager(url, worker_id="w2") as two,
+        ):
+            mine, theirs = TetherTaskStore(one), TetherTaskStore(two)
+            seen = []
+            held = await mine.own("t-1", alice)
+            with pytest.raises(NotClaimable):  # w1 is alive
+                await theirs.own("t-1", alice)
+            with pytest.raises(ConflictError):  # another owner's task
+                await theirs.own("t-1", context("bob"))
+            await mine.save(task("t-1", "c", working, 1), alice)
+            seen.append((one.get("t-1").state, held.epoch, held.lost is None))
+            await mine.save(task("t-1", "c", waiting, 2), alice)  # ends the turn: paused, no beats
+            seen.append((one.get("t-1").state, one.get("t-1").epoch, mine.bound.owned() == []))
+            again = await theirs.own("t-1", alice)  # the client answered; another worker goes on
+            await theirs.release("t-1")
+            seen.append((one.get("t-1").state, again.epoch, theirs.bound.owned() == []))
+            await theirs.own("t-1", alice)
+            theirs.close()  # pauses what it still owns
+            seen.append((one.get("t-1").state, one.get("t-1").epoch, True))
+            return seen
+
+    assert asyncio.run(turns()) == [
+        (State.ACTIVE, 1, True),
+        (State.PAUSED, 1, True),
+        (State.PAUSED, 1, True),
+        (State.PAUSED, 1, True),
+    ]

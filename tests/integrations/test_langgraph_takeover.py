@@ -4,11 +4,6 @@ not run again, and no checkpoint is written twice."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,32 +11,17 @@ import pytest
 
 pytest.importorskip("langgraph.graph", reason="pip install 'tether[langgraph]'")
 
-from tests.conftest import STORE_KINDS, make_store_url
-from tests.integrations.langgraph_worker import NODES, POLICIES
-from tests.support import REPO, subprocess_env
+from tests.conftest import make_store_url
+from tests.integrations.langgraph_worker import NODES
+from tests.integrations.takeover import DURABLE_KINDS, POLICIES, killed_then_finished
 from tether import SessionManager, State
 
 
-def worker(url: str, effects: Path, name: str, *block_at: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "tests.integrations.langgraph_worker", url, "run-1", str(effects), name]
-    return subprocess.Popen(
-        [*command, *block_at], cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, text=True
-    )
-
-
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind", [k for k in STORE_KINDS if k != "memory"])
+@pytest.mark.parametrize("kind", DURABLE_KINDS)
 def test_a_killed_langgraph_worker_is_taken_over_and_the_run_finishes_once(kind: str, tmp_path: Path) -> None:
     url, effects = make_store_url(kind, tmp_path), tmp_path / "effects.log"
-    first = worker(url, effects, "worker-1", "draft")
-    assert first.stdout is not None and first.stdout.readline() == "blocked\n"
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(10)
-
-    second = worker(url, effects, "worker-2")
-    out, _ = second.communicate(timeout=90)
-    assert second.returncode == 0
-    result = json.loads(out)
+    result = killed_then_finished("langgraph_worker", url, "run-1", effects, "draft")
 
     assert result["epoch"] == 2 and result["resumed_at"] == ["draft"]
     assert [answer.split(":")[0] for answer in result["answers"]] == NODES

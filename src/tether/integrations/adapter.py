@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
+from tether.core.model import Session
 from tether.flows.runner import Flow, run, run_async
 from tether.front.aio import AsyncSessionManager
 from tether.front.handle import AsyncSessionHandle, SessionHandle
@@ -69,6 +70,33 @@ class Bound:
                 handle.pause()
             finally:
                 self._held.pop(session_id, None)
+
+    def own(self, session_id: str, take: Callable[[], Flow[Session]]) -> SessionHandle:
+        """Own the session until `release`: `hold` for a framework whose runs do not fit in one
+        block (A2A: a task is run by one request and ended by a later save). Heartbeats from a
+        thread; `take` makes this worker the owner (see `SessionFlows.take`)."""
+        held = self._held.get(session_id)
+        if isinstance(held, SessionHandle) and held.lost is None:
+            return held
+        handle = SessionHandle(self.manager, lambda: self.run(take()))
+        handle.__enter__()
+        self._held[session_id] = handle
+        return handle
+
+    def release(self, session_id: str, end: Callable[[SessionHandle], object]) -> None:
+        """Stop owning a session `own` took: `end` writes its last transition with the handle (so
+        a replaced worker's raises LeaseLost), then the heartbeats stop."""
+        handle = self._held.pop(session_id, None)
+        if not isinstance(handle, SessionHandle):
+            return
+        try:
+            end(handle)
+        finally:
+            handle.__exit__(None, None, None)  # ended (or lost) already: writes nothing
+
+    def owned(self) -> list[str]:
+        """The sessions this worker holds now."""
+        return list(self._held)
 
     @asynccontextmanager
     async def ahold(self, session_id: str) -> AsyncIterator[AsyncSessionHandle]:

@@ -64,7 +64,11 @@ class SessionFlows:
         worker is alive)."""
         with contextlib.suppress(ConflictError):
             return (yield from self.ops.create(self.agent_type, self.user_id, session_id=session_id))
-        session = yield from self.ops.get(session_id)
+        return (yield from self.take_existing((yield from self.ops.get(session_id))))
+
+    def take_existing(self, session: Session) -> Flow[Session]:
+        """`take` for a session that exists."""
+        session_id = session.session_id
         if session.state is State.PAUSED:
             return (yield from self.ops.resume(session_id, expected_version=session.version))
         if session.state is State.ACTIVE and session.owner == self.ops.worker_id:

@@ -6,12 +6,14 @@ the whole task as protobuf JSON, so `get` is one index look-up and the log is th
 The Tether session follows the task's state (the mapping is `TETHER_STATE`): working tasks are
 active, tasks waiting for their client (input or auth required) are paused, completed tasks are
 completed, failed / canceled / rejected tasks are failed for good; a task in a terminal state takes
-no more saves (as A2A says), except the same task again, which changes nothing.
+no more saves (as A2A says), except the same task again, which changes nothing. `own` makes a worker
+the task's owner (heartbeats, fenced saves) until a save ends its turn.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, NamedTuple
 
 from a2a.server.context import ServerCallContext
 from a2a.server.owner_resolver import OwnerResolver, resolve_user_scope
@@ -21,11 +23,13 @@ from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskSta
 from google.protobuf.json_format import MessageToDict, ParseDict
 
 from tether.core.errors import ConflictError, InvalidTransition, NotFound
-from tether.core.model import State
+from tether.core.model import Session, State
 from tether.flows.runner import Flow
+from tether.front.handle import SessionHandle
 from tether.front.manager import SessionManager
 from tether.integrations.adapter import Bound, manager_for
 from tether.integrations.sessions import PAGE, SessionFlows
+from tether.lifecycle import check_owner
 
 TASK = "a2a.task"
 AGENT_TYPE = "a2a"
@@ -44,11 +48,46 @@ TETHER_STATE = {
 }
 
 
+class Ending(NamedTuple):
+    """Where a save moves the task's Tether session: paused (waiting for its client), completed or
+    failed for good; `a2a_state` names the A2A state (`input-required`, `canceled`, ...)."""
+
+    state: State
+    a2a_state: str
+
+    def by(self, handle: SessionHandle) -> None:
+        """Write it as the worker that owns the task (fenced; the heartbeats stop)."""
+        if self.state is State.PAUSED:
+            handle.pause()
+        elif self.state is State.COMPLETED:
+            handle.complete({"a2a_state": self.a2a_state})
+        else:
+            handle.fail(self.a2a_state, {"a2a_state": self.a2a_state}, final=True)
+
+
+def ending(state: Any) -> Ending | None:
+    """The Ending a task in this A2A state brings, or None while it is being worked on."""
+    target = TETHER_STATE.get(state, State.ACTIVE)
+    name = TaskState.Name(state).removeprefix("TASK_STATE_").lower().replace("_", "-")
+    return None if target is State.ACTIVE else Ending(target, name)
+
+
 class TaskFlows(SessionFlows):
     def __init__(self, manager: SessionManager) -> None:
         super().__init__(manager.ops, AGENT_TYPE, ANONYMOUS, creates=False)
 
-    def save(self, owner: str, task: Task) -> Flow[None]:
+    def take_task(self, owner: str, task_id: str) -> Flow[Session]:
+        """`take` for a task: a new one is created as `owner`'s, another owner's is refused."""
+        try:
+            return (yield from self.ops.create(AGENT_TYPE, owner, session_id=task_id))
+        except ConflictError:
+            session = yield from self.ops.get(task_id)
+        if session.user_id != owner:
+            raise ConflictError(task_id, f"task {task_id!r} belongs to another owner")
+        return (yield from self.take_existing(session))
+
+    def save(self, owner: str, task: Task) -> Flow[Ending | None]:
+        """Append the task; returns the Ending its state brings (the caller writes it)."""
         data = {"task": MessageToDict(task, preserving_proto_field_name=True)}
         try:
             session = yield from self.ops.get(task.id)
@@ -59,24 +98,23 @@ class TaskFlows(SessionFlows):
                 session = yield from self.ops.get(task.id)
         if session.user_id != owner:
             raise ConflictError(task.id, f"task {task.id!r} belongs to another owner")
+        check_owner(session, self.epoch_of(task.id))  # a replaced worker's save: LeaseLost
         if session.is_ended:
             last = yield from self.ops.last_checkpoint(task.id, TASK)
             if last is not None and last.data == data:
-                return  # the final task saved again
+                return None  # the final task saved again
             raise InvalidTransition(task.id, session.state.value, "save a task in a terminal state")
         yield from self.append(task.id, TASK, data)  # resumes a task that was waiting for input
-        yield from self._follow(task.id, task.status.state)
+        return ending(task.status.state)
 
-    def _follow(self, task_id: str, state: Any) -> Flow[None]:
-        """Move the Tether session to the state the A2A task is in."""
-        target, epoch = TETHER_STATE.get(state, State.ACTIVE), self.epoch_of(task_id)
-        name = TaskState.Name(state).removeprefix("TASK_STATE_").lower()
-        if target is State.PAUSED:
-            yield from self.ops.pause(task_id, epoch=epoch)
-        elif target is State.COMPLETED:
-            yield from self.ops.complete(task_id, {"a2a_state": name}, epoch=epoch)
-        elif target is State.FAILED:
-            yield from self.ops.fail(task_id, name, {"a2a_state": name}, final=True, epoch=epoch)
+    def end(self, task_id: str, end: Ending) -> Flow[None]:
+        """Write an Ending as a saver that does not own the task."""
+        if end.state is State.PAUSED:
+            yield from self.ops.pause(task_id)
+        elif end.state is State.COMPLETED:
+            yield from self.ops.complete(task_id, {"a2a_state": end.a2a_state})
+        else:
+            yield from self.ops.fail(task_id, end.a2a_state, {"a2a_state": end.a2a_state}, final=True)
 
     def get(self, owner: str, task_id: str) -> Flow[Task | None]:
         try:
@@ -124,8 +162,30 @@ class TetherTaskStore(TaskStore):
     def _owner(self, context: ServerCallContext) -> str:
         return self.owner_resolver(context) or ANONYMOUS
 
+    async def own(self, task_id: str, context: ServerCallContext | None = None) -> SessionHandle:
+        """This worker runs the task from now on (call it in `AgentExecutor.execute` before the
+        first event): creates the task's session as the context's owner, resumes it if the task
+        waited for input, or takes it over from a worker whose lease expired (`NotClaimable` while
+        that worker lives). Heartbeats from a thread until a save of this store moves the task to
+        input-required, auth-required or a terminal state (or `release`). Until then every save
+        of the task is fenced by this worker's epoch: once another worker has taken it over, they
+        raise `LeaseLost` and change nothing."""
+        owner = self._owner(context or ServerCallContext())
+        return await asyncio.to_thread(self.bound.own, task_id, lambda: self.flows.take_task(owner, task_id))
+
+    async def release(self, task_id: str) -> None:
+        """Stop running an owned task before it ended (e.g. a clean shutdown): its session is
+        paused, so it shows idle, not dead, and the next `own` resumes it."""
+        await asyncio.to_thread(self.bound.release, task_id, SessionHandle.pause)
+
     async def save(self, task: Task, context: ServerCallContext) -> None:
-        await self.bound.arun(self.flows.save(self._owner(context), task))
+        end = await self.bound.arun(self.flows.save(self._owner(context), task))
+        if end is None:
+            return
+        if self.bound.epoch(task.id) is None:
+            await self.bound.arun(self.flows.end(task.id, end))
+        else:
+            await asyncio.to_thread(self.bound.release, task.id, end.by)
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         task: Task | None = await self.bound.arun(self.flows.get(self._owner(context), task_id))
@@ -143,4 +203,7 @@ class TetherTaskStore(TaskStore):
         await self.bound.arun(self.flows.delete_owned(self._owner(context), task_id))
 
     def close(self) -> None:
+        """Pause the tasks this store still owns (see `release`), close what it opened."""
+        for task_id in self.bound.owned():
+            self.bound.release(task_id, SessionHandle.pause)
         self.bound.close()
