@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 import httpx
 
@@ -26,10 +26,9 @@ from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, serve
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
 from tether.flows.operations import default_worker_id
-from tether.flows.runner import run_async
 from tether.flows.transfer import opened
 from tether.front import handle, worker
-from tether.front.handle import AsyncHandler, AsyncSessionHandle
+from tether.front.handle import Start
 from tether.front.manager import SessionManager
 
 T = TypeVar("T")
@@ -112,45 +111,10 @@ class AsyncClient:
         self._subscriptions.append(subscription)
         return subscription
 
-    def open(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        parent_session_id: str | None = None,
-    ) -> AsyncSessionHandle:
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return AsyncSessionHandle(
-            self, lambda: run_async(handle.create_or_claim(session_id, agent_type, user_id, create), self)
-        )
+    open = handle.opens_async(Start.open)
+    resume_or_create = handle.opens_async(Start.resume_or_create)
 
-    def resume_or_create(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_session_id: str | None = None,
-    ) -> AsyncSessionHandle:
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return AsyncSessionHandle(
-            self, lambda: run_async(handle.claim_or_create(agent_type, user_id, create), self)
-        )
-
-    async def work(
-        self,
-        agent_types: Iterable[str] | None,
-        handler: AsyncHandler,
-        *,
-        stop_event: asyncio.Event | None = None,
-        poll_interval: float = 1.0,
-    ) -> int:
-        stop = stop_event or asyncio.Event()
-        return await worker.run_worker_async(self, agent_types, handler, stop, poll_interval)
+    work = worker.work_async
 
     # -- housekeeping ------------------------------------------------------------------------
     delete = awaits(Calls.delete)

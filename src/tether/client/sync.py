@@ -14,11 +14,10 @@ flows over this client, so taking over and resuming behave exactly as embedded.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 import httpx
 
@@ -29,10 +28,9 @@ from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, serve
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
 from tether.flows.operations import default_worker_id
-from tether.flows.runner import run
 from tether.flows.transfer import opened
 from tether.front import handle, worker
-from tether.front.handle import Handler, SessionHandle
+from tether.front.handle import Start
 from tether.front.manager import SessionManager
 
 T = TypeVar("T")
@@ -118,43 +116,10 @@ class Client:
         stream is open; the returned function unsubscribes."""
         return events.Subscription(self.http, callback).start()
 
-    def open(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        parent_session_id: str | None = None,
-    ) -> SessionHandle:
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return SessionHandle(
-            self, lambda: run(handle.create_or_claim(session_id, agent_type, user_id, create), self)
-        )
+    open = handle.opens(Start.open)
+    resume_or_create = handle.opens(Start.resume_or_create)
 
-    def resume_or_create(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_session_id: str | None = None,
-    ) -> SessionHandle:
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return SessionHandle(self, lambda: run(handle.claim_or_create(agent_type, user_id, create), self))
-
-    def work(
-        self,
-        agent_types: Iterable[str] | None,
-        handler: Handler,
-        *,
-        stop_event: threading.Event | None = None,
-        poll_interval: float = 1.0,
-    ) -> int:
-        stop = stop_event or threading.Event()
-        return worker.run_worker(self, agent_types, handler, stop, poll_interval)
+    work = worker.work
 
     # -- housekeeping ------------------------------------------------------------------------
     delete = sends(Calls.delete)

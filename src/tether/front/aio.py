@@ -15,8 +15,6 @@ adapter (`tether.stores.threaded`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
 
 from tether.core import config
 from tether.core.clock import Clock
@@ -25,9 +23,9 @@ from tether.core.errors import ConfigurationError
 from tether.core.policy import Policies
 from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
-from tether.flows.runner import AsyncRunner, run_async
+from tether.flows.runner import AsyncRunner
 from tether.front import handle, worker
-from tether.front.handle import AsyncHandler, AsyncSessionHandle
+from tether.front.handle import Start
 from tether.front.manager import SessionManager
 from tether.front.methods import awaits
 from tether.front.supervisor import AsyncRunningSupervisor, AsyncSupervisor
@@ -110,49 +108,10 @@ class AsyncSessionManager(ManagerBase):
         quarter of the shortest policy timeout). Stop it with `await .stop()` or `async with`."""
         return AsyncRunningSupervisor(AsyncSupervisor(self), interval)
 
-    def open(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        parent_session_id: str | None = None,
-    ) -> AsyncSessionHandle:
-        """`async with manager.open(...) as s:` creates the session (or takes over `session_id` if it
-        exists and is claimable), heartbeats from a task, completes on exit, fails on error."""
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return AsyncSessionHandle(
-            self, lambda: run_async(handle.create_or_claim(session_id, agent_type, user_id, create), self)
-        )
+    open = handle.opens_async(Start.open)
+    resume_or_create = handle.opens_async(Start.resume_or_create)
 
-    def resume_or_create(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_session_id: str | None = None,
-    ) -> AsyncSessionHandle:
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return AsyncSessionHandle(
-            self, lambda: run_async(handle.claim_or_create(agent_type, user_id, create), self)
-        )
-
-    async def work(
-        self,
-        agent_types: Iterable[str] | None,
-        handler: AsyncHandler,
-        *,
-        stop_event: asyncio.Event | None = None,
-        poll_interval: float = 1.0,
-    ) -> int:
-        """Worker loop: claim recoverable sessions of these types and await `handler(handle,
-        last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
-        stop = stop_event or asyncio.Event()
-        return await worker.run_worker_async(self, agent_types, handler, stop, poll_interval)
+    work = worker.work_async
 
     # -- housekeeping ------------------------------------------------------------------------
     delete = awaits(Operations.delete)

@@ -21,15 +21,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 from tether.core.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
 from tether.flows.runner import Caller, Flow, method_call, run, run_async
+from tether.front.methods import stated_as
 from tether.front.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # Checkpoints the lifecycle writes itself; an agent resumes from the newest checkpoint that is not one.
 LIFECYCLE_CHECKPOINTS = frozenset(
@@ -499,34 +501,93 @@ def resume_point(session: Session) -> Flow[Checkpoint | None]:
     return None
 
 
-def create_or_claim(
-    session_id: str | None, agent_type: str, user_id: str, create: dict[str, Any]
-) -> Flow[Session]:
-    """Create the session; if that id exists already, take it over (NotClaimable if still owned)."""
-    try:
-        return (yield from ask(Front.create, agent_type, user_id, session_id=session_id, **create))
-    except ConflictError:
-        if session_id is None:
-            raise
-        return (yield from ask(Front.claim, session_id))
+class Start:
+    """How a handle's session starts: the flows behind the front doors' `open` and
+    `resume_or_create`, whose signatures and docstrings they are (see `opens`)."""
+
+    @staticmethod
+    def open(
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> Flow[Session]:
+        """`with manager.open(...) as s:` (`async with` on the async doors) creates the session (or
+        takes over `session_id` if it exists and is claimable), heartbeats in the background,
+        completes on exit, fails on error."""
+        try:
+            return (
+                yield from ask(
+                    Front.create,
+                    agent_type,
+                    user_id,
+                    context=context,
+                    metadata=metadata,
+                    session_id=session_id,
+                    parent_session_id=parent_session_id,
+                )
+            )
+        except ConflictError:
+            if session_id is None:
+                raise
+            return (yield from ask(Front.claim, session_id))
+
+    @staticmethod
+    def resume_or_create(
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_session_id: str | None = None,
+    ) -> Flow[Session]:
+        """Like `open`, but first takes over this user's dead or recoverably failed session of this
+        type if there is one; `handle.resumed_from` is then the checkpoint to continue from."""
+        dead = ask(
+            Front.stale, liveness=Liveness.DEAD, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
+        )
+        failed = ask(
+            Front.list, state=State.FAILED, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
+        )
+        for candidates in (dead, failed):
+            page = yield from candidates
+            for candidate in page:
+                if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
+                    continue
+                try:
+                    claimed = yield from ask(Front.claim, candidate.session_id)
+                except (ConflictError, NotFound):
+                    continue  # taken by another worker first, or out of recoveries
+                return claimed
+        create = ask(
+            Front.create,
+            agent_type,
+            user_id,
+            context=context,
+            metadata=metadata,
+            parent_session_id=parent_session_id,
+        )
+        return (yield from create)
 
 
-def claim_or_create(agent_type: str, user_id: str, create: dict[str, Any]) -> Flow[Session]:
-    """Take over this user's dead or recoverably failed session of this type, else start one."""
-    dead = ask(
-        Front.stale, liveness=Liveness.DEAD, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
-    )
-    failed = ask(
-        Front.list, state=State.FAILED, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
-    )
-    for candidates in (dead, failed):
-        page = yield from candidates
-        for candidate in page:
-            if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
-                continue
-            try:
-                claimed = yield from ask(Front.claim, candidate.session_id)
-            except (ConflictError, NotFound):
-                continue  # taken by another worker first, or out of recoveries
-            return claimed
-    return (yield from ask(Front.create, agent_type, user_id, **create))
+def opens(start: Callable[P, Flow[Session]]) -> Callable[Concatenate[Front, P], SessionHandle]:
+    """The sync door's method that hands out a `SessionHandle` whose session `start` begins."""
+
+    def method(self: Front, /, *args: P.args, **kwargs: P.kwargs) -> SessionHandle:
+        return SessionHandle(self, lambda: run(start(*args, **kwargs), self))
+
+    return stated_as(start, method, returns="SessionHandle")
+
+
+def opens_async(
+    start: Callable[P, Flow[Session]],
+) -> Callable[Concatenate[AsyncFront, P], AsyncSessionHandle]:
+    """`opens` for the async doors: an `AsyncSessionHandle`."""
+
+    def method(self: AsyncFront, /, *args: P.args, **kwargs: P.kwargs) -> AsyncSessionHandle:
+        return AsyncSessionHandle(self, lambda: run_async(start(*args, **kwargs), self))
+
+    return stated_as(start, method, returns="AsyncSessionHandle")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
-from typing import Any
-
 from tether.core import config
 from tether.core.clock import Clock
 from tether.core.config import Settings
 from tether.core.policy import Policies
 from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
-from tether.flows.runner import Runner, run
+from tether.flows.runner import Runner
 from tether.front import handle, worker
-from tether.front.handle import Handler, SessionHandle
+from tether.front.handle import Start
 from tether.front.methods import runs
 from tether.front.supervisor import RunningSupervisor, Supervisor
 from tether.stores import Store, open_store, with_liveness
@@ -77,49 +73,10 @@ class SessionManager(ManagerBase):
         shortest policy timeout). Stop it with `.stop()` or a with-block."""
         return RunningSupervisor(Supervisor(self), interval)
 
-    def open(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        parent_session_id: str | None = None,
-    ) -> SessionHandle:
-        """`with manager.open(...) as s:` creates the session (or takes over `session_id` if it
-        exists and is claimable), heartbeats in the background, completes on exit, fails on error."""
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return SessionHandle(
-            self, lambda: run(handle.create_or_claim(session_id, agent_type, user_id, create), self)
-        )
+    open = handle.opens(Start.open)
+    resume_or_create = handle.opens(Start.resume_or_create)
 
-    def resume_or_create(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_session_id: str | None = None,
-    ) -> SessionHandle:
-        """Like `open`, but first takes over this user's dead or recoverably failed session of this
-        type if there is one; `handle.resumed_from` is then the checkpoint to continue from."""
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return SessionHandle(self, lambda: run(handle.claim_or_create(agent_type, user_id, create), self))
-
-    def work(
-        self,
-        agent_types: Iterable[str] | None,
-        handler: Handler,
-        *,
-        stop_event: threading.Event | None = None,
-        poll_interval: float = 1.0,
-    ) -> int:
-        """Worker loop: claim recoverable sessions of these types and call `handler(handle,
-        last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
-        stop = stop_event or threading.Event()
-        return worker.run_worker(self, agent_types, handler, stop, poll_interval)
+    work = worker.work
 
     # -- housekeeping ------------------------------------------------------------------------
     delete = runs(Operations.delete)

@@ -64,14 +64,29 @@ def awaits(
     return stated_as(flow, method)
 
 
-def stated_as(spec: Callable[..., Any], method: M, *, doc: str | None = None) -> M:
-    """`method` as `spec` states it: its name, docstring (or `doc`) and signature, the return
-    annotation unwrapped (`Flow[Session]` is `Session` for whoever calls the front door)."""
+def stated_as(
+    spec: Callable[..., Any], method: M, *, doc: str | None = None, returns: str | None = None
+) -> M:
+    """`method` as `spec` states it: its name, docstring (or `doc`) and signature, with a bare `self`
+    first and the return annotation unwrapped (`Flow[Session]` is `Session` for whoever calls the front
+    door) or as given."""
     signature = inspect.signature(spec)
-    returns = signature.return_annotation
-    if isinstance(returns, str) and (wrapped := _WRAPPED.fullmatch(returns)):
+    parameters = list(signature.parameters.values())
+    if parameters and parameters[0].name == "self":
+        parameters.pop(0)
+    parameters.insert(0, inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    annotation = signature.return_annotation
+    if returns is None and isinstance(annotation, str) and (wrapped := _WRAPPED.fullmatch(annotation)):
         returns = wrapped.group(1)
     method.__name__ = method.__qualname__ = spec.__name__
     method.__doc__ = spec.__doc__ if doc is None else doc
-    method.__signature__ = signature.replace(return_annotation=returns)  # type: ignore[attr-defined]
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=annotation if returns is None else returns
+    )
     return method
+
+
+def shared(method: M) -> M:
+    """A method written once for several front doors (`work = worker.work` in each), its `self`
+    typed as the protocol they share; shown as a method is, with a bare `self`."""
+    return stated_as(method, method)
