@@ -78,7 +78,7 @@ def stated_as(
     annotation = signature.return_annotation
     if returns is None and isinstance(annotation, str) and (wrapped := _WRAPPED.fullmatch(annotation)):
         returns = wrapped.group(1)
-    method.__name__ = method.__qualname__ = spec.__name__
+    method.__name__ = method.__qualname__ = spec.__name__.lstrip("_")  # a private flow's public method
     method.__doc__ = spec.__doc__ if doc is None else doc
     method.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=parameters, return_annotation=annotation if returns is None else returns
