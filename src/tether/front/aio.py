@@ -2,7 +2,8 @@
 
 Both managers run the same flows (`tether.flows.operations`): this one awaits each store call on an
 `AsyncStore` (psycopg async on PostgreSQL; memory and SQLite on a worker thread of their own), so
-validation, decisions, retries and events are shared, not copied. Docstrings are `SessionManager`'s.
+validation, decisions, retries and events are shared, not copied. Each method is its flow
+(`create = awaits(Operations.create)`, see `tether.front.methods`), with the flow's signature and docstring.
 
     async with AsyncSessionManager("sqlite:///tether.db") as manager:
         session = await manager.create("tutor", "user-1")

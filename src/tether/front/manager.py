@@ -1,4 +1,5 @@
-"""SessionManager: the sync front door. Each method runs one flow of `tether.flows.operations`."""
+"""SessionManager: the sync front door. Each method runs one flow of `tether.flows.operations`,
+stated as `create = runs(Operations.create)` (`tether.front.methods`) with the flow's signature."""
 
 from __future__ import annotations
 
