@@ -203,6 +203,24 @@ def tether_sqlite(folder: Path) -> dict[str, float]:
     return out
 
 
+def append_statement(conn: Any, session_id: str, text: str) -> Callable[[], object] | None:
+    """Tether's own append statement sent by a raw psycopg loop: the ceiling of the store's
+    single-writer ratio (None on a commit whose statement this does not know)."""
+    try:
+        from tether.stores.postgres.calls import QUERIES
+    except ImportError:
+        return None
+    from datetime import UTC, datetime
+
+    sql = QUERIES["append_checkpoint"]
+
+    def append() -> object:
+        params = {"session_id": session_id, "epoch": None, "name": "step", "created_at": datetime.now(UTC)}
+        return conn.execute(sql, {**params, "data": text}, prepare=True).fetchall()
+
+    return append
+
+
 def tether_postgres() -> dict[str, float]:
     """Ratios against raw psycopg on the same server, measured here in alternation."""
 
@@ -232,6 +250,11 @@ def tether_postgres() -> dict[str, float]:
             append = lambda: manager.checkpoint(sid, "step", data)  # noqa: E731
             out["postgres append, 1 writer"] = rate(append, APPENDS // 3)
             out["postgres append, 1 writer vs raw INSERT+commit"] = alternating_rates(append, insert, 50, 10)
+            statement = append_statement(raw, manager.create("bench", "u").session_id, text)
+            if statement is not None:
+                out["postgres append statement alone vs raw INSERT+commit"] = alternating_rates(
+                    statement, insert, 50, 10
+                )
             sids = [manager.create("bench", "u").session_id for _ in range(THREADS)]
             calls = [lambda s=s: manager.checkpoint(s, "step", data) for s in sids]
             threads, single = [], []
@@ -333,6 +356,7 @@ TARGETS = {
     "sqlite append #100,000 / #100 (time)": "<= 1.1",
     "sqlite list 50 sessions / the old commit (time)": "re-measured (Session decoded eagerly now)",
     "postgres append, 1 writer vs raw INSERT+commit": ">= 0.9",
+    "postgres append statement alone vs raw INSERT+commit": "the ceiling of the row above",
     "postgres append, 16 threads vs raw 1 writer": ">= 2",
     "postgres latest at 100,000 / raw prepared SELECT (time)": "<= 1.1",
     "postgres latest by name at 100,000 / raw prepared SELECT (time)": "<= 1.1",

@@ -9,7 +9,6 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
@@ -21,13 +20,15 @@ from tether.core.model import NewCheckpoint
 from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore
 from tether.stores.postgres import calls as ops
+from tether.stores.postgres.connection import Connection
 from tether.stores.postgres.store import drive
 
 LATEST = len(ops.MIGRATIONS)
 
 
-def raw_connection(url: str) -> psycopg.Connection[dict[str, object]]:
-    return psycopg.connect(PoolSettings.from_url(url).conninfo, autocommit=True, row_factory=dict_row)
+def raw_connection(url: str) -> Connection:
+    """A connection of the class the store's pool makes (what `drive` runs on), outside any pool."""
+    return Connection.connect(PoolSettings.from_url(url).conninfo, autocommit=True, row_factory=dict_row)
 
 
 def applied_versions(url: str) -> list[int]:

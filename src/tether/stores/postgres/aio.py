@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -20,20 +20,27 @@ from tether.lifecycle import Write
 from tether.stores.base import AsyncStore, Beat
 from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
-from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate
+from tether.stores.postgres.connection import (
+    AsyncConnection,
+    closed_while_idle,
+    cursor_for,
+    pool_arguments,
+    returned_rows,
+    translate,
+)
 from tether.stores.postgres.mapping import Append
 from tether.stores.postgres.store import open_error
 
 T = TypeVar("T")
-AsyncConnection = psycopg.AsyncConnection[dict[str, Any]]
 
 
 async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) -> T:
     """Run an operation's queries on one connection, from its first, feeding each its rows."""
     try:
         while True:
-            cursor = await conn.execute(query.sql, query.params, prepare=query.prepare)
-            query = operation.send(await cursor.fetchall() if cursor.description else [])
+            cursor = cursor_for(query, conn.points, conn.cursor)
+            await cursor.execute(query.sql, query.params, prepare=query.prepare)
+            query = operation.send(await cursor.fetchall() if returned_rows(cursor) else [])
     except StopIteration as done:
         return cast(T, done.value)
 
@@ -57,7 +64,7 @@ class AsyncPostgresStore(AsyncStore):
         """Open a pool on the URL (the same query parameters as `PostgresStore`) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
-            name="tether-async", open=False, **pool_arguments(settings)
+            name="tether-async", open=False, connection_class=AsyncConnection, **pool_arguments(settings)
         )
         try:
             await pool.open(wait=True, timeout=settings.timeout)

@@ -21,7 +21,7 @@ from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
-from tether.stores.postgres.mapping import Append, Row, session_from_row
+from tether.stores.postgres.mapping import Append, session_from_row
 from tether.stores.sql_files import Migration, load_migrations, load_queries
 
 T = TypeVar("T")
@@ -33,18 +33,28 @@ MIGRATIONS = load_migrations(__package__ or "tether.stores.postgres")
 @dataclass(frozen=True, slots=True)
 class Query:
     """One statement and its parameters. `prepare=False` asks for a plan made with the values in
-    place (filters whose unset conditions must fold away); None leaves it to the driver."""
+    place (filters whose unset conditions must fold away); None leaves it to the driver.
+
+    A `point` statement (one row at most, on the hot paths: appends, latest checkpoint, the clock)
+    answers with tuples instead of dicts, on a cursor its connection keeps for it (`connection`).
+    """
 
     sql: str  # from queries.sql or a migration file, never built at runtime
     params: Mapping[str, Any] | None = None
     prepare: bool | None = None
+    point: bool = False
 
 
-Operation = Generator[Query, list[Row], T]
+# The rows a query returned: dicts by column name, tuples for a point statement.
+Operation = Generator[Query, list[Any], T]
 
 
 def _query(name: str, params: Mapping[str, Any] | None = None, prepare: bool | None = None) -> Query:
     return Query(QUERIES[name], params, prepare)
+
+
+def _point(name: str, params: Mapping[str, Any]) -> Query:
+    return Query(QUERIES[name], params, None, point=True)
 
 
 def manual_time(clock: Clock) -> datetime | None:
@@ -85,8 +95,8 @@ def now(manual: datetime | None, clock: DatabaseClock) -> Operation[datetime]:
     if carried is not None:
         return carried
     sent = monotonic()
-    rows = yield _query("clock", {"now": None})
-    return clock.anchor(rows[0]["now"], sent, monotonic())
+    rows = yield _point("clock", {"now": None})
+    return clock.anchor(rows[0][0], sent, monotonic())
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -105,14 +115,19 @@ def query(where: SessionFilter, limit: int, cursor: str | None) -> Operation[Pag
 def checkpoints(session_id: str, after_seq: int, limit: int, name: str | None) -> Operation[list[Checkpoint]]:
     params = {"session_id": session_id, "after_seq": after_seq, "limit": limit, "name": name}
     rows = yield _query("checkpoints" if name is None else "checkpoints_named", params)
-    return _found_checkpoints(session_id, rows)
+    if not rows:
+        yield from _require(session_id)
+    return [mapping.checkpoint_from_row(session_id, row) for row in rows]
 
 
 def last_checkpoint(session_id: str, name: str | None) -> Operation[Checkpoint | None]:
     params = {"session_id": session_id, "name": name}
-    rows = yield _query("last_checkpoint" if name is None else "last_checkpoint_named", params)
-    found = _found_checkpoints(session_id, rows)
-    return found[0] if found else None
+    rows = yield _point("last_checkpoint" if name is None else "last_checkpoint_named", params)
+    if rows:
+        seq, name, created_at, data = rows[0]
+        return Checkpoint(session_id, seq, name, created_at, data)
+    yield from _require(session_id)
+    return None
 
 
 def claimable(
@@ -133,11 +148,11 @@ def create(session: Session, new: Sequence[NewCheckpoint]) -> Operation[Session]
 
 def append(append: Append) -> Operation[Checkpoint | None]:
     """The stored checkpoint, or None when its fence rejected it (`explain_append` says why)."""
-    rows = yield _query("append_checkpoint", append.params())
+    rows = yield _point("append_checkpoint", append.params())
     if not rows:
         return None
-    cp = append.checkpoint
-    return Checkpoint(append.session_id, rows[0]["seq"], cp.name, rows[0]["created_at"], cp.data)
+    seq, created_at = rows[0]
+    return Checkpoint(append.session_id, seq, append.checkpoint.name, created_at, append.checkpoint.data)
 
 
 def explain_append(session_id: str, epoch: int | None) -> Operation[TetherError]:
@@ -273,8 +288,7 @@ def _find(session_id: str) -> Operation[Session | None]:
     return session_from_row(rows[0]) if rows else None
 
 
-def _found_checkpoints(session_id: str, rows: list[Row]) -> list[Checkpoint]:
-    """Rows of a LEFT JOIN from the session: none means no session, a NULL seq no checkpoints."""
-    if not rows:
+def _require(session_id: str) -> Operation[None]:
+    """Raise NotFound unless the session exists: asked only when a checkpoint read found none."""
+    if not (yield _query("session_exists", {"session_id": session_id})):
         raise NotFound(session_id)
-    return [mapping.checkpoint_from_row(session_id, row) for row in rows if row["seq"] is not None]

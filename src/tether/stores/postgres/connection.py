@@ -4,18 +4,23 @@ translation of driver errors into Tether errors."""
 from __future__ import annotations
 
 import select
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import AdaptersMap
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
 from tether.core import codec
 from tether.core.errors import StoreUnavailable, TetherError, ValidationError
 from tether.core.postgres_url import PoolSettings
+from tether.stores.postgres.calls import Query
 
+C = TypeVar("C", psycopg.Cursor[Any], psycopg.AsyncCursor[Any])
+
+TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 # json values (checkpoint data, context, metadata) decode with orjson (tether.core.codec).
 ADAPTERS = AdaptersMap(psycopg.adapters)
 set_json_loads(codec.decode, ADAPTERS)
@@ -33,6 +38,40 @@ def pool_arguments(settings: PoolSettings) -> dict[str, Any]:
         # psycopg prepares a statement on a connection once it has run a few times there.
         "kwargs": {"autocommit": True, "context": ADAPTERS, "row_factory": dict_row},
     }
+
+
+class Connection(psycopg.Connection[Any]):
+    """The pool's connections. Each keeps a cursor per point statement it has run (`Query.point`):
+    running the statement again on it reuses the cursor's adapters instead of building them anew."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.points: dict[str, psycopg.Cursor[Any]] = {}
+
+
+class AsyncConnection(psycopg.AsyncConnection[Any]):
+    """`Connection` for the async pool."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.points: dict[str, psycopg.AsyncCursor[Any]] = {}
+
+
+def cursor_for(query: Query, points: dict[str, C], new: Callable[..., C]) -> C:
+    """A fresh cursor (dict rows), or for a point statement the kept one (tuple rows)."""
+    if not query.point:
+        return new()
+    cursor = points.get(query.sql)
+    if cursor is None:
+        cursor = points[query.sql] = new(row_factory=tuple_row)
+    return cursor
+
+
+def returned_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the statement returned a result set (`cursor.description` would build one object
+    per column to say so)."""
+    result = cursor.pgresult
+    return result is not None and result.status == TUPLES_OK
 
 
 def closed_while_idle(conn: psycopg.BaseConnection[Any]) -> bool:

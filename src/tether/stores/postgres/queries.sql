@@ -35,43 +35,28 @@ ORDER BY created_at DESC, session_id DESC
 LIMIT %(limit)s
 
 -- name: checkpoints
--- The outer row says whether the session exists, so "no checkpoints" and "no session" differ.
-SELECT c.seq, c.name, c.created_at, c.data
-FROM sessions s
-LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
-    WHERE session_id = s.session_id AND seq > %(after_seq)s
-    ORDER BY seq LIMIT %(limit)s
-) c ON true
-WHERE s.session_id = %(session_id)s
+-- The checkpoint reads go straight to an index of checkpoints, as a hand-written SELECT would;
+-- only when they find nothing does the store ask whether the session exists (session_exists),
+-- so "no checkpoints" and "no session" differ.
+SELECT seq, name, created_at, data FROM checkpoints
+WHERE session_id = %(session_id)s AND seq > %(after_seq)s
+ORDER BY seq LIMIT %(limit)s
 
 -- name: checkpoints_named
-SELECT c.seq, c.name, c.created_at, c.data
-FROM sessions s
-LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
-    WHERE session_id = s.session_id AND name = %(name)s AND seq > %(after_seq)s
-    ORDER BY seq LIMIT %(limit)s
-) c ON true
-WHERE s.session_id = %(session_id)s
+SELECT seq, name, created_at, data FROM checkpoints
+WHERE session_id = %(session_id)s AND name = %(name)s AND seq > %(after_seq)s
+ORDER BY seq LIMIT %(limit)s
 
 -- name: last_checkpoint
-SELECT c.seq, c.name, c.created_at, c.data
-FROM sessions s
-LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
-    WHERE session_id = s.session_id ORDER BY seq DESC LIMIT 1
-) c ON true
-WHERE s.session_id = %(session_id)s
+SELECT seq, name, created_at, data FROM checkpoints
+WHERE session_id = %(session_id)s ORDER BY seq DESC LIMIT 1
 
 -- name: last_checkpoint_named
-SELECT c.seq, c.name, c.created_at, c.data
-FROM sessions s
-LEFT JOIN LATERAL (
-    SELECT seq, name, created_at, data FROM checkpoints
-    WHERE session_id = s.session_id AND name = %(name)s ORDER BY seq DESC LIMIT 1
-) c ON true
-WHERE s.session_id = %(session_id)s
+SELECT seq, name, created_at, data FROM checkpoints
+WHERE session_id = %(session_id)s AND name = %(name)s ORDER BY seq DESC LIMIT 1
+
+-- name: session_exists
+SELECT 1 FROM sessions WHERE session_id = %(session_id)s
 
 -- name: claimable
 -- Expired leases and recoverable failures, each from its partial index, longest-waiting first.

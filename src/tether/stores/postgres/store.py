@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -19,19 +19,26 @@ from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
 from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
-from tether.stores.postgres.connection import closed_while_idle, pool_arguments, translate
+from tether.stores.postgres.connection import (
+    Connection,
+    closed_while_idle,
+    cursor_for,
+    pool_arguments,
+    returned_rows,
+    translate,
+)
 from tether.stores.postgres.mapping import Append
 
 T = TypeVar("T")
-Connection = psycopg.Connection[dict[str, Any]]
 
 
 def drive(conn: Connection, operation: Operation[T], query: Query) -> T:
     """Run an operation's queries on one connection, from its first, feeding each its rows."""
     try:
         while True:
-            cursor = conn.execute(query.sql, query.params, prepare=query.prepare)
-            query = operation.send(cursor.fetchall() if cursor.description else [])
+            cursor = cursor_for(query, conn.points, conn.cursor)
+            cursor.execute(query.sql, query.params, prepare=query.prepare)
+            query = operation.send(cursor.fetchall() if returned_rows(cursor) else [])
     except StopIteration as done:
         return cast(T, done.value)
 
@@ -63,7 +70,7 @@ class PostgresStore(Store):
         in its query) and migrate."""
         settings = PoolSettings.from_url(url)
         pool: ConnectionPool[Connection] = ConnectionPool(
-            name="tether", open=False, **pool_arguments(settings)
+            name="tether", open=False, connection_class=Connection, **pool_arguments(settings)
         )
         try:
             pool.open(wait=True, timeout=settings.timeout)
