@@ -67,22 +67,25 @@ def awaits(
 def stated_as(
     spec: Callable[..., Any], method: M, *, doc: str | None = None, returns: str | None = None
 ) -> M:
-    """`method` as `spec` states it: its name, docstring (or `doc`) and signature, with a bare `self`
-    first and the return annotation unwrapped (`Flow[Session]` is `Session` for whoever calls the front
-    door) or as given."""
+    """`method` as `spec` states it: its name, docstring (or `doc`), signature and annotations, with a
+    bare `self` first and the return annotation unwrapped (`Flow[Session]` is `Session` for whoever
+    calls the front door) or as given. `typing.get_type_hints` reads them in `spec`'s module."""
     signature = inspect.signature(spec)
-    parameters = list(signature.parameters.values())
-    if parameters and parameters[0].name == "self":
-        parameters.pop(0)
+    parameters = [p for p in signature.parameters.values() if p.name != "self"]
     parameters.insert(0, inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD))
     annotation = signature.return_annotation
     if returns is None and isinstance(annotation, str) and (wrapped := _WRAPPED.fullmatch(annotation)):
         returns = wrapped.group(1)
+    returns = annotation if returns is None else returns
     method.__name__ = method.__qualname__ = spec.__name__.lstrip("_")  # a private flow's public method
     method.__doc__ = spec.__doc__ if doc is None else doc
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=parameters, return_annotation=annotation if returns is None else returns
-    )
+    method.__annotations__ = {
+        **{name: hint for name, hint in spec.__annotations__.items() if name not in ("self", "return")},
+        "return": returns,
+    }
+    method.__signature__ = signature.replace(parameters=parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    if spec is not method:
+        method.__wrapped__ = spec  # type: ignore[attr-defined]  # where get_type_hints finds the names
     return method
 
 
