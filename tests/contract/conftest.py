@@ -6,10 +6,11 @@ manager, or the HTTP API through `tether.Client`, passes the same specification 
 
 The clients ("client", "async-client") talk to a real `tether serve` process on a loopback port:
 one per store kind (SQLite and PostgreSQL) for the whole run, emptied through the API before each
-test (tests/remote.py). Tests that move a ManualClock or read the `store` fixture cannot reach into
-a server process, so they are skipped for the clients with that reason; so are the event tests,
-whose subscribers the embedded managers call synchronously (the clients' live stream is asynchronous
-and is specified in tests/client/).
+test (tests/remote.py). Tests that move a ManualClock or use the `store` fixture talk over loopback
+HTTP to the same app served from this process around their store and clock (tests/in_process.py).
+Skipped, each with its reason: the event tests, whose subscribers the embedded managers call
+synchronously (the clients' live stream is asynchronous and is specified in tests/client/), and
+the few tests of what a client does differently on purpose (NOT_REMOTE).
 
 How the async run works without a second copy of the tests: for "async", `manager` is a
 `BlockingAsyncManager` (tests/async_facade.py) wrapping an `AsyncSessionManager`. It has the
@@ -30,6 +31,7 @@ from typing import Any, cast
 import pytest
 
 from tests.async_facade import BlockingAsyncManager
+from tests.in_process import served
 from tests.remote import empty, serve
 from tether import AsyncClient, Client, Policies, SessionManager, State
 from tether.core.model import Session
@@ -43,12 +45,22 @@ Unchanged = Callable[[str], AbstractContextManager[None]]
 
 
 CLIENTS = ("client", "async-client")
-# Fixtures a test cannot have through a server process: its clock, its store, in-process events.
-NOT_REMOTE = {
-    "clock": "moves a ManualClock, which cannot move a server process's clock",
-    "store": "reads or writes the store directly, which a server process keeps to itself",
-}
+# Tests that move a ManualClock or use the store directly run their clients against the API served
+# from this process around that clock and store (a server process would keep both to itself).
+IN_PROCESS = ("clock", "store")
 EVENT_TESTS = "test_events.py"
+# What a client differs in on purpose (docs/client.md), by test: (front doors, reason).
+LOCAL_CLOCK = (
+    "duration() of a live session is measured at the client's clock, which a ManualClock does not move"
+)
+NOT_REMOTE = {
+    "test_active_duration_runs_with_the_clock": (CLIENTS, LOCAL_CLOCK),
+    "test_paused_duration_keeps_running": (CLIENTS, LOCAL_CLOCK),
+    "test_apply_of_a_lease_renewing_write_sets_the_liveness_columns": (
+        ("async-client",),
+        "AsyncClient has no `policies` property (a property cannot await): GET /v1/policies",
+    ),
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,7 +82,9 @@ class Remote:
 
     def __init__(self, store_url: str, workdir: Path, policies: Policies) -> None:
         self.stack = ExitStack()
-        url = self.stack.enter_context(serve(store_url, workdir, policies)).url
+        # No sweeps during the run: the embedded managers have no supervisor either, and one would
+        # time out imported sessions whose seed leases lie in the past between two calls of a test.
+        url = self.stack.enter_context(serve(store_url, workdir, policies, "--sweep-interval", "3600")).url
         self.client = self.stack.enter_context(Client(url, worker_id="worker-a"))
         self.async_client = BlockingAsyncManager(AsyncClient(url, worker_id="worker-a"))  # type: ignore[arg-type]
         self.stack.callback(self.async_client.close)
@@ -129,15 +143,34 @@ def front_door(
 
 
 def _client(request: pytest.FixtureRequest, store_url: str) -> Iterator[SessionManager]:
-    test_file = request.node.path.name
-    for name, reason in NOT_REMOTE.items():
-        if name in request.fixturenames:
-            pytest.skip(f"not through a server process: the test {reason}")
-    if test_file == EVENT_TESTS:
-        pytest.skip("not through a server process: subscribers are called synchronously, in-process")
+    if request.node.path.name == EVENT_TESTS:
+        pytest.skip("not through a server: subscribers are called synchronously, in-process")
+    doors, reason = NOT_REMOTE.get(request.node.originalname, ((), ""))
+    if request.param in doors:
+        pytest.skip(f"not through a server: {reason}")
+    if any(name in request.fixturenames for name in IN_PROCESS):
+        yield from _in_process(request, store_url)
+        return
     remote = _remote(request, store_url)
     empty(remote.client)
     yield cast(SessionManager, remote.client if request.param == "client" else remote.async_client)
+
+
+def _in_process(request: pytest.FixtureRequest, store_url: str) -> Iterator[SessionManager]:
+    """The API served from this process around the test's own store and clock (tests/in_process.py),
+    reached over loopback HTTP by the client as a remote server would be."""
+    store: Store = request.getfixturevalue("store")
+    native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES
+    policies: Policies = request.getfixturevalue("policies")
+    manager = AsyncSessionManager(store_url if native else store, policies=policies, clock=store.clock)
+    with served(manager, store_url) as url:
+        if request.param == "client":
+            with Client(url, worker_id="worker-a") as client:
+                yield cast(SessionManager, client)
+            return
+        facade = BlockingAsyncManager(AsyncClient(url, worker_id="worker-a"))  # type: ignore[arg-type]
+        yield cast(SessionManager, facade)
+        facade.close()
 
 
 @pytest.fixture

@@ -123,7 +123,7 @@ def test_long_postgres_channel_names_are_hashed_to_fit() -> None:
 
 def test_bridge_needs_a_redis_or_postgres_url() -> None:
     with pytest.raises(ConfigurationError):
-        bridge(EventBus(), "sqlite:///x.db")
+        bridge(EventBus(), "sqlite:///x.db", "sqlite:///x.db")
 
 
 @pytest.mark.parametrize("events_url", ["postgres"], indirect=True)  # only NOTIFY limits a size

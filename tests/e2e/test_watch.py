@@ -93,7 +93,7 @@ def test_watch_redraws_on_a_bridged_event_without_waiting_for_the_next_poll(tmp_
     )
     # Pub/sub keeps no history, and a loaded machine may take seconds to start the watch: keep
     # publishing, so events arrive once it listens; the poll is 10 minutes away either way.
-    with SessionManager(url, worker_id="w-remote") as manager, bridge(manager.events, REDIS_URL):
+    with SessionManager(url, worker_id="w-remote") as manager, bridge(manager.events, REDIS_URL, url):
         for n in range(12):
             remote = manager.create("tutor", f"erin-{n}")
             time.sleep(0.5)

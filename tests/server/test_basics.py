@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import httpx
 
 from tests.live_server import LiveServer
@@ -101,3 +103,36 @@ def test_probes_docs_and_metrics_answer(server: LiveServer, alice: httpx.Client)
         "key_id": alice.headers["authorization"].split("_")[1],
         "open_mode": False,
     }
+
+
+def test_time_out_is_refused_while_the_lease_lives_and_honours_if_match(alice: httpx.Client) -> None:
+    created = alice.post("/v1/sessions", json={"agent_type": "tutor"})
+    sid, etag = created.json()["session_id"], created.headers["etag"]
+    alive = alice.post(f"/v1/sessions/{sid}/time_out", json={}, headers={"If-Match": etag})
+    assert alive.status_code == 409 and alive.json()["code"] == "not_claimable"
+    stale = alice.post(f"/v1/sessions/{sid}/time_out", json={}, headers={"If-Match": '"7"'})
+    assert stale.status_code == 412 and stale.json()["actual_version"] == 1
+    assert alice.get(f"/v1/sessions/{sid}").json()["state"] == "active"
+
+
+def test_policies_are_the_ones_the_server_runs_with(alice: httpx.Client) -> None:
+    answer = alice.get("/v1/policies").json()
+    assert answer["default"] == {
+        "timeout": 60.0,
+        "suspect_after": None,
+        "on_timeout": "recover",
+        "max_recoveries": 3,
+        "retain_completed": None,
+        "retain_failed": None,
+    }
+    assert answer["by_type"] == {}
+
+
+def test_purge_takes_an_instant_as_well_as_an_age(admin: httpx.Client) -> None:
+    sid = admin.post("/v1/sessions", json={"agent_type": "purged", "user_id": "carol"}).json()["session_id"]
+    ended = datetime.fromisoformat(admin.post(f"/v1/sessions/{sid}/complete", json={}).json()["ended_at"])
+    assert admin.post("/v1/purge", json={"before": "2000-01-01T00:00:00Z"}).json() == {"purged": 0}
+    assert admin.get(f"/v1/sessions/{sid}").status_code == 200
+    naive = (ended + timedelta(microseconds=1)).replace(tzinfo=None)  # read as UTC, as embedded
+    assert admin.post("/v1/purge", json={"before": naive.isoformat()}).json()["purged"] >= 1
+    assert admin.get(f"/v1/sessions/{sid}").status_code == 404

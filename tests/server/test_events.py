@@ -179,3 +179,25 @@ def test_a_write_on_one_process_reaches_a_subscriber_on_another_and_each_timeout
     history = httpx.get(f"{one.url}/v1/sessions/{sid}/checkpoints").json()["items"]
     assert [c["name"] for c in history].count("session_failed") == 1
     assert httpx.get(f"{two.url}/v1/sessions/{sid}").json()["failure"]["error"] == "heartbeat_timeout"
+
+
+def test_heartbeats_reach_only_a_stream_that_asks_for_them(
+    server: LiveServer, keys: Keys, alice: httpx.Client
+) -> None:
+    kind = fresh_type()
+    sid = alice.post("/v1/sessions", json={"agent_type": kind}).json()["session_id"]
+    with (
+        stream(server, keys.alice) as c,
+        c.stream("GET", "/v1/events", params={"agent_type": kind}) as plain,
+        c.stream("GET", "/v1/events", params={"agent_type": kind, "kinds": "heartbeat,paused"}) as beats,
+    ):
+        alice.post(f"/v1/sessions/{sid}/heartbeat", json={"phase": "one"})
+        alice.post("/v1/heartbeats", json={"beats": [{"session_id": sid, "phase": "two"}]})
+        alice.post(f"/v1/sessions/{sid}/pause", json={})
+        got = take(frames(beats), 3)
+        assert [f.event for f in take(frames(plain), 1)] == ["paused"]
+    assert [(f.event, f.data["data"].get("phase")) for f in got] == [
+        ("heartbeat", "one"),
+        ("heartbeat", "two"),
+        ("paused", None),
+    ]

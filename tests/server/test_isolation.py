@@ -21,6 +21,8 @@ SESSION_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/fail", {"error": "sabotage", "final": True}),
     ("POST", "/heartbeat", {"phase": "spying"}),
     ("POST", "/claim", {"worker_id": "thief"}),
+    ("POST", "/time_out", JSON_BODY),
+    ("POST", "/fork", {"worker_id": "thief"}),
     ("GET", "/checkpoints", None),
     ("POST", "/checkpoints", {"name": "forged", "data": {}}),
     ("GET", "/checkpoints/latest", None),

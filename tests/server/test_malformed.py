@@ -98,6 +98,13 @@ CATALOG = [
         key="admin",
     ),
     Case(
+        "purge with two cutoffs", "POST", "/v1/purge", {"older_than": 1, "before": "2026-01-01"}, key="admin"
+    ),
+    Case("purge with no cutoff", "POST", "/v1/purge", {"states": ["failed"]}, key="admin"),
+    Case("purge before a number", "POST", "/v1/purge", {"before": 0}, pointer="/before", key="admin"),
+    Case("purge before no date", "POST", "/v1/purge", {"before": "soon"}, pointer="/before", key="admin"),
+    Case("time_out with an epoch", "POST", ONE + "/time_out", {"epoch": 1}, pointer="/epoch"),
+    Case(
         "purge of an unknown state", "POST", "/v1/purge", {"older_than": 1, "states": ["gone"]}, key="admin"
     ),
     Case(

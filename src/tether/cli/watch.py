@@ -68,7 +68,7 @@ def _live(
     """Redraw every `interval` seconds, and as soon as an event (local or bridged) arrives."""
     changed = threading.Event()
     with Live(view(), console=render.out, refresh_per_second=4) as live:
-        listening = bridge(manager.events, events) if events else None
+        listening = bridge(manager.events, events, manager.store.url) if events else None
         unsubscribe = manager.subscribe(lambda event: changed.set())
         try:
             while True:

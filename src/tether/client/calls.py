@@ -19,7 +19,8 @@ import httpx
 
 from tether.core.codec import encode
 from tether.core.errors import ConfigurationError, TetherError, ValidationError
-from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
+from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State, as_aware
+from tether.core.policy import Policies
 from tether.core.retention import RetentionReport
 from tether.core.validation import (
     check_counter,
@@ -29,7 +30,13 @@ from tether.core.validation import (
     check_optional_counter,
     encode_payload,
 )
-from tether.core.wire import checkpoint_from_json, error_from_problem, retention_from_json, session_from_json
+from tether.core.wire import (
+    checkpoint_from_json,
+    error_from_problem,
+    policies_from_json,
+    retention_from_json,
+    session_from_json,
+)
 from tether.flows.operations import checked_agent_types, checked_beat, parse_state, required_state
 from tether.flows.retention import BATCH as RETENTION_BATCH
 from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
@@ -201,7 +208,7 @@ class Calls:
         user_id: str | None = None,
     ) -> Call[Session]:
         at_seq = check_optional_counter("at_seq", at_seq, 0)
-        body = json_body(at_seq=at_seq, agent_type=agent_type, user_id=user_id)
+        body = json_body(at_seq=at_seq, agent_type=agent_type, user_id=user_id, worker_id=self.worker_id)
         return Call("POST", _path("sessions", session_id, "fork"), _session, body=body)
 
     def get(self, session_id: str) -> Call[Session]:
@@ -363,6 +370,9 @@ class Calls:
     def time_out(self, session_id: str) -> Call[Session]:
         return Call("POST", _path("sessions", session_id, "time_out"), _session, body=json_body())
 
+    def policies(self) -> Call[Policies]:
+        return Call("GET", "/v1/policies", lambda r: policies_from_json(r.json()))
+
     def delete(self, session_id: str) -> Call[None]:
         return Call("DELETE", _path("sessions", session_id), _nothing)
 
@@ -371,16 +381,16 @@ class Calls:
         older_than: timedelta | datetime,
         states: Iterable[State | str] = tuple(ENDED_STATES),
     ) -> Call[int]:
-        # A datetime cutoff becomes an age at this machine's clock (the API takes seconds).
+        # A timedelta is an age at the server's clock; a datetime an instant (`before`).
+        chosen = sorted(required_state(s).value for s in states)
         if isinstance(older_than, datetime):
-            cutoff = older_than if older_than.tzinfo is not None else older_than.replace(tzinfo=UTC)
-            older_than = datetime.now(UTC) - cutoff
-        if not isinstance(older_than, timedelta):
+            body = json_body(before=as_aware(older_than).isoformat(), states=chosen)
+        elif isinstance(older_than, timedelta):
+            body = json_body(older_than=older_than.total_seconds(), states=chosen)
+        else:
             raise ValidationError(
                 "older_than", f"must be a timedelta or datetime, got {type(older_than).__name__}"
             )
-        chosen = sorted(required_state(s).value for s in states)
-        body = json_body(older_than=older_than.total_seconds(), states=chosen)
         return Call("POST", "/v1/purge", _count("purged"), body=body)
 
     def enforce_retention(

@@ -25,6 +25,7 @@ from tether.client import events
 from tether.client.calls import Call, Calls, ExportLines, problem
 from tether.client.methods import sends
 from tether.client.transport import RETRIES, TIMEOUT, Retry, auth_headers, server_url, settle, tls
+from tether.core.policy import Policies
 from tether.core.validation import check_text
 from tether.events.bus import Subscriber
 from tether.flows.operations import default_worker_id
@@ -78,6 +79,12 @@ class Client:
                 return step
             time.sleep(step.delay)
         raise AssertionError("unreachable")
+
+    @property
+    def policies(self) -> Policies:
+        """The policies the server runs with (GET /v1/policies), read at each access. (The async
+        client has no such property: a property cannot await; ask GET /v1/policies.)"""
+        return self._send(self.calls.policies())
 
     # -- creating and reading ----------------------------------------------------------------
     create = sends(Calls.create)

@@ -9,7 +9,7 @@ members, so the client raises the very exception the embedded manager would have
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from tether.core.errors import (
     ValidationError,
 )
 from tether.core.model import Checkpoint, Failure, Session, State
+from tether.core.policy import Policies, Policy
 from tether.core.retention import RetentionReport, RetentionRule, Retired
 
 JSON = dict[str, Any]
@@ -266,3 +267,21 @@ def retention_from_json(body: Mapping[str, Any]) -> RetentionReport:
         for r in body["rules"]
     )
     return RetentionReport(bool(body["dry_run"]), retired)
+
+
+def policies_to_json(policies: Policies) -> JSON:
+    """`{"default": {...}, "by_type": {"tutor": {...}}}`, each policy field for field."""
+
+    def one(policy: Policy) -> JSON:
+        return {**asdict(policy), "on_timeout": policy.on_timeout.value}
+
+    return {
+        "default": one(policies.default),
+        "by_type": {name: one(p) for name, p in sorted(policies.by_type.items())},
+    }
+
+
+def policies_from_json(body: Mapping[str, Any]) -> Policies:
+    return Policies(
+        Policy(**body["default"]), {name: Policy(**fields) for name, fields in body["by_type"].items()}
+    )

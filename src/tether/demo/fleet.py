@@ -121,8 +121,8 @@ class Fleet:
             self.state.top_level.append(job.session_id)
             self.state.pending.append(job)
         url = self.options.events_url
-        # The default namespace, so `tether watch --events URL` sees the fleet too.
-        events = bridge(self.manager.events, url) if url else None
+        # The store's namespace, so `tether watch --events URL` and `tether serve` see the fleet too.
+        events = bridge(self.manager.events, url, self.manager.store.url) if url else None
         for _ in range(self.options.workers):
             self._spawn()
         try:

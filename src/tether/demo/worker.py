@@ -211,7 +211,11 @@ def main(settings: WorkerSettings, conn: Connection) -> None:
     # truth during the demo, so the workers flush only when they close.
     os.environ["TETHER_REDIS_FLUSH_INTERVAL"] = str(FLUSH_ONLY_ON_CLOSE)
     worker = Worker(settings, conn)
-    events = bridge(worker.manager.events, settings.events_url) if settings.events_url else None
+    events = (
+        bridge(worker.manager.events, settings.events_url, worker.manager.store.url)
+        if settings.events_url
+        else None
+    )
     try:
         worker.serve()
     finally:

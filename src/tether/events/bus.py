@@ -1,13 +1,15 @@
 """Every change emits an Event; in-process subscribers receive them synchronously, in order.
 
-An `EventBridge` (`bridge(manager.events, url)`) extends the bus across processes over Redis pub/sub
-or PostgreSQL LISTEN/NOTIFY.
+An `EventBridge` (`bridge(manager.events, url, manager.store.url)`) extends the bus across processes
+over Redis pub/sub or PostgreSQL LISTEN/NOTIFY, in the store's namespace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tether.core.errors import ConfigurationError, StoreUnavailable
 
@@ -36,21 +39,33 @@ class Event:
 Subscriber = Callable[[Event], None]
 
 
+HEARTBEAT = "heartbeat"
+
+
 class EventBus:
-    """Fan-out to subscribers. A failing subscriber is logged and never breaks the write."""
+    """Fan-out to subscribers. A failing subscriber is logged and never breaks the write.
+
+    A subscriber may decline heartbeats (`heartbeats=False`): they are one event per beat, the hot
+    path, and most listeners (a server's hub, its charts, the bridges) ignore them; with nobody
+    wanting them, writers build none (`wants_heartbeats`)."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self._beat_subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Register a callback; returns a function that unsubscribes it."""
+    def subscribe(self, callback: Subscriber, *, heartbeats: bool = True) -> Callable[[], None]:
+        """Register a callback (for every event, or every event but heartbeats); returns a function
+        that unsubscribes it."""
         with self._lock:
             self._subscribers = [*self._subscribers, callback]
+            if heartbeats:
+                self._beat_subscribers = [*self._beat_subscribers, callback]
 
         def unsubscribe() -> None:
             with self._lock:
                 self._subscribers = [s for s in self._subscribers if s is not callback]
+                self._beat_subscribers = [s for s in self._beat_subscribers if s is not callback]
 
         return unsubscribe
 
@@ -59,8 +74,13 @@ class EventBus:
         """True when someone listens: callers skip building events nobody reads."""
         return bool(self._subscribers)
 
+    @property
+    def wants_heartbeats(self) -> bool:
+        """True when a subscriber takes heartbeat events."""
+        return bool(self._beat_subscribers)
+
     def publish(self, event: Event) -> None:
-        for callback in self._subscribers:
+        for callback in self._beat_subscribers if event.kind == HEARTBEAT else self._subscribers:
             try:
                 callback(event)
             except Exception:
@@ -113,7 +133,7 @@ class EventBridge(ABC):
         if not self._ready.wait(LISTEN_TIMEOUT):
             self.close()
             raise StoreUnavailable(f"could not listen for events on {self.describe()}")
-        self._unsubscribe = bus.subscribe(self._outbound)
+        self._unsubscribe = bus.subscribe(self._outbound, heartbeats=HEARTBEAT not in skip)
 
     @abstractmethod
     def describe(self) -> str:
@@ -169,16 +189,34 @@ class EventBridge(ABC):
                 self._stop.wait(RECONNECT_DELAY)
 
 
-def bridge(bus: EventBus, url: str, namespace: str = "tether") -> EventBridge:
-    """An event bridge over Redis pub/sub (`redis://…`) or PostgreSQL LISTEN/NOTIFY (`postgresql://…`);
-    processes bridging with the same URL and namespace see each other's events."""
+def namespace(store_url: str) -> str:
+    """Where the events of one store meet: every process on the same store (a server, a demo
+    worker, `tether watch`, an embedded manager) bridges in the same namespace, and processes of
+    different stores never mix. The store is named as its processes reach it: a SQLite file by its
+    real absolute path (so `sqlite:///tether.db` run from its directory is the same file), any other
+    URL as given, without its password."""
+    parts = urlsplit(store_url)
+    if parts.scheme.lower() == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        identity = "sqlite:///" + os.path.realpath(path)
+    elif parts.password is not None:
+        identity = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
+    else:
+        identity = store_url
+    return "tether-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def bridge(bus: EventBus, url: str, store_url: str) -> EventBridge:
+    """An event bridge over Redis pub/sub (`redis://…`) or PostgreSQL LISTEN/NOTIFY (`postgresql://…`)
+    for the events of the store at `store_url` (`manager.store.url`): processes of one store bridging
+    over the same URL see each other's events (`namespace`)."""
     scheme = url.split(":", 1)[0].lower()
     if scheme in ("redis", "rediss", "unix"):
         from tether.events.redis import RedisEventBridge
 
-        return RedisEventBridge(bus, url, namespace)
+        return RedisEventBridge(bus, url, namespace(store_url))
     if scheme in ("postgresql", "postgres"):
         from tether.events.postgres import PostgresEventBridge
 
-        return PostgresEventBridge(bus, url, namespace)
+        return PostgresEventBridge(bus, url, namespace(store_url))
     raise ConfigurationError(f"events need a redis:// or postgresql:// URL, got {url!r}")

@@ -278,11 +278,12 @@ class Operations:
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
         """Many heartbeats in one durable batch; one result per beat (None = applied)."""
+        # A "heartbeat" event for each beat that was applied, built only when a subscriber takes them.
         if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
             raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
         checked = [checked_beat(i, beat) for i, beat in enumerate(beats)]
         results = yield from call(Store.heartbeat, checked)
-        if self.events.active:
+        if self.events.wants_heartbeats:
             now = yield from call(Store.now)
             for beat, error in zip(checked, results, strict=True):
                 if error is None:
@@ -394,9 +395,13 @@ class Operations:
     def time_out(self, session_id: str) -> Flow[Session]:
         """The supervisor's verdict on an active session whose lease expired: fail it per its policy
         (recoverable, or final past max_recoveries). NotClaimable while the lease is alive."""
+        return self.time_out_at(session_id, None)
+
+    def time_out_at(self, session_id: str, expected_version: int | None) -> Flow[Session]:
+        """`time_out`, only at `expected_version` (the HTTP route's If-Match)."""
         return self._transition(
             session_id,
-            None,
+            expected_version,
             lambda s, now: lifecycle.time_out(s, self.policies.for_type(s.agent_type), now),
         )
 
@@ -542,12 +547,13 @@ def required_state(value: State | str) -> State:
 def checked_beat(index: int, beat: object) -> Beat:
     if not isinstance(beat, Beat):
         raise ValidationError(f"beats[{index}]", f"must be a Beat, got {type(beat).__name__}")
-    return Beat(
-        check_text("session_id", beat.session_id),
-        check_optional_counter("epoch", beat.epoch, 1),
-        check_optional_text("phase", beat.phase, MAX_NAME_LENGTH),
-        check_positive("expect_silence", beat.expect_silence),
-    )
+    check_text("session_id", beat.session_id)
+    check_optional_counter("epoch", beat.epoch, 1)
+    check_optional_text("phase", beat.phase, MAX_NAME_LENGTH)
+    silence = check_positive("expect_silence", beat.expect_silence)
+    if type(silence) is type(beat.expect_silence):  # valid as given (the common case): no copy
+        return beat
+    return Beat(beat.session_id, beat.epoch, beat.phase, silence)
 
 
 def parse_state(value: State | str | None) -> State | None:

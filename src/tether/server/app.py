@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__
+from tether.front.aio import AsyncSessionManager
 from tether.server import dashboard, problems
 from tether.server.metrics import Metrics
 from tether.server.problems import MEDIA_TYPE, Problem
@@ -74,12 +75,13 @@ class Observe:
 IMPORT_PATH = "/v1/import"
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
+def create_app(settings: ServerSettings, manager: AsyncSessionManager | None = None) -> FastAPI:
+    """The app; `manager` (default: one on `settings.store_url`) is opened when it starts."""
     from tether.server.routes import admin, data, events, health, sessions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.tether = await Runtime.start(settings)
+        app.state.tether = await Runtime.start(settings, manager)
         try:
             yield
         finally:

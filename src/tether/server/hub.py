@@ -20,10 +20,9 @@ from typing import Any
 
 from sse_starlette import ServerSentEvent
 
-from tether.events.bus import Event
+from tether.events.bus import HEARTBEAT, Event, EventBus
 from tether.server.shapes import dumps
 
-HEARTBEAT = "heartbeat"
 QUEUE_SIZE = 1000  # frames a slow subscriber may fall behind before it gets a reset
 OWNERS_CACHED = 50_000
 
@@ -99,7 +98,8 @@ class Owners:
 
 
 class EventHub:
-    def __init__(self, owners: Owners, resolve: Resolve, size: int = 10_000) -> None:
+    def __init__(self, bus: EventBus, owners: Owners, resolve: Resolve, size: int = 10_000) -> None:
+        self.bus = bus
         self.owners = owners
         self._resolve = resolve
         self.base = time.time_ns() // 1_000_000 * 1000
@@ -113,16 +113,22 @@ class EventHub:
         self._thread = threading.get_ident()
         self.on_local: list[Callable[[Event, Owner | None], None]] = []  # metrics, per local event
         self._task = self._loop.create_task(self._dispatch(), name="tether-events")
+        # Heartbeats only while a stream asks for them: else writers build no heartbeat events.
+        self._unsubscribe = bus.subscribe(self.publish, heartbeats=False)
+        self._beats_off: Callable[[], None] | None = None
 
     # -- intake, from any thread ------------------------------------------------------------
     def publish(self, event: Event) -> None:
-        """The bus callback. Heartbeats are dropped here unless a stream asked for them."""
-        if event.kind == HEARTBEAT and not self.heartbeats_wanted:
-            return
+        """The bus callback (every kind but heartbeats)."""
         if threading.get_ident() == self._thread:
             self._inbox.put_nowait((event, True))
         else:  # a bridge delivering another process's event
             self._loop.call_soon_threadsafe(self._inbox.put_nowait, (event, False))
+
+    def _heartbeat(self, event: Event) -> None:
+        """The second bus callback, subscribed while a stream wants heartbeats."""
+        if event.kind == HEARTBEAT:
+            self.publish(event)
 
     async def _dispatch(self) -> None:
         while True:
@@ -171,6 +177,8 @@ class EventHub:
         self.subscriptions.add(subscription)
         if subscription.kinds is not None and HEARTBEAT in subscription.kinds:
             self.heartbeats_wanted += 1
+            if self._beats_off is None:
+                self._beats_off = self.bus.subscribe(self._heartbeat)
         if since is None or since == self.last_id:
             return []
         if since > self.last_id or since < self.evicted_upto:
@@ -182,8 +190,14 @@ class EventHub:
             self.subscriptions.discard(subscription)
             if subscription.kinds is not None and HEARTBEAT in subscription.kinds:
                 self.heartbeats_wanted -= 1
+                if not self.heartbeats_wanted and self._beats_off is not None:
+                    self._beats_off()
+                    self._beats_off = None
 
     async def close(self) -> None:
+        self._unsubscribe()
+        if self._beats_off is not None:
+            self._beats_off()
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         for subscription in self.subscriptions:

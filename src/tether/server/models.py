@@ -3,10 +3,11 @@ JSON types, unknown fields refused) and make `/openapi.json` describe exactly wh
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from tether.core.model import Liveness, State
 from tether.core.validation import MAX_COUNTER, MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_SECONDS
@@ -62,8 +63,15 @@ class Heartbeat(Body):
     expect_silence: Seconds | None = None
 
 
-class Beat(Heartbeat):
+@with_config(ConfigDict(strict=True, extra="forbid"))
+class Beat(TypedDict):
+    """One beat of a batch: a TypedDict, as strict as a model and validated twice as fast (a batch
+    holds up to 10,000)."""
+
     session_id: Text
+    epoch: NotRequired[Epoch | None]
+    phase: NotRequired[Name | None]
+    expect_silence: NotRequired[Seconds | None]
 
 
 class Heartbeats(Body):
@@ -72,6 +80,10 @@ class Heartbeats(Body):
 
 class Claim(Body):
     worker_id: Text | None = None
+
+
+class TimeOut(Body):
+    """An empty object: the verdict takes no arguments (If-Match pins the version)."""
 
 
 class ClaimNext(Body):
@@ -85,9 +97,31 @@ class NewCheckpoint(Body):
     epoch: Epoch | None = None
 
 
+def _text_only(value: object) -> object:
+    """A date-time is an ISO 8601 string: a number (lax pydantic's Unix time) is refused."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_text_only), Field(strict=False, description="ISO 8601")]
+
+
 class Purge(Body):
-    older_than: Annotated[float, Field(ge=0, le=MAX_SECONDS, description="seconds")]
+    """One cutoff: an age at the server's clock, or an instant (a naive one is UTC, as embedded)."""
+
+    older_than: Annotated[float, Field(ge=0, le=MAX_SECONDS, description="seconds")] | None = None
+    before: Instant | None = None
     states: list[Annotated[State, Field(strict=False)]] | None = None  # enums from their JSON strings
+
+    @model_validator(mode="after")
+    def one_cutoff(self) -> Purge:
+        if (self.older_than is None) == (self.before is None):
+            raise ValueError("give exactly one of older_than and before")
+        return self
+
+    def cutoff(self) -> datetime | timedelta:
+        return self.before if self.before is not None else timedelta(seconds=self.older_than or 0.0)
 
 
 class Fork(Body):
@@ -96,6 +130,7 @@ class Fork(Body):
     )
     agent_type: Text | None = None
     user_id: Text | None = Field(None, description="default: the source's; a user key: its own only")
+    worker_id: Text | None = Field(None, description="the fork's owner; default: the server's worker id")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -202,6 +237,20 @@ class Purged(BaseModel):
 
 class Status(BaseModel):
     status: str
+
+
+class PolicyOut(BaseModel):
+    timeout: float = Field(description="seconds without a heartbeat before the lease expires")
+    suspect_after: float | None = Field(description="the soft deadline; null: half the timeout")
+    on_timeout: Literal["fail", "recover"]
+    max_recoveries: int
+    retain_completed: float | None = Field(description="seconds an ended session is kept; null: for ever")
+    retain_failed: float | None
+
+
+class PoliciesOut(BaseModel):
+    default: PolicyOut = Field(description="for every agent type without a policy of its own")
+    by_type: dict[str, PolicyOut]
 
 
 class RetiredOut(BaseModel):

@@ -17,14 +17,16 @@ CONTAINERS = (dict, list)  # what orjson decodes JSON objects and arrays to, exa
 
 
 def too_deep(value: Any, limit: int) -> bool:
-    """True if JSON containers nest deeper than `limit` levels (checked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
+    """True if JSON containers nest deeper than `limit` levels (checked level by level, without
+    recursion: a batch of 1,000 beats is three levels of 1,002 containers)."""
+    level, depth = [value], 1
+    while level:
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if type(child) in CONTAINERS)
+        below: list[Any] = []
+        for item in level:
+            below += [c for c in (item.values() if type(item) is dict else item) if type(c) in CONTAINERS]
+        level, depth = below, depth + 1
     return False
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,8 +40,11 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, settings: ServerSettings) -> Runtime:
-        manager = AsyncSessionManager(settings.store_url, redis_url=settings.redis_url)
+    async def start(cls, settings: ServerSettings, manager: AsyncSessionManager | None = None) -> Runtime:
+        """Open the store and start serving; `manager` (default: one on `settings.store_url`) is
+        closed with the runtime. Tests pass one on a ManualClock."""
+        if manager is None:
+            manager = AsyncSessionManager(settings.store_url, redis_url=settings.redis_url)
         await manager.__aenter__()
         store = manager.store
         owners = Owners()
@@ -56,9 +58,8 @@ class Runtime:
             return s.user_id, s.agent_type
 
         metrics = Metrics()
-        hub = EventHub(owners, resolve, settings.ring_size)
+        hub = EventHub(manager.events, owners, resolve, settings.ring_size)
         hub.on_local.append(metrics.on_event)
-        manager.subscribe(hub.publish)
         auth = Authenticator(store, settings.loopback)
         runtime = cls(settings, manager, store, auth, hub, owners, metrics)
         runtime.bridge = await asyncio.to_thread(events_bridge, manager, settings)
@@ -140,11 +141,10 @@ class Runtime:
 
 
 def events_bridge(manager: AsyncSessionManager, settings: ServerSettings) -> EventBridge | None:
-    """Carry events between server processes: over the PostgreSQL store itself, else over Redis.
-    The channel is named after the store, so servers of different stores never mix events."""
-    namespace = "tether-" + hashlib.sha256(manager.store.url.encode()).hexdigest()[:16]
+    """Carry events between the processes of this store (other servers, demo workers, `tether watch`,
+    embedded managers that bridge): over the PostgreSQL store itself, else over Redis."""
     if settings.store_url.split(":", 1)[0].lower() in POSTGRES_SCHEMES:
-        return bridge(manager.events, settings.store_url, namespace)
+        return bridge(manager.events, settings.store_url, manager.store.url)
     if settings.redis_url:
-        return bridge(manager.events, settings.redis_url, namespace)
+        return bridge(manager.events, settings.redis_url, manager.store.url)
     return None

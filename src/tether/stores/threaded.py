@@ -63,6 +63,11 @@ class ThreadedStore(AsyncStore):
                 await asyncio.wait([result])
             raise
 
+    async def run_sync(self, function: Callable[..., T], *args: Any) -> T:
+        """Run `function(*args)`, which calls the sync store, on the adapter's threads: one hop
+        for several calls (e.g. a flow of reads), with the same cancellation rule as every call."""
+        return await self._call(function, *args)
+
     async def now(self) -> datetime:
         return self.clock.now() if self._now_is_clock else await self._call(self.sync.now)
 

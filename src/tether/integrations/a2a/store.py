@@ -188,12 +188,12 @@ class TetherTaskStore(TaskStore):
             await asyncio.to_thread(self.bound.release, task.id, end.by)
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
-        task: Task | None = await self.bound.arun(self.flows.get(self._owner(context), task_id))
+        task: Task | None = await self.bound.aread(self.flows.get(self._owner(context), task_id))
         return task
 
     async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
         """The SDK's own filtering, ordering and page tokens, over this owner's tasks."""
-        tasks = await self.bound.arun(self.flows.owned(self._owner(context)))
+        tasks = await self.bound.aread(self.flows.owned(self._owner(context)))
         view = InMemoryTaskStore(owner_resolver=lambda _: "", use_copying=False)
         for task in tasks:
             await view.save(task, context)

@@ -209,7 +209,7 @@ class TetherSessionService(BaseSessionService):
         config: GetSessionConfig | None = None,
     ) -> Session | None:
         session_id = session_id.strip() if session_id else session_id
-        return await self.bound.arun(self._get(app_name, user_id, session_id, config))
+        return await self.bound.aread(self._get(app_name, user_id, session_id, config))
 
     def _get(
         self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
@@ -230,7 +230,7 @@ class TetherSessionService(BaseSessionService):
         return (yield from self._session(app_name, user_id, session_id, state, at, events))
 
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
-        return await self.bound.arun(self._list(app_name, user_id))
+        return await self.bound.aread(self._list(app_name, user_id))
 
     def _list(self, app_name: str, user_id: str | None) -> Flow[ListSessionsResponse]:
         sessions: list[Session] = []
@@ -256,7 +256,7 @@ class TetherSessionService(BaseSessionService):
         await self.bound.arun(self.flows.delete(session_key(app_name, user_id, session_id)))
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
-        return await self.bound.arun(self.flows.scoped(user_key(app_name, user_id)))
+        return await self.bound.aread(self.flows.scoped(user_key(app_name, user_id)))
 
     async def append_event(self, session: Session, event: Event) -> Event:
         if event.partial:

@@ -218,7 +218,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
 
     # -- async -------------------------------------------------------------------------------
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self.bound.arun(self._get_tuple(config))
+        return await self.bound.aread(self._get_tuple(config))
 
     async def alist(
         self,
@@ -228,7 +228,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for found in await self.bound.arun(self._list(config, filter, before, limit)):
+        for found in await self.bound.aread(self._list(config, filter, before, limit)):
             yield found
 
     async def aput(

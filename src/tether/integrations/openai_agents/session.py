@@ -97,7 +97,7 @@ class TetherSession:
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         limit = resolve_session_limit(limit, self.session_settings)
-        return await self.bound.arun(self.flows.items(self.session_id, limit))
+        return await self.bound.aread(self.flows.items(self.session_id, limit))
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         if items:

@@ -67,7 +67,7 @@ class Activity:
 
     def attach(self, manager: AsyncSessionManager) -> None:
         self._manager = manager
-        self._unsubscribe = manager.subscribe(self.record)
+        self._unsubscribe = manager.events.subscribe(self.record, heartbeats=False)
 
     def detach(self) -> None:
         self._unsubscribe()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import IO, Annotated, Literal, cast
 
 from fastapi import Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tether.core.model import ENDED_STATES
+from tether.core.wire import policies_to_json
 from tether.server import models, shapes
 from tether.server.requests import router as make_router
 from tether.server.routes.common import CallerDep, RuntimeDep, problem_responses
@@ -84,10 +84,11 @@ async def erase_user(
 
 @router.post("/purge", response_model=models.Purged, responses=problem_responses())
 async def purge(body: models.Purge, caller: CallerDep, rt: RuntimeDep) -> Response:
-    """Admin: delete sessions in `states` (default: ended ones) older than `older_than` seconds."""
+    """Admin: delete sessions in `states` (default: ended ones) that ended (or last beat) before
+    `before`, or more than `older_than` seconds ago."""
     caller.require_admin()
     states = tuple(ENDED_STATES) if body.states is None else tuple(body.states)
-    purged = await rt.manager.purge(timedelta(seconds=body.older_than), states)
+    purged = await rt.manager.purge(body.cutoff(), states)
     rt.owners.clear()
     return shapes.json_response({"purged": purged})
 
@@ -108,6 +109,13 @@ async def stats(
         "at": now,
     }
     return shapes.json_response(body)
+
+
+@router.get("/policies", response_model=models.PoliciesOut, responses=problem_responses())
+async def policies(caller: CallerDep, rt: RuntimeDep) -> Response:
+    """The liveness and retention policies this server runs with (`SessionManager.policies`):
+    what timeouts new sessions get and what the supervisor does with them. Any key may read them."""
+    return shapes.json_response(policies_to_json(rt.manager.policies))
 
 
 @router.get("/me", response_model=models.Me, responses=problem_responses())

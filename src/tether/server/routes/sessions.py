@@ -205,20 +205,22 @@ async def heartbeats(
     body: models.Heartbeats, caller: CallerDep, rt: RuntimeDep, request: Request
 ) -> Response:
     """One durable batch; `results[i]` is null when beat i was applied, else its problem."""
-    results: list[TetherError | None] = [None] * len(body.beats)
-    allowed: list[int] = []
-    for i, beat in enumerate(body.beats):
-        if caller.admin:  # sees every session: the store answers not_found for missing ones
-            allowed.append(i)
-            continue
-        try:
-            await rt.check(caller, beat.session_id)
-        except TetherError as exc:
-            results[i] = exc
-        else:
-            allowed.append(i)
     sent = body.beats
-    beats = [Beat(sent[i].session_id, sent[i].epoch, sent[i].phase, sent[i].expect_silence) for i in allowed]
+    results: list[TetherError | None] = [None] * len(sent)
+    allowed = list(range(len(sent)))
+    if not caller.admin:  # an admin sees every session: the store answers not_found for missing ones
+        allowed = []
+        for i, beat in enumerate(sent):
+            try:
+                await rt.check(caller, beat["session_id"])
+            except TetherError as exc:
+                results[i] = exc
+            else:
+                allowed.append(i)
+    beats = [
+        Beat(b["session_id"], b.get("epoch"), b.get("phase"), b.get("expect_silence"))
+        for b in (sent[i] for i in allowed)
+    ]
     try:
         outcomes = await rt.manager.heartbeats(beats)
     except ValidationError:  # one bad beat refuses the batch: find which, and apply the others
@@ -268,6 +270,18 @@ async def claim_next(body: models.ClaimNext, caller: CallerDep, rt: RuntimeDep) 
     if session is None:
         return Response(status_code=204)
     rt.metrics.takeovers.labels("claim_next").inc()
+    return await session_response(rt, session)
+
+
+@router.post("/sessions/{session_id}/time_out", response_model=models.SessionOut, responses=LIFECYCLE)
+async def time_out(
+    session_id: SessionId, body: models.TimeOut, caller: CallerDep, rt: RuntimeDep, version: IfMatch
+) -> Response:
+    """The supervisor's verdict, on demand: fail an active session whose lease expired, per its
+    policy (recoverable, or final past max_recoveries); 409 not_claimable while the lease lives.
+    Not an owner write (the owner is gone), so no epoch; If-Match pins the version looked at."""
+    await rt.check(caller, session_id)
+    session = await rt.manager.runner(rt.manager.ops.time_out_at(session_id, version))
     return await session_response(rt, session)
 
 

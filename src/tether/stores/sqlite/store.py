@@ -222,16 +222,7 @@ class SQLiteStore(Store):
         now = self.now()
         now_us = to_micros(now)
         sql = Q["heartbeat"]
-        params = [
-            {
-                "session_id": b.session_id,
-                "epoch": b.epoch,
-                "phase": b.phase,
-                "silence": b.expect_silence,
-                "now_us": now_us,
-            }
-            for b in beats
-        ]
+        params = [(b.session_id, b.epoch, b.phase, b.expect_silence, now_us) for b in beats]
 
         def work(conn: sqlite3.Connection) -> list[TetherError | None]:
             # The common case in one executemany: every UPDATE touches at most its one row, so
