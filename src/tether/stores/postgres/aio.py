@@ -22,6 +22,7 @@ from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
 from tether.stores.postgres.connection import (
     AsyncConnection,
+    AsyncPool,
     closed_while_idle,
     cursor_for,
     pool_arguments,
@@ -63,7 +64,7 @@ class AsyncPostgresStore(AsyncStore):
     ) -> AsyncPostgresStore:
         """Open a pool on the URL (the same query parameters as `PostgresStore`) and migrate."""
         settings = PoolSettings.from_url(url)
-        pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+        pool = AsyncPool(
             name="tether-async", open=False, connection_class=AsyncConnection, **pool_arguments(settings)
         )
         try:

@@ -21,6 +21,7 @@ from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
 from tether.stores.postgres.connection import (
     Connection,
+    Pool,
     closed_while_idle,
     cursor_for,
     pool_arguments,
@@ -69,9 +70,7 @@ class PostgresStore(Store):
         """Open a pool on the URL (pool_min, pool_max, pool_timeout, lock_timeout, statement_timeout
         in its query) and migrate."""
         settings = PoolSettings.from_url(url)
-        pool: ConnectionPool[Connection] = ConnectionPool(
-            name="tether", open=False, connection_class=Connection, **pool_arguments(settings)
-        )
+        pool = Pool(name="tether", open=False, connection_class=Connection, **pool_arguments(settings))
         try:
             pool.open(wait=True, timeout=settings.timeout)
         except psycopg.Error as exc:
