@@ -12,6 +12,7 @@
 4. Server RSS with N stored sessions (default 100,000) and the 100 subscribers connected (<= 150 MB).
 
 Every server is a real `tether serve` (one process, SQLite, open mode on loopback).
+`--against COMMIT` instead races 1 and 3 against an older commit's server, alternating, R rounds.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ BENCH_ENV = {"TETHER_POLICY_FILE": str(POLICIES)}
 
 
 @contextmanager
-def uvicorn_process(command: list[str], store_url: str) -> Iterator[LiveServer]:
+def uvicorn_process(
+    command: list[str], store_url: str, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="bench-http-", suffix=".log")[1])
     with log.open("wb") as out:
@@ -58,7 +61,7 @@ def uvicorn_process(command: list[str], store_url: str) -> Iterator[LiveServer]:
             [*command, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **BENCH_ENV},
+            env={**os.environ, **BENCH_ENV, **(env or {})},
         )
     server = LiveServer(f"http://127.0.0.1:{port}", store_url, process, log)
     try:
@@ -79,8 +82,10 @@ def _wait_port(server: LiveServer) -> None:
     raise RuntimeError(server.output())
 
 
-def tether_serve(store_url: str) -> Any:
-    return uvicorn_process([sys.executable, "-m", "tether", "serve", "--store", store_url], store_url)
+def tether_serve(store_url: str, source: Path | None = None) -> Any:
+    """`tether serve` of this checkout, or of another source folder (`--against`)."""
+    env = {} if source is None else {"PYTHONPATH": str(source)}
+    return uvicorn_process([sys.executable, "-m", "tether", "serve", "--store", store_url], store_url, env)
 
 
 def bare_serve() -> Any:
@@ -242,6 +247,43 @@ async def rss_with_subscribers(server: LiveServer) -> float:
     return measured
 
 
+def race(commit: str, rounds: int, seconds: float) -> dict[str, Any]:
+    """Heartbeats (beats/s, beats per server CPU-second) and SSE fan-out p99 of this checkout and of
+    `commit`'s `tether serve`, alternating, each round on fresh stores: ratios of medians."""
+    from bench.race import checkout
+
+    contenders = {"this": None, commit: checkout(commit)}
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(rounds):
+            for name, source in contenders.items():
+                url = f"sqlite:///{tmp}/{n}-{len(figures[name])}-{name}.db"
+                with tether_serve(url, source) as server:
+                    ids = asyncio.run(create_sessions(server.url, 1000, "beater"))
+                    cpu, start = cpu_seconds(server.process.pid), time.perf_counter()
+                    rate = asyncio.run(heartbeats(server.url, ids, seconds))
+                    per_cpu = rate * (time.perf_counter() - start) / (cpu_seconds(server.process.pid) - cpu)
+                    p99 = asyncio.run(fan_out(server.url))[1]
+                figures[name].append((rate, per_cpu, p99))
+                print(
+                    f"round {n} {name}: {rate:,.0f} beats/s, {per_cpu:,.0f} per server CPU-s, "
+                    f"SSE p99 {p99 * 1000:.1f} ms, load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+
+    def median(name: str, i: int) -> float:
+        return statistics.median(f[i] for f in figures[name])
+
+    out = {
+        "beats_per_s_ratio": median("this", 0) / median(commit, 0),
+        "beats_per_cpu_s": (median("this", 1), median(commit, 1)),
+        "beats_per_cpu_s_ratio": median("this", 1) / median(commit, 1),
+        "sse_p99_ms": (median("this", 2) * 1000, median(commit, 2) * 1000),
+    }
+    print(json.dumps(out, indent=2))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -250,7 +292,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--against", help="race heartbeats and SSE fan-out against this older commit")
     args = parser.parse_args()
+    if args.against:
+        race(args.against, args.rounds, args.seconds)
+        return
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tests.live_server import LiveServer, live_server
-from tether import FernetCodec
+from tether import Client, FernetCodec, ValidationError
 
 MARKER = "served-plaintext-marker-91c"
 
@@ -81,5 +82,12 @@ def test_an_encrypting_server_stores_no_plaintext_and_reads_back_exactly(
         assert refused.status_code == 422 and refused.json()["field"] == "decrypt"
         exported = dave.get("/v1/export", params={"decrypt": "true"})
         assert exported.status_code == 200 and MARKER in exported.text
+        key = dave.headers["authorization"].removeprefix("Bearer ")
+    with Client(server.url, api_key=key) as client:  # the same, as embedded: decrypt or a ValidationError
+        with pytest.raises(ValidationError) as refused_error:
+            client.export(io.StringIO())
+        assert refused_error.value.field == "decrypt"
+        lines = io.StringIO()
+        assert client.export(lines, decrypt=True) == 1 and MARKER in lines.getvalue()
     raw = b"".join(path.read_bytes() for path in folder.glob("tether.db*"))
     assert sid.encode() in raw and MARKER.encode() not in raw

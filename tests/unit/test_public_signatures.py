@@ -6,6 +6,7 @@ built from one statement of each method, and this says that building changed non
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -101,11 +102,12 @@ def test_the_handles_keep_their_signatures(handle: type) -> None:
     assert _signatures(handle) == HANDLE
 
 
-# Where a door words a docstring its own way: the clients say what the server does instead.
+# Where a door words a docstring its own way: an async worker awaits its handler, a task runs the
+# async supervisor, and the clients say what the server does instead.
 OWN_DOCSTRINGS = {
-    AsyncSessionManager: {"open", "supervise", "work"},
+    AsyncSessionManager: {"supervise", "work"},
     Client: {"subscribe", "supervise"},
-    AsyncClient: {"subscribe", "supervise"},
+    AsyncClient: {"subscribe", "supervise", "work"},
 }
 
 
@@ -113,3 +115,13 @@ OWN_DOCSTRINGS = {
 def test_the_doors_share_the_sync_managers_docstrings(door: type) -> None:
     for name in MANAGER.keys() - OWN_DOCSTRINGS[door]:
         assert inspect.getdoc(getattr(door, name)) == inspect.getdoc(getattr(SessionManager, name)), name
+
+
+@pytest.mark.parametrize("cls", [*DOORS, SessionHandle, AsyncSessionHandle], ids=lambda cls: cls.__name__)
+def test_type_hints_resolve_to_the_public_ones(cls: type) -> None:
+    """`typing.get_type_hints` (what runtime validators read) sees the parameters the signature shows."""
+    for name in _signatures(cls):
+        method = getattr(cls, name)
+        hints = typing.get_type_hints(method)
+        shown = [p for p in inspect.signature(method).parameters if p != "self"]
+        assert [p for p in hints if p != "return"] == shown, name

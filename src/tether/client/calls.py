@@ -18,8 +18,8 @@ from urllib.parse import quote
 import httpx
 
 from tether.core.codec import encode
-from tether.core.errors import ConfigurationError, TetherError, ValidationError
-from tether.core.model import Checkpoint, Liveness, Page, Session, State, as_aware
+from tether.core.errors import TetherError, ValidationError
+from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State, as_aware
 from tether.core.policy import Policies
 from tether.core.retention import RetentionReport
 from tether.core.validation import (
@@ -38,6 +38,8 @@ from tether.core.wire import (
     session_from_json,
 )
 from tether.flows.operations import checked_agent_types, checked_beat, parse_state, required_state
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
 from tether.stores.base import Beat
 
 T = TypeVar("T")
@@ -170,7 +172,8 @@ def _beat_results(response: httpx.Response) -> builtins.list[TetherError | None]
 
 # -- the calls, one per manager method, in SessionManager's order ---------------------------------
 class Calls:
-    """The requests of one client; `worker_id` owns what it creates and claims."""
+    """The requests of one client; `worker_id` owns what it creates and claims. Each method takes
+    the manager method's signature: the clients' methods are these (`tether.client.methods`)."""
 
     def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
@@ -179,10 +182,11 @@ class Calls:
         self,
         agent_type: str,
         user_id: str,
-        context: dict[str, Any] | None,
-        metadata: dict[str, Any] | None,
-        session_id: str | None,
-        parent_session_id: str | None,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
     ) -> Call[Session]:
         body = json_body(
             agent_type=agent_type,
@@ -196,7 +200,12 @@ class Calls:
         return Call("POST", "/v1/sessions", _session, body=body)
 
     def fork(
-        self, session_id: str, at_seq: int | None, agent_type: str | None, user_id: str | None
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
     ) -> Call[Session]:
         at_seq = check_optional_counter("at_seq", at_seq, 0)
         body = json_body(at_seq=at_seq, agent_type=agent_type, user_id=user_id, worker_id=self.worker_id)
@@ -207,12 +216,13 @@ class Calls:
 
     def list(
         self,
-        user_id: str | None,
-        agent_type: str | None,
-        state: State | str | None,
-        parent_session_id: str | None,
-        limit: int,
-        cursor: str | None,
+        *,
+        user_id: str | None = None,
+        agent_type: str | None = None,
+        state: State | str | None = None,
+        parent_session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> Call[Page[Session]]:
         state = parse_state(state)
         query: dict[str, Any] = {"user_id": user_id, "agent_type": agent_type, "state": _text(state)}
@@ -222,13 +232,14 @@ class Calls:
 
     def stale(
         self,
-        no_heartbeat_for: float | timedelta | None,
-        paused_for: float | timedelta | None,
-        liveness: Liveness | str | None,
-        agent_type: str | None,
-        user_id: str | None,
-        limit: int,
-        cursor: str | None,
+        *,
+        no_heartbeat_for: float | timedelta | None = None,
+        paused_for: float | timedelta | None = None,
+        liveness: Liveness | str | None = None,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> Call[Page[Session]]:
         query: dict[str, Any] = {
             "no_heartbeat_for": _seconds(no_heartbeat_for),
@@ -239,28 +250,38 @@ class Calls:
         return Call("GET", "/v1/sessions", _sessions, params=query)
 
     def checkpoints(
-        self, session_id: str, after_seq: int, limit: int, name: str | None
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
     ) -> Call[builtins.list[Checkpoint]]:
         query: dict[str, Any] = {"after": check_counter("after_seq", after_seq, 0), "name": name}
         query["limit"] = check_limit("limit", limit)
         return Call("GET", _path("sessions", session_id, "checkpoints"), _checkpoints, params=query)
 
-    def last_checkpoint(self, session_id: str, name: str | None) -> Call[Checkpoint | None]:
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Call[Checkpoint | None]:
         path = _path("sessions", session_id, "checkpoints", "latest")
         return Call("GET", path, _maybe_checkpoint, params={"name": name})
 
     def duration(self, session_id: str) -> Call[timedelta]:
-        """Measured at this machine's clock (exact for an ended session, which ends at `ended_at`)."""
+        # Measured at this machine's clock (exact for an ended session, which ends at `ended_at`).
         return Call("GET", _path("sessions", session_id), lambda r: _session(r).duration(datetime.now(UTC)))
 
     def checkpoint(
-        self, session_id: str, name: str, data: dict[str, Any] | None, epoch: int | None
+        self,
+        session_id: str,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        epoch: int | None = None,
     ) -> Call[Checkpoint]:
         body = json_body(name=name, data=data, epoch=_epoch(epoch))
         return Call("POST", _path("sessions", session_id, "checkpoints"), _checkpoint, body=body)
 
     def heartbeat(
-        self, session_id: str, epoch: int | None, phase: str | None, expect_silence: float | None
+        self,
+        session_id: str,
+        *,
+        epoch: int | None = None,
+        phase: str | None = None,
+        expect_silence: float | None = None,
     ) -> Call[None]:
         body = json_body(epoch=_epoch(epoch), phase=phase, expect_silence=expect_silence)
         return Call("POST", _path("sessions", session_id, "heartbeat"), _nothing, body=body)
@@ -276,7 +297,40 @@ class Calls:
         ]  # fmt: skip
         return Call("POST", "/v1/heartbeats", _beat_results, body=json_body(beats=rows))
 
-    def transition(
+    def pause(
+        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
+    ) -> Call[Session]:
+        return self._transition("pause", session_id, expected_version, epoch=epoch)
+
+    def resume(
+        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
+    ) -> Call[Session]:
+        return self._transition("resume", session_id, expected_version, epoch=epoch)
+
+    def complete(
+        self,
+        session_id: str,
+        result: dict[str, Any] | None = None,
+        *,
+        epoch: int | None = None,
+        expected_version: int | None = None,
+    ) -> Call[Session]:
+        return self._transition("complete", session_id, expected_version, result=result, epoch=epoch)
+
+    def fail(
+        self,
+        session_id: str,
+        error: str,
+        details: dict[str, Any] | None = None,
+        *,
+        final: bool = False,
+        epoch: int | None = None,
+        expected_version: int | None = None,
+    ) -> Call[Session]:
+        fields = {"error": error, "details": details, "final": final, "epoch": epoch}
+        return self._transition("fail", session_id, expected_version, **fields)
+
+    def _transition(
         self, action: str, session_id: str, expected_version: int | None, **fields: Any
     ) -> Call[Session]:
         """pause, resume, complete, fail: an owner write with If-Match."""
@@ -290,21 +344,24 @@ class Calls:
     def update(
         self,
         session_id: str,
-        context: dict[str, Any] | None,
-        metadata: dict[str, Any] | None,
-        epoch: int | None,
-        expected_version: int | None,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        epoch: int | None = None,
+        expected_version: int | None = None,
     ) -> Call[Session]:
         body = json_body(context=context, metadata=metadata, epoch=_epoch(epoch))
         return Call(
             "PATCH", _path("sessions", session_id), _session, body=body, headers=_if_match(expected_version)
         )
 
-    def claim(self, session_id: str, worker_id: str | None) -> Call[Session]:
+    def claim(self, session_id: str, worker_id: str | None = None) -> Call[Session]:
         body = json_body(worker_id=worker_id or self.worker_id)
         return Call("POST", _path("sessions", session_id, "claim"), _session, body=body)
 
-    def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Call[Session | None]:
+    def claim_next(
+        self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
+    ) -> Call[Session | None]:
         checked = checked_agent_types(agent_types)
         types = None if checked is None else sorted(checked)
         body = json_body(agent_types=types, worker_id=worker_id or self.worker_id)
@@ -319,8 +376,12 @@ class Calls:
     def delete(self, session_id: str) -> Call[None]:
         return Call("DELETE", _path("sessions", session_id), _nothing)
 
-    def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Call[int]:
-        """A timedelta is an age at the server's clock; a datetime an instant (`before`)."""
+    def purge(
+        self,
+        older_than: timedelta | datetime,
+        states: Iterable[State | str] = tuple(ENDED_STATES),
+    ) -> Call[int]:
+        # A timedelta is an age at the server's clock; a datetime an instant (`before`).
         chosen = sorted(required_state(s).value for s in states)
         if isinstance(older_than, datetime):
             body = json_body(before=as_aware(older_than).isoformat(), states=chosen)
@@ -332,8 +393,10 @@ class Calls:
             )
         return Call("POST", "/v1/purge", _count("purged"), body=body)
 
-    def enforce_retention(self, dry_run: bool, batch: int, max_batches: int) -> Call[RetentionReport]:
-        """GET is the dry run, POST the pass; the server's own batch bounds apply."""
+    def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> Call[RetentionReport]:
+        # GET is the dry run, POST the pass; the server's own batch bounds apply.
         check_flag("dry_run", dry_run)
         check_limit("batch", batch)
         check_limit("max_batches", max_batches)
@@ -345,18 +408,31 @@ class Calls:
         return Call("POST", _path("users", user_id, "erase"), _count("erased"), body=json_body())
 
     def export(self, user_id: str | None, decrypt: bool) -> Call[None]:
-        """Streamed: the client hands the lines to an `ExportLines` as they arrive. The API exports
-        as stored; a decrypted export is the operator's (`tether export --decrypt` on the server)."""
-        if check_flag("decrypt", decrypt):
-            raise ConfigurationError(
-                "the HTTP API does not export decrypted payloads: run `tether export --decrypt`"
-            )
-        return Call("GET", "/v1/export", _nothing, params={"user_id": user_id})
+        """Streamed: the client hands the lines to an `ExportLines` as they arrive. An encrypting
+        server exports payloads in clear only with `decrypt` (422 naming it otherwise), as embedded."""
+        params = {"user_id": user_id, "decrypt": "true" if check_flag("decrypt", decrypt) else None}
+        return Call("GET", "/v1/export", _nothing, params=params)
 
-    def import_sessions(self, jsonl: bytes, on_conflict: str) -> Call[int]:
+    def import_sessions(
+        self,
+        source: str | Path | IO[str],
+        *,
+        on_conflict: str = "error",
+        progress: Callable[[int], None] | None = None,
+    ) -> Call[int]:
+        # The file is sent as it is on disk (the server reads it as the library would); `progress`
+        # hears of every session once the server has imported them.
+        jsonl = read_source(source)
+
+        def imported(response: httpx.Response) -> int:
+            count = int(response.json()["imported"])
+            if progress is not None:
+                progress(seed_lines(jsonl))
+            return count
+
         headers = {"Content-Type": "application/x-ndjson"}
         params = {"on_conflict": on_conflict}
-        return Call("POST", "/v1/import", _count("imported"), params=params, body=jsonl, headers=headers)
+        return Call("POST", "/v1/import", imported, params=params, body=jsonl, headers=headers)
 
 
 class ExportLines:

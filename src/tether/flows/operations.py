@@ -3,7 +3,8 @@
 Each method returns a flow (see `tether.flows.runner`): the arguments are checked before any I/O, the
 decisions come from `tether.lifecycle`, and the store calls are yielded for the manager to make.
 `SessionManager` runs these flows on a `Store` and `AsyncSessionManager` awaits them on an
-`AsyncStore`, so the two managers cannot drift apart.
+`AsyncStore`, so the two managers cannot drift apart. Each flow's signature and docstring are the
+public method's: the front doors state their methods as these flows (`tether.front.methods`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tether import lifecycle
 from tether.core.config import Settings
 from tether.core.errors import ConflictError, NotFound, TetherError, ValidationError
 from tether.core.model import (
+    ENDED_STATES,
     Checkpoint,
     Liveness,
     NewCheckpoint,
@@ -51,6 +53,8 @@ from tether.core.validation import (
 )
 from tether.events.bus import Event, EventBus, Subscriber
 from tether.flows import retention, transfer
+from tether.flows.retention import BATCH as RETENTION_BATCH
+from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
 from tether.flows.runner import Flow, call
 from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
@@ -94,11 +98,13 @@ class Operations:
         self,
         agent_type: str,
         user_id: str,
-        context: dict[str, Any] | None,
-        metadata: dict[str, Any] | None,
-        session_id: str | None,
-        parent_session_id: str | None,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
     ) -> Flow[Session]:
+        """Start an active session owned by this manager's worker, at epoch 1."""
         context = {} if context is None else context
         metadata = {} if metadata is None else metadata
         encode_json("context", context, self.max_payload_bytes)
@@ -123,10 +129,17 @@ class Operations:
         return created
 
     def fork(
-        self, session_id: str, at_seq: int | None, agent_type: str | None, user_id: str | None
+        self,
+        session_id: str,
+        at_seq: int | None = None,
+        *,
+        agent_type: str | None = None,
+        user_id: str | None = None,
     ) -> Flow[Session]:
-        """A new active session, owned by this worker, whose history is the source's first
-        `at_seq` checkpoints (copied by the store in bulk); the source is left as it is."""
+        """A new active session (owned by this worker) whose checkpoint log is a copy of this one's
+        up to `at_seq` (default: its last), copied inside the store in one bulk insert. The fork's
+        metadata records `forked_from` ({"session_id", "seq"}) and `lineage`; agent type and user
+        default to the source's. The source is not changed."""
         source_id = check_text("session_id", session_id)
         at = check_optional_counter("at_seq", at_seq, 0)
         agent_type, user_id = (
@@ -159,18 +172,21 @@ class Operations:
         return forked
 
     def get(self, session_id: str) -> Flow[Session]:
+        """The session as stored now. Raises NotFound."""
         session = yield from call(Store.get, check_text("session_id", session_id))
         return session
 
     def list(
         self,
-        user_id: str | None,
-        agent_type: str | None,
-        state: State | str | None,
-        parent_session_id: str | None,
-        limit: int,
-        cursor: str | None,
+        *,
+        user_id: str | None = None,
+        agent_type: str | None = None,
+        state: State | str | None = None,
+        parent_session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> Flow[Page[Session]]:
+        """Newest first; pass `page.next_cursor` back as `cursor` for the next page."""
         where = SessionFilter(
             user_id=check_optional_text("user_id", user_id),
             agent_type=check_optional_text("agent_type", agent_type),
@@ -182,14 +198,17 @@ class Operations:
 
     def stale(
         self,
-        no_heartbeat_for: float | timedelta | None,
-        paused_for: float | timedelta | None,
-        liveness: Liveness | str | None,
-        agent_type: str | None,
-        user_id: str | None,
-        limit: int,
-        cursor: str | None,
+        *,
+        no_heartbeat_for: float | timedelta | None = None,
+        paused_for: float | timedelta | None = None,
+        liveness: Liveness | str | None = None,
+        agent_type: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> Flow[Page[Session]]:
+        """Live sessions gone quiet: no heartbeat for X, paused longer than Y, `suspect` (past the
+        soft deadline, dead ones included) or `dead` (lease expired). Indexed, newest first."""
         limit, cursor = check_limit("limit", limit), check_optional_cursor(cursor)
         now = yield from call(Store.now)
         where = stale_filter(
@@ -199,8 +218,9 @@ class Operations:
         return page
 
     def checkpoints(
-        self, session_id: str, after_seq: int, limit: int, name: str | None
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
     ) -> Flow[builtins.list[Checkpoint]]:
+        """Checkpoints with seq > after_seq, oldest first (optionally only those with one name)."""
         found = yield from call(
             Store.checkpoints,
             check_text("session_id", session_id),
@@ -210,7 +230,8 @@ class Operations:
         )
         return found
 
-    def last_checkpoint(self, session_id: str, name: str | None) -> Flow[Checkpoint | None]:
+    def last_checkpoint(self, session_id: str, name: str | None = None) -> Flow[Checkpoint | None]:
+        """The newest checkpoint, or the newest with that name: where a new owner resumes."""
         found = yield from call(
             Store.last_checkpoint,
             check_text("session_id", session_id),
@@ -219,13 +240,20 @@ class Operations:
         return found
 
     def duration(self, session_id: str) -> Flow[timedelta]:
+        """Time since creation; for an ended session, until it ended."""
         session = yield from self.get(session_id)
         return session.duration((yield from call(Store.now)))
 
     # -- the owner's writes ------------------------------------------------------------------
     def checkpoint(
-        self, session_id: str, name: str, data: dict[str, Any] | None, epoch: int | None
+        self,
+        session_id: str,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        epoch: int | None = None,
     ) -> Flow[Checkpoint]:
+        """Append a checkpoint to an active session; durable when this returns."""
         session_id, name = check_text("session_id", session_id), check_text("name", name, MAX_NAME_LENGTH)
         payload = encode_payload("data", {} if data is None else data, self.max_payload_bytes)
         epoch = check_optional_counter("epoch", epoch, 1)
@@ -236,15 +264,21 @@ class Operations:
         return cp
 
     def heartbeat(
-        self, session_id: str, epoch: int | None, phase: str | None, expect_silence: float | None
+        self,
+        session_id: str,
+        *,
+        epoch: int | None = None,
+        phase: str | None = None,
+        expect_silence: float | None = None,
     ) -> Flow[None]:
+        """Extend the lease. `expect_silence` (seconds) announces a long quiet phase."""
         error = (yield from self.heartbeats([Beat(session_id, epoch, phase, expect_silence)]))[0]
         if error is not None:
             raise error
 
     def heartbeats(self, beats: Sequence[Beat]) -> Flow[builtins.list[TetherError | None]]:
-        """One store batch; a "heartbeat" event for each beat that was applied (built only when a
-        subscriber takes heartbeats)."""
+        """Many heartbeats in one durable batch; one result per beat (None = applied)."""
+        # A "heartbeat" event for each beat that was applied, built only when a subscriber takes them.
         if isinstance(beats, str | bytes) or not isinstance(beats, Sequence):
             raise ValidationError("beats", f"must be a list of Beat, got {type(beats).__name__}")
         checked = [checked_beat(i, beat) for i, beat in enumerate(beats)]
@@ -256,12 +290,18 @@ class Operations:
                     self._emit(beat.session_id, "heartbeat", now, None, {"phase": beat.phase})
         return results
 
-    def pause(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
+    def pause(
+        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
+    ) -> Flow[Session]:
+        """Pause an active session (heartbeats still accepted, checkpoints not)."""
         return self._transition(
             session_id, expected_version, lambda s, now: lifecycle.pause(s, now, epoch), epoch
         )
 
-    def resume(self, session_id: str, epoch: int | None, expected_version: int | None) -> Flow[Session]:
+    def resume(
+        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
+    ) -> Flow[Session]:
+        """Resume a paused session with a fresh lease."""
         return self._transition(
             session_id,
             expected_version,
@@ -272,10 +312,12 @@ class Operations:
     def complete(
         self,
         session_id: str,
-        result: dict[str, Any] | None,
-        epoch: int | None,
-        expected_version: int | None,
+        result: dict[str, Any] | None = None,
+        *,
+        epoch: int | None = None,
+        expected_version: int | None = None,
     ) -> Flow[Session]:
+        """End an active session successfully; `result` goes into its final checkpoint."""
         if result is not None:
             encode_json("result", result, self.max_payload_bytes)
         return self._transition(
@@ -286,11 +328,13 @@ class Operations:
         self,
         session_id: str,
         error: str,
-        details: dict[str, Any] | None,
-        final: bool,
-        epoch: int | None,
-        expected_version: int | None,
+        details: dict[str, Any] | None = None,
+        *,
+        final: bool = False,
+        epoch: int | None = None,
+        expected_version: int | None = None,
     ) -> Flow[Session]:
+        """Fail the session; recoverable by another worker unless final or out of recoveries."""
         check_error(error, self.max_payload_bytes)
         check_flag("final", final)
         if details is not None:
@@ -307,11 +351,13 @@ class Operations:
     def update(
         self,
         session_id: str,
-        context: dict[str, Any] | None,
-        metadata: dict[str, Any] | None,
-        epoch: int | None,
-        expected_version: int | None,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        epoch: int | None = None,
+        expected_version: int | None = None,
     ) -> Flow[Session]:
+        """Replace context and/or metadata; with `expected_version`, only if nobody else did."""
         for field, value in (("context", context), ("metadata", metadata)):
             if value is not None:
                 encode_json(field, value, self.max_payload_bytes)
@@ -323,7 +369,8 @@ class Operations:
         )
 
     # -- takeover ----------------------------------------------------------------------------
-    def claim(self, session_id: str, worker_id: str | None) -> Flow[Session]:
+    def claim(self, session_id: str, worker_id: str | None = None) -> Flow[Session]:
+        """Take over a dead or recoverably failed session: exactly one claimer wins."""
         worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
         return self._transition(
             session_id,
@@ -331,7 +378,10 @@ class Operations:
             lambda s, now: lifecycle.claim(s, self.policies.for_type(s.agent_type), now, worker),
         )
 
-    def claim_next(self, agent_types: Iterable[str] | None, worker_id: str | None) -> Flow[Session | None]:
+    def claim_next(
+        self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
+    ) -> Flow[Session | None]:
+        """Claim the longest-waiting claimable session of these types, or None."""
         types = checked_agent_types(agent_types)
         worker = check_text("worker_id", self.worker_id if worker_id is None else worker_id)
         candidates = yield from call(Store.claimable, types, CLAIM_CANDIDATES)
@@ -342,8 +392,13 @@ class Operations:
                 continue  # more, or it was deleted since the listing
         return None
 
-    def time_out(self, session_id: str, expected_version: int | None = None) -> Flow[Session]:
-        """`expected_version`: only at that version (the HTTP route's If-Match; the managers pass none)."""
+    def time_out(self, session_id: str) -> Flow[Session]:
+        """The supervisor's verdict on an active session whose lease expired: fail it per its policy
+        (recoverable, or final past max_recoveries). NotClaimable while the lease is alive."""
+        return self.time_out_at(session_id, None)
+
+    def time_out_at(self, session_id: str, expected_version: int | None) -> Flow[Session]:
+        """`time_out`, only at `expected_version` (the HTTP route's If-Match)."""
         return self._transition(
             session_id,
             expected_version,
@@ -352,11 +407,17 @@ class Operations:
 
     # -- housekeeping ------------------------------------------------------------------------
     def delete(self, session_id: str) -> Flow[None]:
+        """Remove a session and its checkpoints. Raises NotFound."""
         yield from call(Store.delete, check_text("session_id", session_id))
         if self.events.active:
             self._emit(session_id, "deleted", (yield from call(Store.now)), None, {})
 
-    def purge(self, older_than: timedelta | datetime, states: Iterable[State | str]) -> Flow[int]:
+    def purge(
+        self,
+        older_than: timedelta | datetime,
+        states: Iterable[State | str] = tuple(ENDED_STATES),
+    ) -> Flow[int]:
+        """Delete sessions in `states` whose end (or last heartbeat) is older than the cutoff."""
         chosen = frozenset(required_state(s) for s in states)
         if isinstance(older_than, datetime):
             cutoff = as_aware(older_than)
@@ -369,7 +430,12 @@ class Operations:
         purged = yield from call(Store.purge, cutoff, chosen)
         return purged
 
-    def enforce_retention(self, dry_run: bool, batch: int, max_batches: int) -> Flow[RetentionReport]:
+    def enforce_retention(
+        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
+    ) -> Flow[RetentionReport]:
+        """Apply the retention policies once: remove ended sessions older than their agent type's
+        `retain_completed` / `retain_failed`, `batch` at a time, at most `max_batches` per rule
+        (the supervisor runs this on its own). `dry_run` only lists what would go."""
         report = yield from retention.enforce(
             self.policies,
             dry_run=dry_run,
@@ -385,10 +451,15 @@ class Operations:
         return report
 
     def erase_user(self, user_id: str) -> Flow[int]:
+        """Delete every session and checkpoint of one user (data-protection requests)."""
         erased = yield from call(Store.erase_user, check_text("user_id", user_id))
         return erased
 
-    def export(self, destination: str | Path | IO[str], user_id: str | None, decrypt: bool) -> Flow[int]:
+    def export(
+        self, destination: str | Path | IO[str], *, user_id: str | None = None, decrypt: bool = False
+    ) -> Flow[int]:
+        """Write sessions as seed-format JSONL (checkpoints inline); returns how many. With an
+        encryption codec only when `decrypt` is True: the file then holds the payloads in clear."""
         if self.codec is not None and not decrypt:
             raise ValidationError(
                 "decrypt", "payloads are encrypted at rest: export them in clear only with decrypt=True"
@@ -396,8 +467,13 @@ class Operations:
         return transfer.export_jsonl(destination, check_optional_text("user_id", user_id))
 
     def import_sessions(
-        self, source: str | Path | IO[str], on_conflict: str, progress: Callable[[int], None] | None
+        self,
+        source: str | Path | IO[str],
+        *,
+        on_conflict: str = "error",
+        progress: Callable[[int], None] | None = None,
     ) -> Flow[int]:
+        """Read seed-format JSONL; `on_conflict` is "error" or "skip" for existing ids."""
         return transfer.import_jsonl(self.policies, source, on_conflict, progress)
 
     # -- the path every transition takes -----------------------------------------------------

@@ -99,7 +99,7 @@ class Sweeper:
         if (last is not None and now - last < self.retention_interval) or not rules(self.ops.policies, now):
             return ()
         self._last_retention = now
-        report = yield from self.ops.enforce_retention(False, RETENTION_BATCH, RETENTION_BATCHES)
+        report = yield from self.ops.enforce_retention(batch=RETENTION_BATCH, max_batches=RETENTION_BATCHES)
         return report.session_ids
 
     def expired(self) -> Flow[tuple[datetime, list[str]]]:

@@ -2,7 +2,8 @@
 
 Both managers run the same flows (`tether.flows.operations`): this one awaits each store call on an
 `AsyncStore` (psycopg async on PostgreSQL; memory and SQLite on a worker thread of their own), so
-validation, decisions, retries and events are shared, not copied. Docstrings are `SessionManager`'s.
+validation, decisions, retries and events are shared, not copied. Each method is its flow
+(`create = awaits(Operations.create)`, see `tether.front.methods`), with the flow's signature and docstring.
 
     async with AsyncSessionManager("sqlite:///tether.db") as manager:
         session = await manager.create("tutor", "user-1")
@@ -15,29 +16,21 @@ adapter (`tether.stores.threaded`).
 from __future__ import annotations
 
 import asyncio
-import builtins
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO, Any
 
 from tether.core import config
 from tether.core.clock import Clock
 from tether.core.config import Settings
-from tether.core.errors import ConfigurationError, TetherError
-from tether.core.model import ENDED_STATES, Checkpoint, Liveness, Page, Session, State
+from tether.core.errors import ConfigurationError
 from tether.core.policy import Policies
-from tether.core.retention import RetentionReport
 from tether.core.sealing import PayloadCodec
 from tether.flows.operations import ManagerBase, Operations
-from tether.flows.retention import BATCH as RETENTION_BATCH
-from tether.flows.retention import MAX_BATCHES as RETENTION_BATCHES
-from tether.flows.runner import AsyncRunner, run_async
+from tether.flows.runner import AsyncRunner
 from tether.front import handle, worker
-from tether.front.handle import AsyncHandler, AsyncSessionHandle
+from tether.front.handle import Start
 from tether.front.manager import SessionManager
+from tether.front.methods import awaits
 from tether.front.supervisor import AsyncRunningSupervisor, AsyncSupervisor
-from tether.stores import AsyncStore, Beat, Store, open_async_store, with_liveness
+from tether.stores import AsyncStore, Store, open_async_store, with_liveness
 from tether.stores.threaded import threaded
 
 
@@ -86,149 +79,29 @@ class AsyncSessionManager(ManagerBase):
         return self._store if isinstance(self._store, AsyncStore) else await self._open()
 
     # -- creating and reading ----------------------------------------------------------------
-    async def create(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        parent_session_id: str | None = None,
-    ) -> Session:
-        return await self.runner(
-            self.ops.create(agent_type, user_id, context, metadata, session_id, parent_session_id)
-        )
-
-    async def fork(
-        self,
-        session_id: str,
-        at_seq: int | None = None,
-        *,
-        agent_type: str | None = None,
-        user_id: str | None = None,
-    ) -> Session:
-        return await self.runner(self.ops.fork(session_id, at_seq, agent_type, user_id))
-
-    async def get(self, session_id: str) -> Session:
-        return await self.runner(self.ops.get(session_id))
-
-    async def list(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_type: str | None = None,
-        state: State | str | None = None,
-        parent_session_id: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        return await self.runner(self.ops.list(user_id, agent_type, state, parent_session_id, limit, cursor))
-
-    async def stale(
-        self,
-        *,
-        no_heartbeat_for: float | timedelta | None = None,
-        paused_for: float | timedelta | None = None,
-        liveness: Liveness | str | None = None,
-        agent_type: str | None = None,
-        user_id: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        return await self.runner(
-            self.ops.stale(no_heartbeat_for, paused_for, liveness, agent_type, user_id, limit, cursor)
-        )
-
-    async def checkpoints(
-        self, session_id: str, *, after_seq: int = 0, limit: int = 100, name: str | None = None
-    ) -> builtins.list[Checkpoint]:
-        return await self.runner(self.ops.checkpoints(session_id, after_seq, limit, name))
-
-    async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
-        return await self.runner(self.ops.last_checkpoint(session_id, name))
-
-    async def duration(self, session_id: str) -> timedelta:
-        return await self.runner(self.ops.duration(session_id))
+    create = awaits(Operations.create)
+    fork = awaits(Operations.fork)
+    get = awaits(Operations.get)
+    list = awaits(Operations.list)
+    stale = awaits(Operations.stale)
+    checkpoints = awaits(Operations.checkpoints)
+    last_checkpoint = awaits(Operations.last_checkpoint)
+    duration = awaits(Operations.duration)
 
     # -- the owner's writes ------------------------------------------------------------------
-    async def checkpoint(
-        self,
-        session_id: str,
-        name: str,
-        data: dict[str, Any] | None = None,
-        *,
-        epoch: int | None = None,
-    ) -> Checkpoint:
-        return await self.runner(self.ops.checkpoint(session_id, name, data, epoch))
-
-    async def heartbeat(
-        self,
-        session_id: str,
-        *,
-        epoch: int | None = None,
-        phase: str | None = None,
-        expect_silence: float | None = None,
-    ) -> None:
-        return await self.runner(self.ops.heartbeat(session_id, epoch, phase, expect_silence))
-
-    async def heartbeats(self, beats: Sequence[Beat]) -> builtins.list[TetherError | None]:
-        return await self.runner(self.ops.heartbeats(beats))
-
-    async def pause(
-        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
-    ) -> Session:
-        return await self.runner(self.ops.pause(session_id, epoch, expected_version))
-
-    async def resume(
-        self, session_id: str, *, epoch: int | None = None, expected_version: int | None = None
-    ) -> Session:
-        return await self.runner(self.ops.resume(session_id, epoch, expected_version))
-
-    async def complete(
-        self,
-        session_id: str,
-        result: dict[str, Any] | None = None,
-        *,
-        epoch: int | None = None,
-        expected_version: int | None = None,
-    ) -> Session:
-        return await self.runner(self.ops.complete(session_id, result, epoch, expected_version))
-
-    async def fail(
-        self,
-        session_id: str,
-        error: str,
-        details: dict[str, Any] | None = None,
-        *,
-        final: bool = False,
-        epoch: int | None = None,
-        expected_version: int | None = None,
-    ) -> Session:
-        return await self.runner(self.ops.fail(session_id, error, details, final, epoch, expected_version))
-
-    async def update(
-        self,
-        session_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        epoch: int | None = None,
-        expected_version: int | None = None,
-    ) -> Session:
-        return await self.runner(self.ops.update(session_id, context, metadata, epoch, expected_version))
+    checkpoint = awaits(Operations.checkpoint)
+    heartbeat = awaits(Operations.heartbeat)
+    heartbeats = awaits(Operations.heartbeats)
+    pause = awaits(Operations.pause)
+    resume = awaits(Operations.resume)
+    complete = awaits(Operations.complete)
+    fail = awaits(Operations.fail)
+    update = awaits(Operations.update)
 
     # -- takeover ----------------------------------------------------------------------------
-    async def claim(self, session_id: str, worker_id: str | None = None) -> Session:
-        return await self.runner(self.ops.claim(session_id, worker_id))
-
-    async def claim_next(
-        self, agent_types: Iterable[str] | None = None, worker_id: str | None = None
-    ) -> Session | None:
-        return await self.runner(self.ops.claim_next(agent_types, worker_id))
-
-    async def time_out(self, session_id: str) -> Session:
-        return await self.runner(self.ops.time_out(session_id))
+    claim = awaits(Operations.claim)
+    claim_next = awaits(Operations.claim_next)
+    time_out = awaits(Operations.time_out)
 
     # -- liveness helpers --------------------------------------------------------------------
     def supervise(self, *, interval: float | None = None) -> AsyncRunningSupervisor:
@@ -236,82 +109,18 @@ class AsyncSessionManager(ManagerBase):
         quarter of the shortest policy timeout). Stop it with `await .stop()` or `async with`."""
         return AsyncRunningSupervisor(AsyncSupervisor(self), interval)
 
-    def open(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        parent_session_id: str | None = None,
-    ) -> AsyncSessionHandle:
-        """`async with manager.open(...) as s:` creates the session (or takes over `session_id` if it
-        exists and is claimable), heartbeats from a task, completes on exit, fails on error."""
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return AsyncSessionHandle(
-            self, lambda: run_async(handle.create_or_claim(session_id, agent_type, user_id, create), self)
-        )
+    open = handle.opens_async(Start.open)
+    resume_or_create = handle.opens_async(Start.resume_or_create)
 
-    def resume_or_create(
-        self,
-        agent_type: str,
-        user_id: str,
-        *,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_session_id: str | None = None,
-    ) -> AsyncSessionHandle:
-        create = {"context": context, "metadata": metadata, "parent_session_id": parent_session_id}
-        return AsyncSessionHandle(
-            self, lambda: run_async(handle.claim_or_create(agent_type, user_id, create), self)
-        )
-
-    async def work(
-        self,
-        agent_types: Iterable[str] | None,
-        handler: AsyncHandler,
-        *,
-        stop_event: asyncio.Event | None = None,
-        poll_interval: float = 1.0,
-    ) -> int:
-        """Worker loop: claim recoverable sessions of these types and await `handler(handle,
-        last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
-        stop = stop_event or asyncio.Event()
-        return await worker.run_worker_async(self, agent_types, handler, stop, poll_interval)
+    work = worker.work_async
 
     # -- housekeeping ------------------------------------------------------------------------
-    async def delete(self, session_id: str) -> None:
-        return await self.runner(self.ops.delete(session_id))
-
-    async def purge(
-        self,
-        older_than: timedelta | datetime,
-        states: Iterable[State | str] = tuple(ENDED_STATES),
-    ) -> int:
-        return await self.runner(self.ops.purge(older_than, states))
-
-    async def enforce_retention(
-        self, *, dry_run: bool = False, batch: int = RETENTION_BATCH, max_batches: int = RETENTION_BATCHES
-    ) -> RetentionReport:
-        return await self.runner(self.ops.enforce_retention(dry_run, batch, max_batches))
-
-    async def erase_user(self, user_id: str) -> int:
-        return await self.runner(self.ops.erase_user(user_id))
-
-    async def export(
-        self, destination: str | Path | IO[str], *, user_id: str | None = None, decrypt: bool = False
-    ) -> int:
-        return await self.runner(self.ops.export(destination, user_id, decrypt))
-
-    async def import_sessions(
-        self,
-        source: str | Path | IO[str],
-        *,
-        on_conflict: str = "error",
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        return await self.runner(self.ops.import_sessions(source, on_conflict, progress))
+    delete = awaits(Operations.delete)
+    purge = awaits(Operations.purge)
+    enforce_retention = awaits(Operations.enforce_retention)
+    erase_user = awaits(Operations.erase_user)
+    export = awaits(Operations.export)
+    import_sessions = awaits(Operations.import_sessions)
 
     async def close(self) -> None:
         if isinstance(self._store, AsyncStore):

@@ -18,18 +18,20 @@ import builtins
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from tether.core.errors import ConflictError, InvalidTransition, LeaseLost, NotFound, TetherError
 from tether.core.model import Checkpoint, Liveness, Page, Session, State
 from tether.flows.runner import Caller, Flow, method_call, run, run_async
+from tether.front.methods import stated_as
 from tether.front.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # Checkpoints the lifecycle writes itself; an agent resumes from the newest checkpoint that is not one.
 LIFECYCLE_CHECKPOINTS = frozenset(
@@ -254,10 +256,114 @@ class HandleState(ABC):
         else:
             logger.warning("heartbeat for %s failed; retrying", self.session_id, exc_info=exc)
 
-    def _on_exit(self, exc: BaseException | None) -> Literal["complete", "fail", "nothing"]:
+    # -- what a handle does, as flows over its manager; each handle runs them its own way ---------
+    def _last_checkpoint(self, name: str | None = None) -> Flow[Checkpoint | None]:
+        """The newest checkpoint of this session, or the newest with that name."""
+        return (yield from ask(Front.last_checkpoint, self.session_id, name))
+
+    def _checkpoint(self, name: str, data: dict[str, Any] | None = None) -> Flow[Checkpoint]:
+        """Append a checkpoint; durable when this returns."""
+        write = ask(Front.checkpoint, self.session_id, name, data, epoch=self.epoch)
+        return (yield from self._fenced(write))
+
+    def _heartbeat(self, *, phase: str | None = None, expect_silence: float | None = None) -> Flow[None]:
+        """Beat now, e.g. before a long model call: `heartbeat(phase="llm_call", expect_silence=120)`.
+
+        The phase sticks for the background beats; the announced silence is for this lease only
+        (background beats prove the process alive, so they do not stretch the lease further).
+        """
+        self._phase = phase
+        beat = ask(
+            Front.heartbeat, self.session_id, epoch=self.epoch, phase=phase, expect_silence=expect_silence
+        )
+        yield from self._fenced(beat)
+
+    def _complete(self, result: dict[str, Any] | None = None) -> Flow[Session]:
+        """End the session successfully before the block ends (the block then writes nothing)."""
+        return (yield from self._ending(ask(Front.complete, self.session_id, result, epoch=self.epoch)))
+
+    def _fail(
+        self, error: str, details: dict[str, Any] | None = None, *, final: bool = False
+    ) -> Flow[Session]:
+        """Fail the session (recoverable per policy unless final); the block then writes nothing."""
+        write = ask(Front.fail, self.session_id, error, details, final=final, epoch=self.epoch)
+        return (yield from self._ending(write))
+
+    def _pause(self) -> Flow[Session]:
+        """Pause the session (idle until someone resumes it) before the block ends; the block then
+        writes nothing."""
+        return (yield from self._ending(ask(Front.pause, self.session_id, epoch=self.epoch)))
+
+    def _exit(self, exc: BaseException | None) -> Flow[None]:
+        """The block's end: complete, or fail with the exception's message and type, unless the
+        session ended already or is not this handle's to fail any more."""
         if self._ended or (exc is not None and (self._lost is not None or isinstance(exc, LeaseLost))):
-            return "nothing"  # ended already, or not ours to fail any more
-        return "complete" if exc is None else "fail"
+            return
+        try:
+            if exc is None:
+                yield from self._complete()
+            else:
+                yield from self._fail(str(exc) or type(exc).__name__, {"type": exception_type(exc)})
+        except TetherError:
+            if exc is None:
+                raise
+            logger.exception("could not record the failure of session %s", self.session_id)
+
+    def _fenced(self, write: Flow[T]) -> Flow[T]:
+        """A write while this handle owns the session: refused once the lease is lost."""
+        self._refuse_if_lost()
+        try:
+            return (yield from write)
+        except LeaseLost as exc:
+            self._lose(exc)
+            raise
+
+    def _ending(self, write: Flow[Session]) -> Flow[Session]:
+        after = yield from self._fenced(write)
+        self._session, self._ended = after, True
+        return after
+
+
+def runs(flow: Callable[Concatenate[HandleState, P], Flow[T]]) -> Callable[Concatenate[SessionHandle, P], T]:
+    """`SessionHandle`'s method that runs one of `HandleState`'s flows on the handle's manager."""
+
+    def method(self: SessionHandle, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return run(flow(self, *args, **kwargs), self.manager)
+
+    return stated_as(flow, method)
+
+
+def ends(flow: Callable[Concatenate[HandleState, P], Flow[T]]) -> Callable[Concatenate[SessionHandle, P], T]:
+    """`runs`, for a write that ends the session: the background beats stop first."""
+
+    def method(self: SessionHandle, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self._stop_beating()
+        return run(flow(self, *args, **kwargs), self.manager)
+
+    return stated_as(flow, method)
+
+
+def awaits(
+    flow: Callable[Concatenate[HandleState, P], Flow[T]],
+) -> Callable[Concatenate[AsyncSessionHandle, P], Coroutine[Any, Any, T]]:
+    """`runs` for `AsyncSessionHandle`: a coroutine."""
+
+    async def method(self: AsyncSessionHandle, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await run_async(flow(self, *args, **kwargs), self.manager)
+
+    return stated_as(flow, method)
+
+
+def ends_async(
+    flow: Callable[Concatenate[HandleState, P], Flow[T]],
+) -> Callable[Concatenate[AsyncSessionHandle, P], Coroutine[Any, Any, T]]:
+    """`ends` for `AsyncSessionHandle`: a coroutine."""
+
+    async def method(self: AsyncSessionHandle, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        await self._stop_beating()
+        return await run_async(flow(self, *args, **kwargs), self.manager)
+
+    return stated_as(flow, method)
 
 
 class SessionHandle(HandleState):
@@ -276,41 +382,12 @@ class SessionHandle(HandleState):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def last_checkpoint(self, name: str | None = None) -> Checkpoint | None:
-        return self.manager.last_checkpoint(self.session_id, name)
-
-    # -- fenced writes -----------------------------------------------------------------------
-    def checkpoint(self, name: str, data: dict[str, Any] | None = None) -> Checkpoint:
-        """Append a checkpoint; durable when this returns."""
-        return self._write(lambda: self.manager.checkpoint(self.session_id, name, data, epoch=self.epoch))
-
-    def heartbeat(self, *, phase: str | None = None, expect_silence: float | None = None) -> None:
-        """Beat now, e.g. before a long model call: `heartbeat(phase="llm_call", expect_silence=120)`.
-
-        The phase sticks for the background beats; the announced silence is for this lease only
-        (background beats prove the process alive, so they do not stretch the lease further).
-        """
-        self._phase = phase
-        self._write(
-            lambda: self.manager.heartbeat(
-                self.session_id, epoch=self.epoch, phase=phase, expect_silence=expect_silence
-            )
-        )
-
-    def complete(self, result: dict[str, Any] | None = None) -> Session:
-        """End the session successfully before the block ends (the block then writes nothing)."""
-        return self._end(lambda: self.manager.complete(self.session_id, result, epoch=self.epoch))
-
-    def fail(self, error: str, details: dict[str, Any] | None = None, *, final: bool = False) -> Session:
-        """Fail the session (recoverable per policy unless final); the block then writes nothing."""
-        return self._end(
-            lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
-        )
-
-    def pause(self) -> Session:
-        """Pause the session (idle until someone resumes it) before the block ends; the block then
-        writes nothing."""
-        return self._end(lambda: self.manager.pause(self.session_id, epoch=self.epoch))
+    last_checkpoint = runs(HandleState._last_checkpoint)
+    checkpoint = runs(HandleState._checkpoint)
+    heartbeat = runs(HandleState._heartbeat)
+    complete = ends(HandleState._complete)
+    fail = ends(HandleState._fail)
+    pause = ends(HandleState._pause)
 
     # -- the block ---------------------------------------------------------------------------
     def __enter__(self) -> SessionHandle:
@@ -326,32 +403,9 @@ class SessionHandle(HandleState):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stop_beating()
-        action = self._on_exit(exc)
-        try:
-            if action == "complete":
-                self.complete()
-            elif action == "fail" and exc is not None:
-                self.fail(str(exc) or type(exc).__name__, {"type": exception_type(exc)})
-        except TetherError:
-            if action == "complete":
-                raise
-            logger.exception("could not record the failure of session %s", self.session_id)
+        run(self._exit(exc), self.manager)
 
     # -- internals ---------------------------------------------------------------------------
-    def _write(self, call: Callable[[], T]) -> T:
-        self._refuse_if_lost()
-        try:
-            return call()
-        except LeaseLost as exc:
-            self._lose(exc)
-            raise
-
-    def _end(self, call: Callable[[], Session]) -> Session:
-        self._stop_beating()
-        after = self._write(call)
-        self._session, self._ended = after, True
-        return after
-
     def _stop_beats(self) -> None:
         self._stop.set()
 
@@ -384,40 +438,12 @@ class AsyncSessionHandle(HandleState):
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def last_checkpoint(self, name: str | None = None) -> Checkpoint | None:
-        return await self.manager.last_checkpoint(self.session_id, name)
-
-    # -- fenced writes -----------------------------------------------------------------------
-    async def checkpoint(self, name: str, data: dict[str, Any] | None = None) -> Checkpoint:
-        """Append a checkpoint; durable when this returns."""
-        return await self._write(
-            lambda: self.manager.checkpoint(self.session_id, name, data, epoch=self.epoch)
-        )
-
-    async def heartbeat(self, *, phase: str | None = None, expect_silence: float | None = None) -> None:
-        """See `SessionHandle.heartbeat`."""
-        self._phase = phase
-        await self._write(
-            lambda: self.manager.heartbeat(
-                self.session_id, epoch=self.epoch, phase=phase, expect_silence=expect_silence
-            )
-        )
-
-    async def complete(self, result: dict[str, Any] | None = None) -> Session:
-        """End the session successfully before the block ends (the block then writes nothing)."""
-        return await self._end(lambda: self.manager.complete(self.session_id, result, epoch=self.epoch))
-
-    async def fail(
-        self, error: str, details: dict[str, Any] | None = None, *, final: bool = False
-    ) -> Session:
-        """Fail the session (recoverable per policy unless final); the block then writes nothing."""
-        return await self._end(
-            lambda: self.manager.fail(self.session_id, error, details, final=final, epoch=self.epoch)
-        )
-
-    async def pause(self) -> Session:
-        """See `SessionHandle.pause`."""
-        return await self._end(lambda: self.manager.pause(self.session_id, epoch=self.epoch))
+    last_checkpoint = awaits(HandleState._last_checkpoint)
+    checkpoint = awaits(HandleState._checkpoint)
+    heartbeat = awaits(HandleState._heartbeat)
+    complete = ends_async(HandleState._complete)
+    fail = ends_async(HandleState._fail)
+    pause = ends_async(HandleState._pause)
 
     # -- the block ---------------------------------------------------------------------------
     async def __aenter__(self) -> AsyncSessionHandle:
@@ -432,32 +458,9 @@ class AsyncSessionHandle(HandleState):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stop_beating()
-        action = self._on_exit(exc)
-        try:
-            if action == "complete":
-                await self.complete()
-            elif action == "fail" and exc is not None:
-                await self.fail(str(exc) or type(exc).__name__, {"type": exception_type(exc)})
-        except TetherError:
-            if action == "complete":
-                raise
-            logger.exception("could not record the failure of session %s", self.session_id)
+        await run_async(self._exit(exc), self.manager)
 
     # -- internals ---------------------------------------------------------------------------
-    async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
-        self._refuse_if_lost()
-        try:
-            return await call()
-        except LeaseLost as exc:
-            self._lose(exc)
-            raise
-
-    async def _end(self, call: Callable[[], Awaitable[Session]]) -> Session:
-        await self._stop_beating()
-        after = await self._write(call)
-        self._session, self._ended = after, True
-        return after
-
     def _stop_beats(self) -> None:
         self._stop.set()
 
@@ -499,34 +502,93 @@ def resume_point(session: Session) -> Flow[Checkpoint | None]:
     return None
 
 
-def create_or_claim(
-    session_id: str | None, agent_type: str, user_id: str, create: dict[str, Any]
-) -> Flow[Session]:
-    """Create the session; if that id exists already, take it over (NotClaimable if still owned)."""
-    try:
-        return (yield from ask(Front.create, agent_type, user_id, session_id=session_id, **create))
-    except ConflictError:
-        if session_id is None:
-            raise
-        return (yield from ask(Front.claim, session_id))
+class Start:
+    """How a handle's session starts: the flows behind the front doors' `open` and
+    `resume_or_create`, whose signatures and docstrings they are (see `opens`)."""
+
+    @staticmethod
+    def open(
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> Flow[Session]:
+        """`with manager.open(...) as s:` (`async with` on the async doors) creates the session (or
+        takes over `session_id` if it exists and is claimable), heartbeats in the background,
+        completes on exit, fails on error."""
+        try:
+            return (
+                yield from ask(
+                    Front.create,
+                    agent_type,
+                    user_id,
+                    context=context,
+                    metadata=metadata,
+                    session_id=session_id,
+                    parent_session_id=parent_session_id,
+                )
+            )
+        except ConflictError:
+            if session_id is None:
+                raise
+            return (yield from ask(Front.claim, session_id))
+
+    @staticmethod
+    def resume_or_create(
+        agent_type: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_session_id: str | None = None,
+    ) -> Flow[Session]:
+        """Like `open`, but first takes over this user's dead or recoverably failed session of this
+        type if there is one; `handle.resumed_from` is then the checkpoint to continue from."""
+        dead = ask(
+            Front.stale, liveness=Liveness.DEAD, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
+        )
+        failed = ask(
+            Front.list, state=State.FAILED, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
+        )
+        for candidates in (dead, failed):
+            page = yield from candidates
+            for candidate in page:
+                if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
+                    continue
+                try:
+                    claimed = yield from ask(Front.claim, candidate.session_id)
+                except (ConflictError, NotFound):
+                    continue  # taken by another worker first, or out of recoveries
+                return claimed
+        create = ask(
+            Front.create,
+            agent_type,
+            user_id,
+            context=context,
+            metadata=metadata,
+            parent_session_id=parent_session_id,
+        )
+        return (yield from create)
 
 
-def claim_or_create(agent_type: str, user_id: str, create: dict[str, Any]) -> Flow[Session]:
-    """Take over this user's dead or recoverably failed session of this type, else start one."""
-    dead = ask(
-        Front.stale, liveness=Liveness.DEAD, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
-    )
-    failed = ask(
-        Front.list, state=State.FAILED, agent_type=agent_type, user_id=user_id, limit=RESUME_LOOKBACK
-    )
-    for candidates in (dead, failed):
-        page = yield from candidates
-        for candidate in page:
-            if candidate.state is State.FAILED and (candidate.failure is None or candidate.failure.final):
-                continue
-            try:
-                claimed = yield from ask(Front.claim, candidate.session_id)
-            except (ConflictError, NotFound):
-                continue  # taken by another worker first, or out of recoveries
-            return claimed
-    return (yield from ask(Front.create, agent_type, user_id, **create))
+def opens(start: Callable[P, Flow[Session]]) -> Callable[Concatenate[Front, P], SessionHandle]:
+    """The sync door's method that hands out a `SessionHandle` whose session `start` begins."""
+
+    def method(self: Front, /, *args: P.args, **kwargs: P.kwargs) -> SessionHandle:
+        return SessionHandle(self, lambda: run(start(*args, **kwargs), self))
+
+    return stated_as(start, method, returns="SessionHandle")
+
+
+def opens_async(
+    start: Callable[P, Flow[Session]],
+) -> Callable[Concatenate[AsyncFront, P], AsyncSessionHandle]:
+    """`opens` for the async doors: an `AsyncSessionHandle`."""
+
+    def method(self: AsyncFront, /, *args: P.args, **kwargs: P.kwargs) -> AsyncSessionHandle:
+        return AsyncSessionHandle(self, lambda: run_async(start(*args, **kwargs), self))
+
+    return stated_as(start, method, returns="AsyncSessionHandle")

@@ -14,19 +14,21 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tether.core.errors import TetherError
 from tether.core.model import Session
 from tether.core.policy import Policies
+from tether.flows.operations import ManagerBase
 from tether.flows.sweep import Sweeper, SweepReport
 from tether.front.waiting import stopped_within
 
-if TYPE_CHECKING:
-    from tether.front.aio import AsyncSessionManager
-    from tether.front.manager import SessionManager
+if TYPE_CHECKING:  # the managers import this module; named in quotes below (ruff sees no use)
+    from tether.front.aio import AsyncSessionManager  # noqa: F401
+    from tether.front.manager import SessionManager  # noqa: F401
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=ManagerBase)
 
 PAGE = 500
 RETENTION_INTERVAL = 60.0  # seconds between retention passes
@@ -39,12 +41,12 @@ def default_interval(policies: Policies) -> float:
     return min(MAX_INTERVAL, max(MIN_INTERVAL, shortest / 4))
 
 
-class Supervisor:
-    """Sweeps one manager's store. Cheap to create; keeps only which suspects it already reported."""
+class Sweeps(Generic[M]):
+    """What both supervisors keep: the manager whose flows they run, and the sweeper's memory."""
 
     def __init__(
         self,
-        manager: SessionManager,
+        manager: M,
         *,
         page_size: int = PAGE,
         concurrency: int = 8,
@@ -53,6 +55,17 @@ class Supervisor:
         self.manager = manager
         self.concurrency = concurrency
         self._sweeper = Sweeper(manager.ops, page_size, retention_interval)
+
+    def _every(self, interval: float | None) -> float:
+        return interval if interval is not None else default_interval(self.manager.policies)
+
+    @staticmethod
+    def _failed(every: float) -> None:
+        logger.exception("supervisor sweep failed; retrying in %.2fs", every)
+
+
+class Supervisor(Sweeps["SessionManager"]):
+    """Sweeps one manager's store. Cheap to create; keeps only which suspects it already reported."""
 
     def sweep(self) -> SweepReport:
         """Time out every expired lease (as of the store's clock now), report new suspects, and
@@ -77,12 +90,12 @@ class Supervisor:
         on_report: Callable[[SweepReport], None] | None = None,
     ) -> None:
         """Sweep every `interval` seconds until `stop` is set; store errors are logged, not fatal."""
-        every = interval if interval is not None else default_interval(self.manager.policies)
+        every = self._every(interval)
         while True:
             try:
                 report = self.sweep()
             except TetherError:
-                logger.exception("supervisor sweep failed; retrying in %.2fs", every)
+                self._failed(every)
             else:
                 if on_report is not None:
                     on_report(report)
@@ -93,20 +106,8 @@ class Supervisor:
         return self.manager.runner(self._sweeper.time_out(session_id))
 
 
-class AsyncSupervisor:
+class AsyncSupervisor(Sweeps["AsyncSessionManager"]):
     """`Supervisor` for asyncio: the same sweep, its time-outs gathered instead of threaded."""
-
-    def __init__(
-        self,
-        manager: AsyncSessionManager,
-        *,
-        page_size: int = PAGE,
-        concurrency: int = 8,
-        retention_interval: float = RETENTION_INTERVAL,
-    ) -> None:
-        self.manager = manager
-        self.concurrency = concurrency
-        self._sweeper = Sweeper(manager.ops, page_size, retention_interval)
 
     async def sweep(self) -> SweepReport:
         """See `Supervisor.sweep`."""
@@ -128,12 +129,12 @@ class AsyncSupervisor:
         on_report: Callable[[SweepReport], None] | None = None,
     ) -> None:
         """Sweep every `interval` seconds until `stop` is set; store errors are logged, not fatal."""
-        every = interval if interval is not None else default_interval(self.manager.policies)
+        every = self._every(interval)
         while True:
             try:
                 report = await self.sweep()
             except TetherError:
-                logger.exception("supervisor sweep failed; retrying in %.2fs", every)
+                self._failed(every)
             else:
                 if on_report is not None:
                     on_report(report)
@@ -141,14 +142,26 @@ class AsyncSupervisor:
                 return
 
 
-class RunningSupervisor:
-    """A supervisor sweeping in a background thread; `stop()` (or leaving a with-block) ends it."""
+class SweepCount:
+    """What a running supervisor tells: how many sweeps, sessions retired, and the last report."""
 
-    def __init__(self, supervisor: Supervisor, interval: float | None = None) -> None:
-        self.supervisor = supervisor
+    def __init__(self) -> None:
         self.sweeps = 0
         self.retired = 0  # sessions removed by retention since this supervisor started
         self.last_report: SweepReport | None = None
+
+    def _record(self, report: SweepReport) -> None:
+        self.sweeps += 1
+        self.retired += len(report.retired)
+        self.last_report = report
+
+
+class RunningSupervisor(SweepCount):
+    """A supervisor sweeping in a background thread; `stop()` (or leaving a with-block) ends it."""
+
+    def __init__(self, supervisor: Supervisor, interval: float | None = None) -> None:
+        super().__init__()
+        self.supervisor = supervisor
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=supervisor.run,
@@ -157,11 +170,6 @@ class RunningSupervisor:
             daemon=True,
         )
         self._thread.start()
-
-    def _record(self, report: SweepReport) -> None:
-        self.sweeps += 1
-        self.retired += len(report.retired)
-        self.last_report = report
 
     @property
     def running(self) -> bool:
@@ -179,23 +187,16 @@ class RunningSupervisor:
         self.stop()
 
 
-class AsyncRunningSupervisor:
+class AsyncRunningSupervisor(SweepCount):
     """A supervisor sweeping in an asyncio task; `await stop()` (or leaving `async with`) ends it."""
 
     def __init__(self, supervisor: AsyncSupervisor, interval: float | None = None) -> None:
+        super().__init__()
         self.supervisor = supervisor
-        self.sweeps = 0
-        self.retired = 0  # sessions removed by retention since this supervisor started
-        self.last_report: SweepReport | None = None
         self._stop = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
             supervisor.run(self._stop, interval, self._record), name="tether-supervisor"
         )
-
-    def _record(self, report: SweepReport) -> None:
-        self.sweeps += 1
-        self.retired += len(report.retired)
-        self.last_report = report
 
     @property
     def running(self) -> bool:

@@ -1,8 +1,9 @@
 """Worker loops: claim a recoverable session, run the handler inside a handle, repeat.
 
 A failing handler fails its session (through the handle), never the worker; nor does a store that
-is briefly unreachable (the loop waits a poll interval and tries again). `run_worker` is the
-thread version, `run_worker_async` the asyncio one; claiming and handles are shared code.
+is briefly unreachable (the loop waits a poll interval and tries again). `work` is the front
+doors' method of that name on a thread (`SessionManager.work = worker.work`, and `tether.Client`'s),
+`work_async` the asyncio one; claiming and handles are shared code.
 """
 
 from __future__ import annotations
@@ -22,24 +23,29 @@ from tether.front.handle import (
     Handler,
     SessionHandle,
 )
+from tether.front.methods import shared
 from tether.front.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
 
 
-def run_worker(
-    manager: Front,
+@shared
+def work(
+    self: Front,
     agent_types: Iterable[str] | None,
     handler: Handler,
-    stop: threading.Event,
-    poll_interval: float,
+    *,
+    stop_event: threading.Event | None = None,
+    poll_interval: float = 1.0,
 ) -> int:
-    """Claim, run, repeat until `stop` is set; a failing handler fails its session, not the worker."""
+    """Worker loop: claim recoverable sessions of these types and call `handler(handle,
+    last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
+    stop = stop_event or threading.Event()
     types = None if agent_types is None else frozenset(agent_types)
     handled = 0
     while not stop.is_set():
         try:
-            session = manager.claim_next(types)
+            session = self.claim_next(types)
         except StoreUnavailable:
             logger.warning("cannot reach the store to claim work; retrying", exc_info=True)
             session = None
@@ -48,26 +54,30 @@ def run_worker(
             continue
         handled += 1
         try:
-            with SessionHandle(manager, _given(session)) as handle:
+            with SessionHandle(self, _given(session)) as handle:
                 handler(handle, handle.resumed_from)
         except Exception as exc:
             _handler_failed(session, exc)
     return handled
 
 
-async def run_worker_async(
-    manager: AsyncFront,
+@shared
+async def work_async(
+    self: AsyncFront,
     agent_types: Iterable[str] | None,
     handler: AsyncHandler,
-    stop: asyncio.Event,
-    poll_interval: float,
+    *,
+    stop_event: asyncio.Event | None = None,
+    poll_interval: float = 1.0,
 ) -> int:
-    """`run_worker` for asyncio: the handler is a coroutine function."""
+    """Worker loop: claim recoverable sessions of these types and await `handler(handle,
+    last_checkpoint)` inside an open handle, until `stop_event` is set. Returns sessions run."""
+    stop = stop_event or asyncio.Event()
     types = None if agent_types is None else frozenset(agent_types)
     handled = 0
     while not stop.is_set():
         try:
-            session = await manager.claim_next(types)
+            session = await self.claim_next(types)
         except StoreUnavailable:
             logger.warning("cannot reach the store to claim work; retrying", exc_info=True)
             session = None
@@ -76,7 +86,7 @@ async def run_worker_async(
             continue
         handled += 1
         try:
-            async with AsyncSessionHandle(manager, _given_async(session)) as handle:
+            async with AsyncSessionHandle(self, _given_async(session)) as handle:
                 await handler(handle, handle.resumed_from)
         except Exception as exc:
             _handler_failed(session, exc)

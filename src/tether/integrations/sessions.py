@@ -35,26 +35,26 @@ class SessionFlows:
         and a recoverably failed one taken over; a completed one refuses."""
         epoch = self.epoch_of(session_id)
         if epoch is not None:
-            return (yield from self.ops.checkpoint(session_id, name, data, epoch))
+            return (yield from self.ops.checkpoint(session_id, name, data, epoch=epoch))
         for _ in range(APPEND_ATTEMPTS - 1):
             try:
-                return (yield from self.ops.checkpoint(session_id, name, data, None))
+                return (yield from self.ops.checkpoint(session_id, name, data))
             except NotFound:
                 if not self.creates:
                     raise
                 with contextlib.suppress(ConflictError):  # another writer created it first
-                    yield from self.ops.create(self.agent_type, self.user_id, None, None, session_id, None)
+                    yield from self.ops.create(self.agent_type, self.user_id, session_id=session_id)
             except InvalidTransition:
                 yield from self._revive(session_id)
-        return (yield from self.ops.checkpoint(session_id, name, data, None))
+        return (yield from self.ops.checkpoint(session_id, name, data))
 
     def _revive(self, session_id: str) -> Flow[None]:
         session = yield from self.ops.get(session_id)
         try:
             if session.state is State.PAUSED:
-                yield from self.ops.resume(session_id, None, session.version)
+                yield from self.ops.resume(session_id, expected_version=session.version)
             elif session.state is State.FAILED:
-                yield from self.ops.claim(session_id, None)
+                yield from self.ops.claim(session_id)
         except (ConflictError, NotFound):
             pass  # moved on meanwhile (or not claimable): the next append says what it is now
 
@@ -63,17 +63,17 @@ class SessionFlows:
         owns it already, or take it over from a worker whose lease expired (NotClaimable while that
         worker is alive)."""
         with contextlib.suppress(ConflictError):
-            return (yield from self.ops.create(self.agent_type, self.user_id, None, None, session_id, None))
+            return (yield from self.ops.create(self.agent_type, self.user_id, session_id=session_id))
         return (yield from self.take_existing((yield from self.ops.get(session_id))))
 
     def take_existing(self, session: Session) -> Flow[Session]:
         """`take` for a session that exists."""
         session_id = session.session_id
         if session.state is State.PAUSED:
-            return (yield from self.ops.resume(session_id, None, session.version))
+            return (yield from self.ops.resume(session_id, expected_version=session.version))
         if session.state is State.ACTIVE and session.owner == self.ops.worker_id:
             return session  # this worker created it (e.g. ADK's create_session) and still owns it
-        return (yield from self.ops.claim(session_id, None))
+        return (yield from self.ops.claim(session_id))
 
     def delete(self, session_id: str) -> Flow[None]:
         with contextlib.suppress(NotFound):
@@ -85,7 +85,7 @@ class SessionFlows:
         records: list[Record] = []
         try:
             while True:
-                page = yield from self.ops.checkpoints(session_id, after_seq, PAGE, name)
+                page = yield from self.ops.checkpoints(session_id, after_seq=after_seq, limit=PAGE, name=name)
                 records.extend(page)
                 if len(page) < PAGE:
                     return records
@@ -103,7 +103,7 @@ class SessionFlows:
         page = FIRST_PAGE
         while upper > 0:
             lower = max(0, upper - page)
-            batch = yield from self.ops.checkpoints(session_id, lower, upper - lower, None)
+            batch = yield from self.ops.checkpoints(session_id, after_seq=lower, limit=upper - lower)
             for record in reversed(batch):
                 if visit(record):
                     return
@@ -114,7 +114,7 @@ class SessionFlows:
         ids: list[str] = []
         cursor: str | None = None
         while True:
-            page = yield from self.ops.list(None, self.agent_type, None, None, PAGE, cursor)
+            page = yield from self.ops.list(agent_type=self.agent_type, limit=PAGE, cursor=cursor)
             ids.extend(s.session_id for s in page)
             if page.next_cursor is None:
                 return ids

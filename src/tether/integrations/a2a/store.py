@@ -79,7 +79,7 @@ class TaskFlows(SessionFlows):
     def take_task(self, owner: str, task_id: str) -> Flow[Session]:
         """`take` for a task: a new one is created as `owner`'s, another owner's is refused."""
         try:
-            return (yield from self.ops.create(AGENT_TYPE, owner, None, None, task_id, None))
+            return (yield from self.ops.create(AGENT_TYPE, owner, session_id=task_id))
         except ConflictError:
             session = yield from self.ops.get(task_id)
         if session.user_id != owner:
@@ -93,7 +93,7 @@ class TaskFlows(SessionFlows):
             session = yield from self.ops.get(task.id)
         except NotFound:
             try:
-                session = yield from self.ops.create(AGENT_TYPE, owner, None, None, task.id, None)
+                session = yield from self.ops.create(AGENT_TYPE, owner, session_id=task.id)
             except ConflictError:  # created meanwhile by another saver
                 session = yield from self.ops.get(task.id)
         if session.user_id != owner:
@@ -110,11 +110,11 @@ class TaskFlows(SessionFlows):
     def end(self, task_id: str, end: Ending) -> Flow[None]:
         """Write an Ending as a saver that does not own the task."""
         if end.state is State.PAUSED:
-            yield from self.ops.pause(task_id, None, None)
+            yield from self.ops.pause(task_id)
         elif end.state is State.COMPLETED:
-            yield from self.ops.complete(task_id, {"a2a_state": end.a2a_state}, None, None)
+            yield from self.ops.complete(task_id, {"a2a_state": end.a2a_state})
         else:
-            yield from self.ops.fail(task_id, end.a2a_state, {"a2a_state": end.a2a_state}, True, None, None)
+            yield from self.ops.fail(task_id, end.a2a_state, {"a2a_state": end.a2a_state}, final=True)
 
     def get(self, owner: str, task_id: str) -> Flow[Task | None]:
         try:
@@ -131,7 +131,7 @@ class TaskFlows(SessionFlows):
         tasks: list[Task] = []
         cursor: str | None = None
         while True:
-            page = yield from self.ops.list(owner, AGENT_TYPE, None, None, PAGE, cursor)
+            page = yield from self.ops.list(user_id=owner, agent_type=AGENT_TYPE, limit=PAGE, cursor=cursor)
             for session in page:
                 task = yield from self.get(owner, session.session_id)
                 if task is not None:

@@ -83,13 +83,13 @@ class AdkFlows(SessionFlows):
                 holder = yield from self.ops.get(key)
             except NotFound:
                 with contextlib.suppress(ConflictError):  # else created meanwhile: merge into it
-                    yield from self.ops.create("adk-state", "adk", {"state": delta}, None, key, None)
-                    yield from self.ops.pause(key, None, None)  # bookkeeping: nobody runs it
+                    yield from self.ops.create("adk-state", "adk", context={"state": delta}, session_id=key)
+                    yield from self.ops.pause(key)  # bookkeeping: nobody runs it
                     return
                 continue
             with contextlib.suppress(ConflictError):  # another writer got in first: read again
                 state = {**holder.context["state"], **delta}
-                yield from self.ops.update(key, {"state": state}, None, None, holder.version)
+                yield from self.ops.update(key, context={"state": state}, expected_version=holder.version)
                 return
 
     def current(self, key: str) -> Flow[tuple[dict[str, Any], float, Record | None]]:
@@ -164,11 +164,14 @@ class TetherSessionService(BaseSessionService):
         }
         try:
             yield from self.flows.ops.create(
-                f"adk:{app_name}", user_id, context, None, session_key(app_name, user_id, session_id), None
+                f"adk:{app_name}",
+                user_id,
+                context=context,
+                session_id=session_key(app_name, user_id, session_id),
             )
         except ConflictError:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.") from None
-        yield from self.flows.ops.pause(session_key(app_name, user_id, session_id), None, None)
+        yield from self.flows.ops.pause(session_key(app_name, user_id, session_id))
         yield from self.flows.update_scoped(app_key(app_name), deltas["app"])
         yield from self.flows.update_scoped(user_key(app_name, user_id), deltas["user"])
         return (yield from self._session(app_name, user_id, session_id, deltas["session"], now, []))
@@ -233,7 +236,9 @@ class TetherSessionService(BaseSessionService):
         sessions: list[Session] = []
         cursor: str | None = None
         while True:
-            page = yield from self.flows.ops.list(user_id, f"adk:{app_name}", None, None, PAGE, cursor)
+            page = yield from self.flows.ops.list(
+                user_id=user_id, agent_type=f"adk:{app_name}", limit=PAGE, cursor=cursor
+            )
             for found in page:
                 state, at, _ = yield from self.flows.current(found.session_id)
                 ctx = found.context

@@ -28,7 +28,8 @@ async def fork(session_id: SessionId, body: models.Fork, caller: CallerDep, rt: 
     await rt.check(caller, session_id)
     if body.user_id is not None and not caller.admin and body.user_id != caller.user_id:
         raise Forbidden("a user key forks sessions for its own user only")
-    flow = rt.operations(body.worker_id).fork(session_id, body.at_seq, body.agent_type, body.user_id)
+    ops = rt.operations(body.worker_id)
+    flow = ops.fork(session_id, body.at_seq, agent_type=body.agent_type, user_id=body.user_id)
     forked = await rt.manager.runner(flow)
     location = f"/v1/sessions/{quote(forked.session_id, safe='')}"
     return await session_response(rt, forked, 201, Location=location)

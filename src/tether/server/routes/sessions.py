@@ -45,7 +45,12 @@ async def create_session(body: models.CreateSession, caller: CallerDep, rt: Runt
         raise ValidationError("user_id", "is required (no key names the user)")
     ops = rt.operations(body.worker_id)
     flow = ops.create(
-        body.agent_type, user_id, body.context, body.metadata, body.session_id, body.parent_session_id
+        body.agent_type,
+        user_id,
+        context=body.context,
+        metadata=body.metadata,
+        session_id=body.session_id,
+        parent_session_id=body.parent_session_id,
     )
     try:
         session = await rt.manager.runner(flow)
@@ -276,7 +281,7 @@ async def time_out(
     policy (recoverable, or final past max_recoveries); 409 not_claimable while the lease lives.
     Not an owner write (the owner is gone), so no epoch; If-Match pins the version looked at."""
     await rt.check(caller, session_id)
-    session = await rt.manager.runner(rt.manager.ops.time_out(session_id, version))
+    session = await rt.manager.runner(rt.manager.ops.time_out_at(session_id, version))
     return await session_response(rt, session)
 
 
