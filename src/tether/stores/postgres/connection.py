@@ -61,8 +61,8 @@ class AsyncConnection(psycopg.AsyncConnection[Any]):
 class Pool(ConnectionPool[Connection]):
     """psycopg_pool's pool, handing out the connection returned last (LIFO) instead of the one idle
     longest (FIFO). After a burst has grown the pool, sequential calls keep running on one warm
-    connection and backend instead of cycling through all of them (reads took 1.7x as long),
-    and the connections the burst added sit idle, so `max_idle` can close them."""
+    connection and backend instead of cycling through all of them, and the connections the burst
+    added sit idle, so `max_idle` can close them (docs/design.md, PostgreSQL)."""
 
     def _get_ready_connection(self, timeout: float | None) -> Connection | None:
         conn = super()._get_ready_connection(timeout)
