@@ -34,7 +34,7 @@ def session_from_row(row: tuple[Any, ...]) -> Session:
     """A row of any `SELECT` in queries.sql that starts with the session columns, then last_seq
     (the newest checkpoint's seq), as a Session: its fields in order.
 
-    Building the datetimes is a third of the work: the last heartbeat and the state's start are
+    Building datetimes is much of the work: the last heartbeat and the state's start are
     often the creation time itself (a session listed before it beats or changes state), and then
     share its (immutable) datetime."""
     failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
