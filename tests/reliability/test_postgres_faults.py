@@ -13,7 +13,15 @@ import time
 
 import pytest
 
-from tests.postgres.test_connection_loss import admin, backends, eventually, pool_url, terminate
+from tests.postgres.test_connection_loss import (
+    admin,
+    assert_nothing_acknowledged_lost,
+    backends,
+    eventually,
+    killed_under_load,
+    pool_url,
+    terminate,
+)
 from tether import SessionManager, StoreUnavailable
 
 
@@ -25,44 +33,11 @@ def pg_url() -> str:
 
 
 def test_backends_terminated_at_random_under_load_lose_nothing_acknowledged(pg_url: str) -> None:
-    url, name = pool_url(pg_url, 4)
-    manager = SessionManager(url, worker_id="w")
-    session_ids = [manager.create("tutor", "u1").session_id for _ in range(6)]
-    acknowledged: dict[str, dict[int, int]] = {sid: {} for sid in session_ids}
-    failures: list[Exception] = []
-    stop = threading.Event()
-
-    def load(session_id: str) -> None:
-        n = 0
-        while not stop.is_set():
-            try:
-                stored = manager.checkpoint(session_id, "step", {"n": n})
-                assert stored.seq not in acknowledged[session_id], "a seq was handed out twice"
-                acknowledged[session_id][stored.seq] = n
-                manager.get(session_id)
-            except StoreUnavailable as exc:
-                failures.append(exc)
-            n += 1
-
-    threads = [threading.Thread(target=load, args=(sid,)) for sid in session_ids]
-    for t in threads:
-        t.start()
     chance = random.Random(14)
-    with admin(pg_url) as killer:
-        for _ in range(12):
-            time.sleep(chance.uniform(0.02, 0.25))
-            terminate(killer, name)
-    stop.set()
-    for t in threads:
-        t.join()
-
+    pauses = [chance.uniform(0.02, 0.25) for _ in range(12)]
+    manager, acknowledged, failures = killed_under_load(pg_url, 6, pauses, read_back=True)
     assert failures, "no call was in flight when a backend died: the test killed nothing"
-    for session_id in session_ids:
-        stored = {cp.seq: cp.data["n"] for cp in manager.checkpoints(session_id, limit=10_000)}
-        assert sorted(stored) == list(range(1, len(stored) + 1))  # gap-free, no duplicates
-        assert all(stored[seq] == n for seq, n in acknowledged[session_id].items())  # none lost
-        assert manager.checkpoint(session_id, "after", {}).seq == len(stored) + 1  # recovered
-    manager.close()
+    assert_nothing_acknowledged_lost(manager, acknowledged, failures)
 
 
 def test_after_every_idle_backend_was_terminated_the_next_call_succeeds(pg_url: str) -> None:
