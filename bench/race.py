@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def rate(call: Callable[[], object], count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def threaded_rate(calls: list[Callable[[], object]], per_thread: int) -> float:
+def threaded_rate(calls: Sequence[Callable[[], object]], per_thread: int) -> float:
     barrier = threading.Barrier(len(calls) + 1)
 
     def run(call: Callable[[], object]) -> None:
@@ -221,6 +221,14 @@ def append_statement(conn: Any, session_id: str, text: str) -> Callable[[], obje
     return append
 
 
+def raw_inserter(conn: Any, text: str) -> Callable[[], object]:
+    """A raw INSERT+commit loop on its own connection and session key (one per thread)."""
+    key, seq = uuid.uuid4().hex, iter(range(1, 10**9))
+    return lambda: conn.execute(
+        "INSERT INTO raw VALUES (%s, %s, 'step', now(), %s)", (key, next(seq), text), prepare=True
+    )
+
+
 def tether_postgres() -> dict[str, float]:
     """Ratios against raw psycopg on the same server, measured here in alternation."""
 
@@ -255,13 +263,39 @@ def tether_postgres() -> dict[str, float]:
                 out["postgres append statement alone vs raw INSERT+commit"] = alternating_rates(
                     statement, insert, 50, 10
                 )
+            unfenced = iter(range(1, 10**9))
+            out["postgres unfenced INSERT into checkpoints vs raw INSERT+commit"] = alternating_rates(
+                lambda: raw.execute(
+                    "INSERT INTO checkpoints (session_id, seq, name, created_at, data)"
+                    " VALUES ('unfenced', %s, 'step', now(), %s)",
+                    (next(unfenced), text),
+                    prepare=True,
+                ),
+                insert,
+                50,
+                10,
+            )
             sids = [manager.create("bench", "u").session_id for _ in range(THREADS)]
             calls = [lambda s=s: manager.checkpoint(s, "step", data) for s in sids]
-            threads, single = [], []
+            others = [psycopg.connect(url, autocommit=True) for _ in range(THREADS)]
+            raw_calls = [raw_inserter(conn, text) for conn in others]
+            known = [append_statement(c, manager.create("bench", "u").session_id, text) for c in others]
+            statements = [s for s in known if s is not None]
+            threads, raw_threads, statement_threads, single = [], [], [], []
             for _ in range(3):
                 threads.append(threaded_rate(calls, PER_THREAD // 2))
+                raw_threads.append(threaded_rate(raw_calls, PER_THREAD // 2))
+                if statements:
+                    statement_threads.append(threaded_rate(statements, PER_THREAD // 2))
                 single.append(rate(insert, APPENDS // 6))
             out["postgres append, 16 threads vs raw 1 writer"] = sum(threads) / sum(single)
+            out["postgres raw INSERT+commit, 16 threads vs raw 1 writer"] = sum(raw_threads) / sum(single)
+            if statement_threads:
+                out["postgres append statement alone, 16 threads vs raw 1 writer"] = sum(
+                    statement_threads
+                ) / sum(single)
+            for conn in others:
+                conn.close()
             short, deep = (manager.create("bench", "u").session_id for _ in range(2))
             deepen_postgres(url, short, 100)
             deepen_postgres(url, deep, DEEP)
@@ -357,7 +391,10 @@ TARGETS = {
     "sqlite list 50 sessions / the old commit (time)": "re-measured (Session decoded eagerly now)",
     "postgres append, 1 writer vs raw INSERT+commit": ">= 0.9",
     "postgres append statement alone vs raw INSERT+commit": "the ceiling of the row above",
+    "postgres unfenced INSERT into checkpoints vs raw INSERT+commit": "what the table alone costs",
     "postgres append, 16 threads vs raw 1 writer": ">= 2",
+    "postgres append statement alone, 16 threads vs raw 1 writer": "ceiling of the row above",
+    "postgres raw INSERT+commit, 16 threads vs raw 1 writer": "what 16 Python threads reach at all",
     "postgres latest at 100,000 / raw prepared SELECT (time)": "<= 1.1",
     "postgres latest by name at 100,000 / raw prepared SELECT (time)": "<= 1.1",
     "postgres append #100,000 / #100 (time)": "<= 1.1",
