@@ -344,6 +344,12 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return micros, session_id
 
 
+def claim_order(session: Session) -> tuple[datetime, str]:
+    """`claimable`'s order: longest-waiting first (an expired lease waits from its expiry, a failure
+    from the lease it kept, else from when it failed), ties by id, as the SQL stores order it."""
+    return session.lease_expires_at or session.state_since or session.created_at, session.session_id
+
+
 def page_of(items: Iterable[Session], limit: int) -> Page[Session]:
     """Build a page from up to limit + 1 rows: the extra row only says there is a next page."""
     rows = list(items)
