@@ -19,7 +19,13 @@ from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherEr
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.base import (
+    Beat,
+    build_checkpoint,
+    explain_rejected_append,
+    explain_rejected_beat,
+    page_of,
+)
 from tether.stores.postgres import mapping
 from tether.stores.postgres.mapping import Append, session_from_row
 from tether.stores.sql_files import Migration, load_migrations, load_queries
@@ -125,7 +131,7 @@ def last_checkpoint(session_id: str, name: str | None) -> Operation[Checkpoint |
     rows = yield _point("last_checkpoint" if name is None else "last_checkpoint_named", params)
     if rows:
         seq, name, created_at, data = rows[0]
-        return Checkpoint(session_id, seq, name, created_at, data)
+        return build_checkpoint(session_id, seq, name, created_at, data)
     yield from _require(session_id)
     return None
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.core.clock import Clock
-from tether.core.codec import decode
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import (
@@ -160,7 +159,7 @@ class SQLiteStore(Store):
         if row is None:
             self._require(session_id)
             return None
-        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), decode(row[3]))
+        return checkpoint_from_row(session_id, row)
 
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         params = {"now_us": to_micros(self.now()), "agent_types": _json_list(agent_types), "limit": limit}
