@@ -34,6 +34,7 @@ ROOM = 4
 RECORD = 200
 
 Data = dict[str, Any]
+LISTS = frozenset(f.name for f in Task.DESCRIPTOR.fields if f.is_repeated)  # history, artifacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,15 @@ class Stored:
 
 def record(known: Stored | None, task: Task) -> Data:
     """What a save of `task` appends: a delta on `known` (the task's newest record, or the one this
-    writer knows) while it fits in its chain's room and is smaller than the task (it is not when
-    the history was cut or rewritten), else a snapshot."""
+    writer knows) while it fits in its chain's room and is smaller than the task, else a snapshot.
+    A snapshot too when the history or the artifacts lost elements (cut, or replaced by fewer): the
+    delta would restate the list, and later reads are better off starting from there."""
     if known is not None:
         change = delta.diff(known.task, task)
         size = len(json.dumps(change))
         room = known.room - size - RECORD
-        if room >= 0 and size < delta.encoded_size(task):
+        cut = not LISTS.isdisjoint(change.get("clear", ()))
+        if room >= 0 and size < delta.encoded_size(task) and not cut:
             return {"delta": change, "after": known.seq, "base": known.base, "room": room}
     return {"snapshot": delta.encode(task)}
 
