@@ -25,9 +25,7 @@ from tether.integrations.a2a import delta
 
 # A chain's deltas may add up to ROOM times its snapshot's size, then a save writes a snapshot: a
 # read parses the snapshot and at most ROOM times its size in deltas, and snapshots add about 1/ROOM
-# to what the deltas store, however long the task (bench/bench_integrations.py, a task saved once per
-# message: ROOM 1, 2, 4, 8 stored 737, 553, 451, 410 bytes a save on SQLite, and the reads of its
-# 200 messages grew from ~0.4 to ~1.1 ms, still ~10x quicker than the SDK's DatabaseTaskStore).
+# to what the deltas cost (payload and RECORD), however long the task. Why 4: docs/integrations.md.
 ROOM = 4
 # What a record costs beyond its payload (its row, its index entries), counted against the room
 # so that a chain of tiny deltas (status changes) still ends in a snapshot before reads get long.
