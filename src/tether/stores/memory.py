@@ -31,6 +31,7 @@ from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
     Store,
+    claim_order,
     decode_cursor,
     explain_rejected_append,
     explain_rejected_beat,
@@ -118,7 +119,7 @@ class MemoryStore(Store):
                 for s in self._sessions.values()
                 if (agent_types is None or s.agent_type in agent_types) and _claimable(s, now)
             ]
-        found.sort(key=lambda s: (s.lease_expires_at or s.state_since or s.created_at, s.session_id))
+        found.sort(key=claim_order)
         return found[:limit]
 
     # -- writes ------------------------------------------------------------------------------

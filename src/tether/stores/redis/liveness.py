@@ -59,7 +59,7 @@ from tether.core.model import (
 )
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, Store, claim_order, decode_cursor, page_of, to_micros
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class RedisLivenessStore(Store):
         ]
         failed = [s for s in self.inner.claimable(agent_types, limit) if s.state is State.FAILED]
         found = [*expired, *failed]
-        found.sort(key=lambda s: s.lease_expires_at or s.state_since or s.created_at)
+        found.sort(key=claim_order)
         return found[:limit]
 
     # -- writes ------------------------------------------------------------------------------
