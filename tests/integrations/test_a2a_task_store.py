@@ -137,6 +137,8 @@ def test_the_tether_session_follows_the_task_and_a_finished_task_takes_no_more_s
                 await store.save(task("t-1", "c", TaskState.TASK_STATE_WORKING, 99), alice)
             again = await TetherTaskStore(manager).get("t-1", alice)
             await TetherTaskStore(manager).save(again or Task(), alice)  # read back, not remembered
+            with pytest.raises(InvalidTransition):  # what another store saved last is not final
+                await TetherTaskStore(manager).save(task("t-1", "c", path[-2], len(path) - 2), alice)
             return states, again, await store.get("t-1", context("bob"))
 
     states, again, foreign = asyncio.run(lifecycle())
@@ -437,3 +439,24 @@ def test_a_chain_missing_a_record_reads_as_no_task() -> None:
             return whole is not None and whole.task == task, rebuilt({newest.seq: newest}, newest.seq)
 
     assert asyncio.run(saves()) == (True, None)
+
+
+def test_a_store_remembers_the_tasks_it_saved_last_and_reads_back_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tether.integrations.a2a.store.KNOWN", 2)
+
+    async def saves() -> tuple[list[str], bool]:
+        with SessionManager("memory://") as manager:
+            store, tasks = TetherTaskStore(manager), [Task(id=f"t{i}", context_id="c") for i in range(3)]
+            earlier = [Message(message_id=f"h{n}", parts=[Part(text="x" * 50)]) for n in range(10)]
+            for task in tasks:
+                task.history.extend(earlier)
+            for at in range(12):
+                said(tasks[at % 3], at)
+                await store.save(tasks[at % 3], ANYONE)
+            log = records(manager, "t0")
+            same = all([await TetherTaskStore(manager).get(t.id, ANYONE) == t for t in tasks])
+            return list(store.flows.known), same and "delta" in log[-1].data  # t0: read back, then a delta
+
+    assert asyncio.run(saves()) == (["t1", "t2"], True)

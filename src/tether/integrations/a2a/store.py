@@ -107,15 +107,16 @@ class TaskFlows(SessionFlows):
         if session.user_id != owner:
             raise ConflictError(task.id, f"task {task.id!r} belongs to another owner")
         check_owner(session, self.epoch_of(task.id))  # a replaced worker's save: LeaseLost
+        if session.is_ended:
+            final = yield from self.stored(task.id)  # the newest record, whoever wrote it
+            if final is not None and final.task == task:
+                return None  # the final task saved again
+            raise InvalidTransition(task.id, session.state.value, "save a task in a terminal state")
         known = self.known.pop(task.id, None)  # this saver's alone until the save is done
         if known is not None and known[0] == session.created_at:
             last: Stored | None = known[1]
         else:  # not saved by this store yet (or deleted and created anew since)
             last = yield from self.stored(task.id)
-        if session.is_ended:
-            if last is not None and last.task == task:
-                return None  # the final task saved again
-            raise InvalidTransition(task.id, session.state.value, "save a task in a terminal state")
         written = yield from self.append(task.id, TASK, record(last, task))  # resumes a waiting task
         saved = Task()
         saved.CopyFrom(task)  # the caller goes on changing its task (the SDK's TaskManager does)
