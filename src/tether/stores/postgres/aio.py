@@ -40,7 +40,11 @@ async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) ->
     try:
         while True:
             cursor = cursor_for(query, conn.points, conn.cursor)
-            await cursor.execute(query.sql, query.params, prepare=query.prepare)
+            try:
+                await cursor.execute(query.sql, query.params, prepare=query.prepare)
+            except psycopg.Error as exc:  # the operation may handle it (calls.append_batch)
+                query = operation.throw(exc)
+                continue
             query = operation.send(await cursor.fetchall() if returned_rows(cursor) else [])
     except StopIteration as done:
         return cast(T, done.value)

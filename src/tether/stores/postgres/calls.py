@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import errors as pg_errors
+
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
@@ -153,6 +156,53 @@ def append(append: Append) -> Operation[Checkpoint | None]:
         return None
     seq, created_at = rows[0]
     return Checkpoint(append.session_id, seq, append.checkpoint.name, created_at, append.checkpoint.data)
+
+
+# What one append of a batch came to: stored, refused by its fence (None), or the error it met alone.
+Outcome = Checkpoint | None | psycopg.Error
+
+
+def append_batch(appends: Sequence[Append]) -> Operation[list[Outcome]]:
+    """Appends queued together (the group commit in store.py) in one statement and one commit.
+
+    If that statement fails and cannot have committed, each append is tried alone, so one bad
+    append (a session locked past lock_timeout, a value PostgreSQL refuses) fails alone. If the
+    connection was lost, nobody knows whether the batch committed: the error reaches every caller.
+    """
+    if len(appends) > 1:
+        try:
+            rows = yield _query("append_checkpoints", mapping.batch_params(appends))
+        except psycopg.Error as exc:
+            if may_have_committed(exc):
+                raise
+        else:
+            stored = {row["position"]: row for row in rows}
+            return [_stored(a, stored.get(n)) for n, a in enumerate(appends, 1)]
+    outcomes: list[Outcome] = []
+    for a in appends:
+        try:
+            outcomes.append((yield from append(a)))
+        except psycopg.Error as exc:
+            if len(appends) == 1 or may_have_committed(exc):
+                raise
+            outcomes.append(exc)
+    return outcomes
+
+
+def _stored(append: Append, row: Mapping[str, Any] | None) -> Checkpoint | None:
+    if row is None:
+        return None
+    return Checkpoint(
+        append.session_id, row["seq"], append.checkpoint.name, row["created_at"], append.checkpoint.data
+    )
+
+
+def may_have_committed(exc: psycopg.Error) -> bool:
+    """Whether a statement that raised this may still have been committed: only when the connection
+    was lost (the answer with it). Any other error rolled the statement back: nothing was written."""
+    if isinstance(exc, pg_errors.TransactionRollback | pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+        return False  # deadlock, serialization, a timeout: the server rolled the statement back
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def explain_append(session_id: str, epoch: int | None) -> Operation[TetherError]:

@@ -10,13 +10,14 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tether.core.clock import Clock
-from tether.core.errors import TetherError
+from tether.core.errors import StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
+from tether.stores.group_commit import GroupCommit, Job, assign
 from tether.stores.postgres import calls, keys
 from tether.stores.postgres.calls import Operation, Query, manual_time
 from tether.stores.postgres.connection import (
@@ -38,7 +39,11 @@ def drive(conn: Connection, operation: Operation[T], query: Query) -> T:
     try:
         while True:
             cursor = cursor_for(query, conn.points, conn.cursor)
-            cursor.execute(query.sql, query.params, prepare=query.prepare)
+            try:
+                cursor.execute(query.sql, query.params, prepare=query.prepare)
+            except psycopg.Error as exc:  # the operation may handle it (calls.append_batch)
+                query = operation.throw(exc)
+                continue
             query = operation.send(cursor.fetchall() if returned_rows(cursor) else [])
     except StopIteration as done:
         return cast(T, done.value)
@@ -64,6 +69,9 @@ class PostgresStore(Store):
         self._pool = pool
         self._settings = PoolSettings.from_url(url)
         self._database_clock = calls.DatabaseClock()
+        # Appends that threads make while one is being committed share the next statement and
+        # commit (calls.append_batch); an append alone runs by itself.
+        self._appends: GroupCommit[Append] = GroupCommit(self._commit_appends, self._closed)
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
@@ -109,10 +117,26 @@ class PostgresStore(Store):
         return self._run(calls.create(session, checkpoints), about=session.session_id)
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        stored = self._run(calls.append(Append(session_id, checkpoint, epoch)), about=session_id)
+        stored: Checkpoint | None = self._appends.run(Append(session_id, checkpoint, epoch))
         if stored is None:
             raise self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored
+
+    def _commit_appends(self, jobs: list[Job[Append]]) -> None:
+        appends = [job.work for job in jobs]
+        outcomes = self._run(
+            calls.append_batch(appends), about=appends[0].session_id if len(jobs) == 1 else None
+        )
+        assign(
+            jobs,
+            [
+                translate(o, a.session_id, self._settings) if isinstance(o, psycopg.Error) else o
+                for o, a in zip(outcomes, appends, strict=True)
+            ],
+        )
+
+    def _closed(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the store for {self.url} is closed")
 
     def apply(self, write: Write) -> Session:
         return self._run(calls.apply(write), about=write.before.session_id)
@@ -159,7 +183,7 @@ class PostgresStore(Store):
         return self._run(calls.migrate(), atomic=True)
 
     def close(self) -> None:
-        self._pool.close()
+        self._appends.close(then=self._pool.close)
 
     def _run(self, operation: Operation[T], atomic: bool = False, about: str | None = None) -> T:
         """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
