@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -158,39 +159,37 @@ def append(append: Append) -> Operation[Checkpoint | None]:
     return Checkpoint(append.session_id, seq, append.checkpoint.name, created_at, append.checkpoint.data)
 
 
-# What one append of a batch came to: stored, refused by its fence (None), or the error it met alone.
-Outcome = Checkpoint | None | psycopg.Error
+class Unsettled(Enum):
+    """What the batch leaves to an append's own caller, who runs it alone (`append`)."""
+
+    ALONE = "alone"
+
+
+# What one append of a batch came to: stored, refused by its fence (None), or left to its caller.
+Outcome = Checkpoint | None | Literal[Unsettled.ALONE]
 
 
 def append_batch(appends: Sequence[Append]) -> Operation[list[Outcome]]:
-    """Appends queued together (the group commit in store.py) in one statement and one commit.
+    """Concurrent appends (the group commit in store.py) in one statement and one commit.
 
-    If that statement fails and cannot have committed, each append is tried alone, so one bad
-    append (a session locked past lock_timeout, a value PostgreSQL refuses) fails alone. If the
-    connection was lost, nobody knows whether the batch committed: the error reaches every caller.
+    The statement never waits on a row lock: an append whose session row another transaction holds
+    is left to its caller, and so is every append when the statement fails without having committed
+    (one bad append, a value PostgreSQL refuses, then fails alone). When the connection is lost,
+    nobody knows whether the batch committed: that error reaches every caller.
     """
-    if len(appends) > 1:
-        try:
-            rows = yield _query("append_checkpoints", mapping.batch_params(appends))
-        except psycopg.Error as exc:
-            if may_have_committed(exc):
-                raise
-        else:
-            stored = {row["position"]: row for row in rows}
-            return [_stored(a, stored.get(n)) for n, a in enumerate(appends, 1)]
-    outcomes: list[Outcome] = []
-    for a in appends:
-        try:
-            outcomes.append((yield from append(a)))
-        except psycopg.Error as exc:
-            if len(appends) == 1 or may_have_committed(exc):
-                raise
-            outcomes.append(exc)
-    return outcomes
+    try:
+        rows = yield _query("append_checkpoints", mapping.batch_params(appends))
+    except psycopg.Error as exc:
+        if may_have_committed(exc):
+            raise
+        return [Unsettled.ALONE] * len(appends)
+    return [_settled(a, row) for a, row in zip(appends, rows, strict=True)]
 
 
-def _stored(append: Append, row: Mapping[str, Any] | None) -> Checkpoint | None:
-    if row is None:
+def _settled(append: Append, row: Mapping[str, Any]) -> Outcome:
+    if not row["locked"]:
+        return Unsettled.ALONE
+    if row["seq"] is None:
         return None
     return Checkpoint(
         append.session_id, row["seq"], append.checkpoint.name, row["created_at"], append.checkpoint.data

@@ -117,13 +117,14 @@ RETURNING seq, created_at
 
 -- name: append_checkpoints
 -- append_checkpoint for many appends at once, so concurrent appenders of one process share one
--- statement and one commit (the group commit in store.py). The session rows are locked in
--- session_id order, so two processes' batches never deadlock; each append is checked against its
--- fence on the locked row; a session's last_seq moves by the number of its accepted appends, which
--- take the seqs after the old value in batch order. Returns (position in the batch, seq,
--- created_at) per stored append; a rejected one is absent. The arrays travel in binary format:
--- escaping a text array literal of 1 KB documents costs the client more than the statement costs
--- the server.
+-- statement and one commit (the group commit in store.py). The batch never waits on a row lock:
+-- a session whose row another transaction holds is skipped (`locked` is false for its appends,
+-- which their callers then run alone), so one locked session never stalls the others. Each append
+-- is checked against its fence on its locked row; a session's last_seq moves by the number of its
+-- accepted appends, which take the seqs after the old value in batch order. One row per append, in
+-- batch order: seq and created_at when stored, seq NULL when its fence refused it. The arrays
+-- travel in binary format: escaping a text array literal of 1 KB documents costs the client more
+-- than the statement costs the server.
 WITH batch AS (
     SELECT * FROM unnest(%(session_ids)b::text[], %(epochs)b::bigint[], %(names)b::text[],
                          %(times)b::timestamptz[], %(data)b::text[]::json[])
@@ -131,8 +132,7 @@ WITH batch AS (
 ), locked AS MATERIALIZED (
     SELECT session_id, state, epoch FROM sessions
     WHERE session_id = ANY(%(session_ids)b::text[])
-    ORDER BY session_id
-    FOR UPDATE
+    FOR UPDATE SKIP LOCKED
 ), accepted AS MATERIALIZED (
     SELECT b.*, row_number() OVER (PARTITION BY b.session_id ORDER BY b.position) AS n
     FROM batch b JOIN locked l ON l.session_id = b.session_id
@@ -147,8 +147,12 @@ WITH batch AS (
     SELECT a.session_id, u.before + a.n, a.name, a.created_at, a.data
     FROM accepted a JOIN bumped u ON u.session_id = a.session_id
 )
-SELECT a.position, u.before + a.n AS seq, a.created_at
-FROM accepted a JOIN bumped u ON u.session_id = a.session_id
+SELECT b.position, l.session_id IS NOT NULL AS locked, u.before + a.n AS seq, b.created_at
+FROM batch b
+LEFT JOIN locked l ON l.session_id = b.session_id
+LEFT JOIN accepted a ON a.position = b.position
+LEFT JOIN bumped u ON u.session_id = a.session_id
+ORDER BY b.position
 
 -- name: apply_write
 -- Compare-and-set on the version. Liveness columns change only when the write renews the

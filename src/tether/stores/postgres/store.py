@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar, cast
@@ -19,7 +20,7 @@ from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
 from tether.stores.group_commit import GroupCommit, Job, assign
 from tether.stores.postgres import calls, keys
-from tether.stores.postgres.calls import Operation, Query, manual_time
+from tether.stores.postgres.calls import Operation, Query, Unsettled, manual_time
 from tether.stores.postgres.connection import (
     Connection,
     Pool,
@@ -69,9 +70,11 @@ class PostgresStore(Store):
         self._pool = pool
         self._settings = PoolSettings.from_url(url)
         self._database_clock = calls.DatabaseClock()
-        # Appends that threads make while one is being committed share the next statement and
-        # commit (calls.append_batch); an append alone runs by itself.
+        # An append alone runs by itself. Appends made while others are in flight queue, and
+        # those queued meanwhile share one statement and one commit (calls.append_batch).
         self._appends: GroupCommit[Append] = GroupCommit(self._commit_appends, self._closed)
+        self._counting = threading.Lock()
+        self._in_flight = 0
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
@@ -117,23 +120,23 @@ class PostgresStore(Store):
         return self._run(calls.create(session, checkpoints), about=session.session_id)
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        stored: Checkpoint | None = self._appends.run(Append(session_id, checkpoint, epoch))
+        append = Append(session_id, checkpoint, epoch)
+        with self._counting:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            stored = Unsettled.ALONE if alone else self._appends.run(append)
+            if stored is Unsettled.ALONE:
+                stored = self._run(calls.append(append), about=session_id)
+        finally:
+            with self._counting:
+                self._in_flight -= 1
         if stored is None:
             raise self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored
 
     def _commit_appends(self, jobs: list[Job[Append]]) -> None:
-        appends = [job.work for job in jobs]
-        outcomes = self._run(
-            calls.append_batch(appends), about=appends[0].session_id if len(jobs) == 1 else None
-        )
-        assign(
-            jobs,
-            [
-                translate(o, a.session_id, self._settings) if isinstance(o, psycopg.Error) else o
-                for o, a in zip(outcomes, appends, strict=True)
-            ],
-        )
+        assign(jobs, self._run(calls.append_batch([job.work for job in jobs])))
 
     def _closed(self) -> StoreUnavailable:
         return StoreUnavailable(f"the store for {self.url} is closed")
