@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar, cast
@@ -18,9 +17,9 @@ from tether.core.postgres_url import PoolSettings, redacted
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
-from tether.stores.group_commit import GroupCommit, Job, assign
+from tether.stores.group_commit import GroupCommit, InFlight, Job, assign
 from tether.stores.postgres import calls, keys
-from tether.stores.postgres.calls import Operation, Query, Unsettled, manual_time
+from tether.stores.postgres.calls import Operation, Outcome, Query, Unsettled, manual_time
 from tether.stores.postgres.connection import (
     Connection,
     Pool,
@@ -73,8 +72,7 @@ class PostgresStore(Store):
         # An append alone runs by itself. Appends made while others are in flight queue, and
         # those queued meanwhile share one statement and one commit (calls.append_batch).
         self._appends: GroupCommit[Append] = GroupCommit(self._commit_appends, self._closed)
-        self._counting = threading.Lock()
-        self._in_flight = 0
+        self._in_flight = InFlight()
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
@@ -121,16 +119,10 @@ class PostgresStore(Store):
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
         append = Append(session_id, checkpoint, epoch)
-        with self._counting:
-            self._in_flight += 1
-            alone = self._in_flight == 1
-        try:
-            stored = Unsettled.ALONE if alone else self._appends.run(append)
+        with self._in_flight.alone() as alone:
+            stored: Outcome = Unsettled.ALONE if alone else self._appends.run(append)
             if stored is Unsettled.ALONE:
                 stored = self._run(calls.append(append), about=session_id)
-        finally:
-            with self._counting:
-                self._in_flight -= 1
         if stored is None:
             raise self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored
