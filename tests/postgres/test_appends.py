@@ -3,6 +3,7 @@ session, and a rejected or bad append spoils none of the others."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +12,15 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.rows import dict_row
 
-from tether import Checkpoint, InvalidTransition, LeaseLost, NotFound, SessionManager, ValidationError
+from tether import (
+    AsyncSessionManager,
+    Checkpoint,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    SessionManager,
+    ValidationError,
+)
 from tether.core.model import NewCheckpoint
 from tether.core.postgres_url import PoolSettings
 from tether.stores.postgres import PostgresStore, calls
@@ -170,3 +179,38 @@ def test_appends_of_other_sessions_never_wait_behind_a_locked_one(pg_url: str) -
         thread.join()
     assert sorted(outcomes[key].seq for key in ("first", "second")) == [1, 2]  # type: ignore[attr-defined]
     manager.close()
+
+
+def test_coroutines_appending_at_once_get_gap_free_seqs_and_skip_a_locked_session(pg_url: str) -> None:
+    """The async store's group commit: 16 coroutines on 4 sessions get every seq once, in the
+    order acknowledged, while a fifth session's row is held by another transaction, whose appends
+    wait alone and land once it is free."""
+
+    async def scenario() -> None:
+        manager = AsyncSessionManager(f"{pg_url}&lock_timeout=60", worker_id="w")
+        sessions = [(await manager.create("tutor", "u1")).session_id for _ in range(5)]
+        locked, free = sessions[0], sessions[1:]
+        acknowledged: dict[str, dict[int, tuple[int, int]]] = {sid: {} for sid in free}
+
+        async def writer(w: int) -> None:
+            sid = free[w % 4]
+            for n in range(25):
+                cp = await manager.checkpoint(sid, "step", {"w": w, "n": n}, epoch=1)
+                assert cp.seq not in acknowledged[sid]
+                acknowledged[sid][cp.seq] = (w, n)
+
+        with psycopg.connect(PoolSettings.from_url(pg_url).conninfo, autocommit=True) as blocker:
+            blocker.execute("BEGIN")
+            blocker.execute("SELECT 1 FROM sessions WHERE session_id = %s FOR UPDATE", (locked,))
+            waiting = asyncio.ensure_future(manager.checkpoint(locked, "step", {}))
+            await asyncio.wait_for(asyncio.gather(*(writer(w) for w in range(16))), timeout=30)
+            assert not waiting.done()
+            blocker.execute("ROLLBACK")
+        assert (await waiting).seq == 1
+        for sid in free:
+            history = await manager.checkpoints(sid, limit=1000)
+            assert [cp.seq for cp in history] == list(range(1, 101))
+            assert {cp.seq: (cp.data["w"], cp.data["n"]) for cp in history} == acknowledged[sid]
+        await manager.close()
+
+    asyncio.run(scenario())

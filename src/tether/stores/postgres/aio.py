@@ -115,9 +115,11 @@ class AsyncPostgresStore(AsyncStore):
     async def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
         append = Append(session_id, checkpoint, epoch)
         with self._in_flight.alone() as alone:
-            stored: Outcome = Unsettled.ALONE if alone else await self._appends.run(append)
-            if stored is Unsettled.ALONE:
+            batched: Outcome = Unsettled.ALONE if alone else await self._appends.run(append)
+            if batched is Unsettled.ALONE:
                 stored = await self._run(calls.append(append), about=session_id)
+            else:
+                stored = batched
         if stored is None:
             raise await self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored

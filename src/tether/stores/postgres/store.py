@@ -120,9 +120,11 @@ class PostgresStore(Store):
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
         append = Append(session_id, checkpoint, epoch)
         with self._in_flight.alone() as alone:
-            stored: Outcome = Unsettled.ALONE if alone else self._appends.run(append)
-            if stored is Unsettled.ALONE:
+            batched: Outcome = Unsettled.ALONE if alone else self._appends.run(append)
+            if batched is Unsettled.ALONE:
                 stored = self._run(calls.append(append), about=session_id)
+            else:
+                stored = batched
         if stored is None:
             raise self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored
