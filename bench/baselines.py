@@ -37,6 +37,11 @@ LAST_BY_NAME = (
     " ORDER BY seq DESC LIMIT 1"
 )
 USER_SESSIONS = "SELECT * FROM sessions WHERE user_id = ? ORDER BY created_us DESC, session_id DESC LIMIT ?"
+USER_SESSIONS_WITH_LAST_SEQ = (
+    "SELECT s.*, (SELECT MAX(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id)"
+    " FROM sessions AS s WHERE s.user_id = ? ORDER BY s.created_us DESC, s.session_id DESC LIMIT ?"
+)
+JSON_COLUMNS = ("context", "metadata", "failure_details")
 
 Append = Callable[[], None]
 
@@ -72,6 +77,23 @@ def raw_appender(
         conn.execute(insert, ("raw", seq, "step", time.time_ns() // 1000, json.dumps(payload)))
 
     return append
+
+
+def raw_lister(path: Path, user_id: str, limit: int) -> Callable[[], object]:
+    """The floor of `manager.list(user_id=..., limit=...)`: the same rows (each session with its
+    newest checkpoint's seq, one row more than the page, as Tether asks for) read by a raw sqlite3
+    loop, the page's JSON columns decoded with orjson, and nothing else built."""
+    import orjson
+
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    names = [column[0] for column in conn.execute(USER_SESSIONS, ("", 0)).description]
+    documents = [names.index(name) for name in JSON_COLUMNS]
+
+    def list_page() -> object:
+        rows = conn.execute(USER_SESSIONS_WITH_LAST_SEQ, (user_id, limit + 1)).fetchall()
+        return [[orjson.loads(row[i]) for i in documents if row[i] is not None] for row in rows[:limit]]
+
+    return list_page
 
 
 def seed_saver(path: Path, payload: dict[str, Any], existing: int) -> Append | str:

@@ -8,7 +8,8 @@ interpreter; the older commit is checked out once as a detached git worktree und
 temp folder and imported from there), the order rotating each round. Inside a subprocess every
 ratio against a raw floor is measured there and then, in alternating blocks or alternating calls:
 a sqlite3 / psycopg INSERT+commit loop with Tether's keys, a psycopg prepared SELECT of the same
-row from Tether's own table, LangGraph's SqliteSaver.put (pip install 'tether[bench]'). The table
+row from Tether's own table, a sqlite3 SELECT of a listing's rows with orjson decoding their JSON
+columns, LangGraph's SqliteSaver.put (pip install 'tether[bench]'). The table
 gives the median over rounds. PostgreSQL runs in throwaway schemas of TETHER_TEST_POSTGRES_URL.
 """
 
@@ -68,17 +69,6 @@ def threaded_rate(calls: Sequence[Callable[[], object]], per_thread: int) -> flo
     for t in threads:
         t.join()
     return len(calls) * per_thread / (time.perf_counter() - start)
-
-
-def median_latency(call: Callable[[], object], count: int) -> float:
-    for _ in range(20):
-        call()
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def paired_latencies(
@@ -159,7 +149,7 @@ def tether_sqlite(folder: Path) -> dict[str, float]:
     """Absolute rates (raced against the other commit across processes) and the ratios against the
     raw floors, measured here in alternating blocks."""
     sys.path.insert(0, str(HERE))
-    from baselines import langgraph_putter, raw_appender
+    from baselines import langgraph_putter, raw_appender, raw_lister
 
     from tether import SessionManager
 
@@ -197,9 +187,10 @@ def tether_sqlite(folder: Path) -> dict[str, float]:
     with SessionManager(f"sqlite:///{folder / 'list.db'}", worker_id="w") as manager:
         for n in range(LISTED):
             manager.create("bench", f"user-{n % 10}", context={"n": n, "topic": "listing"})
-        out["sqlite list 50 sessions (s)"] = median_latency(
-            lambda: manager.list(user_id="user-3", limit=50), 300
-        )
+        raw_list = raw_lister(folder / "list.db", "user-3", 50)
+        ours, floor = paired_latencies(lambda: manager.list(user_id="user-3", limit=50), raw_list, 300)
+        out["sqlite list 50 sessions (s)"] = ours
+        out["sqlite list 50 sessions / raw sqlite3 + orjson (time)"] = ours / floor
     return out
 
 
@@ -389,6 +380,7 @@ TARGETS = {
     "sqlite append, 1 writer vs SqliteSaver.put": "> 1",
     "sqlite append #100,000 / #100 (time)": "<= 1.1",
     "sqlite list 50 sessions / the old commit (time)": "re-measured (Session decoded eagerly now)",
+    "sqlite list 50 sessions / raw sqlite3 + orjson (time)": "the floor of eager decoding",
     "postgres append, 1 writer vs raw INSERT+commit": ">= 0.9",
     "postgres append statement alone vs raw INSERT+commit": "the ceiling of the row above",
     "postgres unfenced INSERT into checkpoints vs raw INSERT+commit": "what the table alone costs",

@@ -92,6 +92,20 @@ def test_claim_consults_the_redis_lease_not_the_stale_store_row(
     assert manager.stale(liveness="dead").items == []
 
 
+def test_claim_next_takes_equally_long_waiters_by_session_id_as_every_store(
+    manager: SessionManager, clock: ManualClock
+) -> None:
+    """A recoverable failure and an expired lease that have waited since the same instant (the
+    failed session keeps the lease it had): the smaller id is claimed first, as from the store
+    alone, whichever of the two lists (Redis's expiries, the store's failures) it comes from."""
+    for sid in ("a", "b"):
+        manager.create("tutor", "u1", session_id=sid)
+    manager.fail("a", "crash", epoch=1)
+    clock.advance(TIMEOUT + 1)
+    first = manager.claim_next(None, "worker-b")
+    assert first is not None and first.session_id == "a" and first.last_seq == 2
+
+
 def test_dead_session_is_found_in_redis_taken_over_and_the_zombie_fenced(
     manager: SessionManager, clock: ManualClock
 ) -> None:

@@ -29,6 +29,11 @@ def test_a_cursor_decodes_to_the_exact_created_at_and_id(created: datetime, sess
     assert "=" not in cursor and "/" not in cursor and "+" not in cursor
 
 
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_every_datetime_survives_micros(value: datetime) -> None:
+    assert from_micros(to_micros(value)) == value
+
+
 def test_micros_compare_instants_not_wall_clocks() -> None:
     utc = datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert to_micros(utc.astimezone(timezone(timedelta(hours=2)))) == to_micros(utc)

@@ -24,12 +24,17 @@ from datetime import UTC, datetime, timedelta
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import InvalidTransition, LeaseLost, NotFound, TetherError, ValidationError
+from tether.core.frozen import unguarded
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a store builds a session or checkpoint of each row it reads with (`unguarded`: the frozen
+# classes' own constructors cost several times as much).
+build_session = unguarded(Session)
+build_checkpoint = unguarded(Checkpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,18 @@ class Store(ABC):
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         """The newest checkpoint (of that name): an index look-up, never a scan. NotFound if no
         such session."""
+
+    @abstractmethod
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        """The newest checkpoint named any of `names` (which of several kinds of record came
+        last): an index look-up per name, never a scan. NotFound if no such session."""
+
+    @abstractmethod
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        """Up to `limit` checkpoints with seq < before_seq (None: the newest), newest first: the
+        end of a log read back in pages, one index range each. NotFound if no such session."""
 
     @abstractmethod
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
@@ -202,6 +219,16 @@ class AsyncStore(ABC):
         """See `Store.last_checkpoint`."""
 
     @abstractmethod
+    async def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        """See `Store.last_checkpoint_of`."""
+
+    @abstractmethod
+    async def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        """See `Store.newest_checkpoints`."""
+
+    @abstractmethod
     async def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         """See `Store.claimable`."""
 
@@ -305,8 +332,13 @@ def to_micros(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def from_micros(value: int) -> datetime:
-    return EPOCH + timedelta(0, 0, value)  # positional: this runs for every timestamp a store reads
+    """Multiplying a timedelta is exact and cheaper than constructing one: this runs for every
+    timestamp a store reads."""
+    return EPOCH + _MICROSECOND * value
 
 
 def encode_cursor(session: Session) -> str:
@@ -332,6 +364,12 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     if str(micros) != text or not _MIN_MICROS <= micros <= _MAX_MICROS or not valid_id:
         raise ValidationError("cursor", "is not a cursor this server handed out")
     return micros, session_id
+
+
+def claim_order(session: Session) -> tuple[datetime, str]:
+    """`claimable`'s order: longest-waiting first (an expired lease waits from its expiry, a failure
+    from the lease it kept, else from when it failed), ties by id, as the SQL stores order it."""
+    return session.lease_expires_at or session.state_since or session.created_at, session.session_id
 
 
 def page_of(items: Iterable[Session], limit: int) -> Page[Session]:

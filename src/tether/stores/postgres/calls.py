@@ -22,6 +22,7 @@ from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.core.retention import RetentionRule
+from tether.core.validation import MAX_COUNTER
 from tether.lifecycle import Write
 from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
 from tether.stores.postgres import mapping
@@ -118,7 +119,18 @@ def query(where: SessionFilter, limit: int, cursor: str | None) -> Operation[Pag
 
 def checkpoints(session_id: str, after_seq: int, limit: int, name: str | None) -> Operation[list[Checkpoint]]:
     params = {"session_id": session_id, "after_seq": after_seq, "limit": limit, "name": name}
-    rows = yield _query("checkpoints" if name is None else "checkpoints_named", params)
+    query_name = "checkpoints" if name is None else "checkpoints_named"
+    return (yield from _checkpoints(session_id, query_name, params))
+
+
+def newest_checkpoints(session_id: str, limit: int, before_seq: int | None) -> Operation[list[Checkpoint]]:
+    through = MAX_COUNTER if before_seq is None else before_seq - 1
+    params = {"session_id": session_id, "through_seq": through, "limit": limit}
+    return (yield from _checkpoints(session_id, "newest_checkpoints", params))
+
+
+def _checkpoints(session_id: str, query_name: str, params: Mapping[str, Any]) -> Operation[list[Checkpoint]]:
+    rows = yield _query(query_name, params)
     if not rows:
         yield from _require(session_id)
     return [mapping.checkpoint_from_row(session_id, row) for row in rows]
@@ -127,6 +139,16 @@ def checkpoints(session_id: str, after_seq: int, limit: int, name: str | None) -
 def last_checkpoint(session_id: str, name: str | None) -> Operation[Checkpoint | None]:
     params = {"session_id": session_id, "name": name}
     rows = yield _point("last_checkpoint" if name is None else "last_checkpoint_named", params)
+    return (yield from _last(session_id, rows))
+
+
+def last_checkpoint_of(session_id: str, names: Sequence[str]) -> Operation[Checkpoint | None]:
+    rows = yield _point("last_checkpoint_of", {"session_id": session_id, "names": list(dict.fromkeys(names))})
+    return (yield from _last(session_id, rows))
+
+
+def _last(session_id: str, rows: list[Any]) -> Operation[Checkpoint | None]:
+    """The checkpoint of a point read; when it found none, whether the session exists."""
     if rows:
         seq, name, created_at, data = rows[0]
         return Checkpoint(session_id, seq, name, created_at, data)

@@ -47,6 +47,11 @@ SELECT seq, name, created_at, data FROM checkpoints
 WHERE session_id = %(session_id)s AND name = %(name)s AND seq > %(after_seq)s
 ORDER BY seq LIMIT %(limit)s
 
+-- name: newest_checkpoints
+SELECT seq, name, created_at, data FROM checkpoints
+WHERE session_id = %(session_id)s AND seq <= %(through_seq)s
+ORDER BY seq DESC LIMIT %(limit)s
+
 -- name: last_checkpoint
 SELECT seq, name, created_at, data FROM checkpoints
 WHERE session_id = %(session_id)s ORDER BY seq DESC LIMIT 1
@@ -54,6 +59,17 @@ WHERE session_id = %(session_id)s ORDER BY seq DESC LIMIT 1
 -- name: last_checkpoint_named
 SELECT seq, name, created_at, data FROM checkpoints
 WHERE session_id = %(session_id)s AND name = %(name)s ORDER BY seq DESC LIMIT 1
+
+-- name: last_checkpoint_of
+-- The newest of each name from its index (checkpoints_by_name), then the newest of those.
+SELECT c.seq, c.name, c.created_at, c.data
+FROM unnest(%(names)s::text[]) AS n (name)
+CROSS JOIN LATERAL (
+    SELECT seq, name, created_at, data FROM checkpoints
+    WHERE session_id = %(session_id)s AND name = n.name
+    ORDER BY seq DESC LIMIT 1
+) AS c
+ORDER BY c.seq DESC LIMIT 1
 
 -- name: session_exists
 SELECT 1 FROM sessions WHERE session_id = %(session_id)s

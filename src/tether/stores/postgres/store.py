@@ -111,6 +111,14 @@ class PostgresStore(Store):
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         return self._run(calls.last_checkpoint(session_id, name), about=session_id)
 
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        return self._run(calls.last_checkpoint_of(session_id, names), about=session_id)
+
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        return self._run(calls.newest_checkpoints(session_id, limit, before_seq), about=session_id)
+
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         return self._run(calls.claimable(agent_types, limit, manual_time(self.clock)))
 

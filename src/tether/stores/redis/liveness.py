@@ -59,7 +59,7 @@ from tether.core.model import (
 )
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
-from tether.stores.base import Beat, Store, decode_cursor, page_of, to_micros
+from tether.stores.base import Beat, Store, claim_order, decode_cursor, page_of, to_micros
 from tether.stores.redis.leases import LIVE, BeatResult, Code, Lease, RedisLeases
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,14 @@ class RedisLivenessStore(Store):
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         return self.inner.last_checkpoint(session_id, name)
 
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        return self.inner.last_checkpoint_of(session_id, names)
+
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        return self.inner.newest_checkpoints(session_id, limit, before_seq)
+
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         """Expired leases from Redis, plus the store's recoverably failed sessions (the store's
         own idea of which leases expired is stale)."""
@@ -145,7 +153,7 @@ class RedisLivenessStore(Store):
         ]
         failed = [s for s in self.inner.claimable(agent_types, limit) if s.state is State.FAILED]
         found = [*expired, *failed]
-        found.sort(key=lambda s: s.lease_expires_at or s.state_since or s.created_at)
+        found.sort(key=claim_order)
         return found[:limit]
 
     # -- writes ------------------------------------------------------------------------------

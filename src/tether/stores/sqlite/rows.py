@@ -9,7 +9,7 @@ from tether.core.codec import decode
 from tether.core.model import Checkpoint, Failure, Session, State
 from tether.core.validation import encode_json
 from tether.lifecycle import Write
-from tether.stores.base import from_micros, to_micros
+from tether.stores.base import build_checkpoint, build_session, from_micros, to_micros
 
 _STATES = {state.value: state for state in State}
 
@@ -40,7 +40,7 @@ def session_from_row(row: tuple[Any, ...]) -> Session:
     failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
     created_us = row[4]
     created = from_micros(created_us)
-    return Session(
+    return build_session(
         row[0],  # session_id
         row[1],  # agent_type
         row[2],  # user_id
@@ -134,4 +134,4 @@ def write_params(write: Write) -> dict[str, Any]:
 
 def checkpoint_from_row(session_id: str, row: tuple[Any, ...]) -> Checkpoint:
     """A row of (seq, name, ts_us, data)."""
-    return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), decode(row[3]))
+    return build_checkpoint(session_id, row[0], row[1], from_micros(row[2]), decode(row[3]))
