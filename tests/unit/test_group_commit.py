@@ -21,6 +21,15 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.001)
 
 
+def outcomes(jobs: list[Job[int]]) -> None:
+    """What the test commits decide: ten times each number, a negative one rejected alone."""
+    for job in jobs:
+        if job.work < 0:
+            job.error = ValueError(job.work)
+        else:
+            job.result = job.work * 10
+
+
 class Recorder:
     """A commit that records its batches, can be held back, and rejects negative numbers alone."""
 
@@ -41,11 +50,7 @@ class Recorder:
         with self._lock:
             self.batches.append([job.work for job in jobs])
             self.running -= 1
-        for job in jobs:
-            if job.work < 0:
-                job.error = ValueError(job.work)
-            else:
-                job.result = job.work * 10
+        outcomes(jobs)
 
 
 def run_threads(
@@ -138,11 +143,7 @@ class AsyncRecorder:
         await self.gate.wait()
         self.batches.append([job.work for job in jobs])
         self.running -= 1
-        for job in jobs:
-            if job.work < 0:
-                job.error = ValueError(job.work)
-            else:
-                job.result = job.work * 10
+        outcomes(jobs)
 
 
 async def until(condition: Callable[[], bool]) -> None:
