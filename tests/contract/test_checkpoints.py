@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tether import Checkpoint, InvalidTransition, ManualClock, NotFound, SessionManager
+from tether import Checkpoint, InvalidTransition, ManualClock, NotFound, SessionManager, ValidationError
 from tether.core.model import NewCheckpoint
-from tether.stores import Store
+from tether.flows.operations import Operations
+from tether.flows.runner import Flow, run
+from tether.stores import POSTGRES_SCHEMES, Store, open_async_store
+from tether.stores.threaded import threaded
 
 from .conftest import ALL_CHECKPOINTS, MakeSession
 
@@ -281,3 +287,97 @@ def test_names_match_exactly_case_unicode_and_wildcards_included(manager: Sessio
     assert manager.last_checkpoint(sid, "STEP") is None
     assert manager.last_checkpoint(sid, "st") is None
     assert manager.last_checkpoint(sid, "schritt-u") is None
+
+
+# -- the adapters' newest-first reads, below the manager: the sync store and its async face -----
+def _both_faces(store_url: str, store: Store, clock: ManualClock, read: Callable[[Any], Any]) -> Any:
+    """`read(face)` on the sync store, and awaited on its async face (native for PostgreSQL, the
+    thread adapter otherwise); both must give the same answer, which is returned."""
+
+    async def on_the_async_face() -> Any:
+        native = store_url.split(":", 1)[0] in POSTGRES_SCHEMES
+        face = await open_async_store(store_url, clock) if native else threaded(store)
+        try:
+            answer = read(face)
+            return await answer if inspect.isawaitable(answer) else answer
+        finally:
+            if native:
+                await face.close()
+
+    sync = read(store)
+    assert asyncio.run(on_the_async_face()) == sync
+    return sync
+
+
+def _logged(store: Store, names: list[str]) -> str:
+    """A session whose checkpoints 1..n carry these names and {"n": seq}."""
+    manager = SessionManager(store, worker_id="worker-a")
+    sid = manager.create("tutor", "user-1").session_id
+    for n, name in enumerate(names, start=1):
+        manager.checkpoint(sid, name, {"n": n})
+    return sid
+
+
+def test_newest_checkpoints_page_back_from_the_end_without_gaps(
+    store_url: str, store: Store, clock: ManualClock
+) -> None:
+    sid = _logged(store, ["step"] * 25)
+
+    def seqs(limit: int, before: int | None = None) -> list[int]:
+        page = _both_faces(store_url, store, clock, lambda face: face.newest_checkpoints(sid, limit, before))
+        assert all(cp.data == {"n": cp.seq} and cp.session_id == sid for cp in page)
+        return [cp.seq for cp in page]
+
+    assert seqs(7) == [25, 24, 23, 22, 21, 20, 19]
+    assert seqs(7, 19) == [18, 17, 16, 15, 14, 13, 12]
+    assert seqs(100, 4) == [3, 2, 1]
+    assert seqs(3, 1) == []
+    assert seqs(ALL_CHECKPOINTS) == list(range(25, 0, -1))
+    assert seqs(2, 1000) == [25, 24]
+
+
+def test_last_checkpoint_of_several_names_is_whichever_came_last(
+    store_url: str, store: Store, clock: ManualClock
+) -> None:
+    sid = _logged(store, ["plan", "step", "plan", "step", "step", "review"])
+
+    def last(*names: str) -> tuple[int, str, Any] | None:
+        found = _both_faces(store_url, store, clock, lambda face: face.last_checkpoint_of(sid, list(names)))
+        return None if found is None else (found.seq, found.name, found.data)
+
+    assert last("plan", "review") == (6, "review", {"n": 6})
+    assert last("plan", "step") == (5, "step", {"n": 5})
+    assert last("never", "plan") == last("plan") == (3, "plan", {"n": 3})
+    assert last("step", "step") == (5, "step", {"n": 5})
+    assert last("never", "other") is None
+
+
+def test_newest_reads_of_a_session_without_checkpoints_find_nothing(store: Store) -> None:
+    sid = _logged(store, [])
+    assert store.newest_checkpoints(sid, 5) == []
+    assert store.last_checkpoint_of(sid, ["step", "plan"]) is None
+
+
+def test_newest_reads_of_an_unknown_session_raise_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.newest_checkpoints("missing", 5)
+    with pytest.raises(NotFound):
+        store.last_checkpoint_of("missing", ["step", "plan"])
+
+
+@pytest.mark.parametrize(
+    ("read", "field"),
+    [
+        (lambda ops: ops.last_checkpoint_of("s", []), "names"),
+        (lambda ops: ops.last_checkpoint_of("s", "step"), "names"),
+        (lambda ops: ops.last_checkpoint_of("s", ["step", " padded"]), "names"),
+        (lambda ops: ops.newest_checkpoints("s", 0), "limit"),
+        (lambda ops: ops.newest_checkpoints("s", 5, 0), "before_seq"),
+    ],
+)
+def test_newest_reads_refuse_bad_arguments_before_the_store(
+    store: Store, read: Callable[[Operations], Flow[Any]], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        run(read(SessionManager(store).ops), store)
+    assert caught.value.field == field

@@ -135,3 +135,27 @@ def test_writes_stored_before_their_checkpoint_are_found(saver: TetherSaver) -> 
     saver.put({"configurable": {"thread_id": "early", "checkpoint_ns": ""}}, checkpoint, {"step": 0}, {})
     found = saver.get_tuple({"configurable": {"thread_id": "early"}})
     assert found is not None and found.pending_writes == [("task-1", "done", ["plan"])]
+
+
+def test_a_forgotten_checkpoint_is_never_the_latest(saver: TetherSaver) -> None:
+    """`delete_for_runs` appends a `forget`: the newest checkpoint it names is skipped, one it does
+    not name stays the latest."""
+    ids: list[str] = []
+    for step, run in enumerate(["r1", "r2", "r3"]):
+        config: dict[str, Any] = {"configurable": {"thread_id": "forgetful", "checkpoint_ns": ""}}
+        if ids:
+            config["configurable"]["checkpoint_id"] = ids[-1]
+        stored = saver.put(config, empty_checkpoint(), {"step": step, "run_id": run}, {})
+        ids.append(stored["configurable"]["checkpoint_id"])
+
+    def latest() -> str | None:
+        found = saver.get_tuple({"configurable": {"thread_id": "forgetful"}})
+        return None if found is None else found.config["configurable"]["checkpoint_id"]
+
+    assert latest() == ids[2]
+    saver.delete_for_runs(["r1"])
+    assert latest() == ids[2]
+    saver.delete_for_runs(["r3"])
+    assert latest() == ids[1]
+    saver.delete_for_runs(["r2"])
+    assert latest() is None

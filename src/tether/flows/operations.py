@@ -230,6 +230,31 @@ class Operations:
         )
         return found
 
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Flow[Checkpoint | None]:
+        """The newest checkpoint named any of `names`: which of several kinds of record came last
+        (the adapters' reads, e.g. a checkpoint or a later record that retracts it)."""
+        if isinstance(names, str) or not names:
+            raise ValidationError("names", "must be a non-empty list of checkpoint names")
+        found = yield from call(
+            Store.last_checkpoint_of,
+            check_text("session_id", session_id),
+            [check_text("names", name, MAX_NAME_LENGTH) for name in names],
+        )
+        return found
+
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> Flow[builtins.list[Checkpoint]]:
+        """Checkpoints with seq < before_seq (None: the newest), newest first: a log read back
+        from its end (the adapters' newest-first reads), one query a page."""
+        found = yield from call(
+            Store.newest_checkpoints,
+            check_text("session_id", session_id),
+            check_limit("limit", limit),
+            check_optional_counter("before_seq", before_seq, 1),
+        )
+        return found
+
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Flow[Checkpoint | None]:
         """The newest checkpoint, or the newest with that name: where a new owner resumes."""
         found = yield from call(

@@ -95,19 +95,20 @@ class SessionFlows:
 
     def back(self, session_id: str, visit: Callable[[Record], bool]) -> Flow[None]:
         """Hand `visit` the records newest first until it returns True (done) or the log ends:
-        reads back from the end only as far as it must."""
-        try:
-            upper = (yield from self.ops.get(session_id)).last_seq
-        except NotFound:
-            return
+        reads back from the end only as far as it must, one query a page."""
+        before: int | None = None
         page = FIRST_PAGE
-        while upper > 0:
-            lower = max(0, upper - page)
-            batch = yield from self.ops.checkpoints(session_id, after_seq=lower, limit=upper - lower)
-            for record in reversed(batch):
+        while True:
+            try:
+                batch = yield from self.ops.newest_checkpoints(session_id, page, before)
+            except NotFound:
+                return
+            for record in batch:
                 if visit(record):
                     return
-            upper, page = lower, min(page * 4, PAGE)
+            if len(batch) < page or batch[-1].seq == 1:
+                return
+            before, page = batch[-1].seq, min(page * 4, PAGE)
 
     def sessions(self) -> Flow[list[str]]:
         """Every session of this agent type, newest first."""

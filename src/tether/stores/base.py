@@ -81,6 +81,18 @@ class Store(ABC):
         such session."""
 
     @abstractmethod
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        """The newest checkpoint named any of `names` (which of several kinds of record came
+        last): an index look-up per name, never a scan. NotFound if no such session."""
+
+    @abstractmethod
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        """Up to `limit` checkpoints with seq < before_seq (None: the newest), newest first: the
+        end of a log read back in pages, one index range each. NotFound if no such session."""
+
+    @abstractmethod
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         """Candidates for takeover: active sessions whose lease expired by `now()`, and failed
         sessions whose failure is not final; longest-waiting first, ties by session id."""
@@ -205,6 +217,16 @@ class AsyncStore(ABC):
     @abstractmethod
     async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         """See `Store.last_checkpoint`."""
+
+    @abstractmethod
+    async def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        """See `Store.last_checkpoint_of`."""
+
+    @abstractmethod
+    async def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        """See `Store.newest_checkpoints`."""
 
     @abstractmethod
     async def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:

@@ -81,7 +81,7 @@ class MemoryStore(Store):
     ) -> list[Checkpoint]:
         with self._lock:
             history = self._history(session_id)
-            start = bisect.bisect_right(history, after_seq, key=lambda c: c.seq)
+            start = bisect.bisect_right(history, after_seq, key=_seq)
             selected = (c for c in history[start:] if name is None or c.name == name)
             out: list[Checkpoint] = []
             for cp in selected:
@@ -90,11 +90,26 @@ class MemoryStore(Store):
                 out.append(_copy(cp))
             return out
 
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        with self._lock:
+            history = self._history(session_id)
+            end = len(history) if before_seq is None else bisect.bisect_left(history, before_seq, key=_seq)
+            return [_copy(cp) for cp in reversed(history[max(0, end - limit) : end])]
+
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         with self._lock:
             history = self._history(session_id)
             cp = history[-1] if name is None and history else self._last_by_name.get((session_id, name or ""))
             return _copy(cp) if cp is not None else None
+
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        with self._lock:
+            self._history(session_id)
+            found = (self._last_by_name.get((session_id, name)) for name in names)
+            newest = max(filter(None, found), key=_seq, default=None)
+            return None if newest is None else _copy(newest)
 
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         now = self.now()
@@ -291,6 +306,10 @@ def _as_stored(session: Session) -> Session:
     if session.failure is not None:
         stored["failure"] = replace(session.failure, details=encode(session.failure.details).copy)
     return replace(session, **stored)
+
+
+def _seq(cp: Checkpoint) -> int:
+    return cp.seq
 
 
 def _copy(cp: Checkpoint) -> Checkpoint:

@@ -86,6 +86,14 @@ class ThreadedStore(AsyncStore):
     async def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         return await self._call(self.sync.last_checkpoint, session_id, name)
 
+    async def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        return await self._call(self.sync.last_checkpoint_of, session_id, names)
+
+    async def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        return await self._call(self.sync.newest_checkpoints, session_id, limit, before_seq)
+
     async def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         return await self._call(self.sync.claimable, agent_types, limit)
 

@@ -34,12 +34,21 @@ class ThreadFlows(SessionFlows):
                 yield from self.append(target, record.name, record.data)
 
     def latest(self, thread_id: str, ns: str) -> Flow[Found | None]:
-        """The newest visible checkpoint of a namespace: an index look-up, and one more for the
-        `forget` records after it (almost always none)."""
+        """The newest visible checkpoint of a namespace: one look-up of whichever came last, the
+        newest checkpoint or a `forget` (almost always the checkpoint, then visible as it is)."""
+        name = record_name(CHECKPOINT, ns)
         try:
-            last = yield from self.ops.last_checkpoint(thread_id, record_name(CHECKPOINT, ns))
+            last = yield from self.ops.last_checkpoint_of(thread_id, [name, FORGET])
+            if last is None or last.name == name:
+                return None if last is None else Found(last)
+            return (yield from self._behind_forget(thread_id, ns, name))
         except NotFound:
             return None
+
+    def _behind_forget(self, thread_id: str, ns: str, name: str) -> Flow[Found | None]:
+        """`latest` when a `forget` came last: the newest checkpoint unless it names it (an
+        index look-up, and one for the forgets after it), else a read back from the end."""
+        last = yield from self.ops.last_checkpoint(thread_id, name)
         if last is None:
             return None
         view = NewestFirst()

@@ -16,7 +16,7 @@ and base64 costs one C call each way. Metadata is plain JSON, as `list(filter=..
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -59,11 +59,11 @@ def kind_of(name: str) -> str:
 
 def pack(serde: SerializerProtocol, value: Any) -> list[str]:
     kind, raw = serde.dumps_typed(value)
-    return [kind, base64.b64encode(raw).decode("ascii")]
+    return [kind, binascii.b2a_base64(raw, newline=False).decode("ascii")]
 
 
 def unpack(serde: SerializerProtocol, blob: list[str]) -> Any:
-    return serde.loads_typed((blob[0], base64.b64decode(blob[1])))
+    return serde.loads_typed((blob[0], binascii.a2b_base64(blob[1])))
 
 
 def checkpoint_record(

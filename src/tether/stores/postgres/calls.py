@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionFilter, State
 from tether.core.retention import RetentionRule
+from tether.core.validation import MAX_COUNTER
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
@@ -120,7 +125,18 @@ def query(where: SessionFilter, limit: int, cursor: str | None) -> Operation[Pag
 
 def checkpoints(session_id: str, after_seq: int, limit: int, name: str | None) -> Operation[list[Checkpoint]]:
     params = {"session_id": session_id, "after_seq": after_seq, "limit": limit, "name": name}
-    rows = yield _query("checkpoints" if name is None else "checkpoints_named", params)
+    query_name = "checkpoints" if name is None else "checkpoints_named"
+    return (yield from _checkpoints(session_id, query_name, params))
+
+
+def newest_checkpoints(session_id: str, limit: int, before_seq: int | None) -> Operation[list[Checkpoint]]:
+    through = MAX_COUNTER if before_seq is None else before_seq - 1
+    params = {"session_id": session_id, "through_seq": through, "limit": limit}
+    return (yield from _checkpoints(session_id, "newest_checkpoints", params))
+
+
+def _checkpoints(session_id: str, query_name: str, params: Mapping[str, Any]) -> Operation[list[Checkpoint]]:
+    rows = yield _query(query_name, params)
     if not rows:
         yield from _require(session_id)
     return [mapping.checkpoint_from_row(session_id, row) for row in rows]
@@ -129,6 +145,16 @@ def checkpoints(session_id: str, after_seq: int, limit: int, name: str | None) -
 def last_checkpoint(session_id: str, name: str | None) -> Operation[Checkpoint | None]:
     params = {"session_id": session_id, "name": name}
     rows = yield _point("last_checkpoint" if name is None else "last_checkpoint_named", params)
+    return (yield from _last(session_id, rows))
+
+
+def last_checkpoint_of(session_id: str, names: Sequence[str]) -> Operation[Checkpoint | None]:
+    rows = yield _point("last_checkpoint_of", {"session_id": session_id, "names": list(dict.fromkeys(names))})
+    return (yield from _last(session_id, rows))
+
+
+def _last(session_id: str, rows: list[Any]) -> Operation[Checkpoint | None]:
+    """The checkpoint of a point read; when it found none, whether the session exists."""
     if rows:
         seq, name, created_at, data = rows[0]
         return build_checkpoint(session_id, seq, name, created_at, data)
@@ -159,6 +185,51 @@ def append(append: Append) -> Operation[Checkpoint | None]:
         return None
     seq, created_at = rows[0]
     return Checkpoint(append.session_id, seq, append.checkpoint.name, created_at, append.checkpoint.data)
+
+
+class Unsettled(Enum):
+    """What the batch leaves to an append's own caller, who runs it alone (`append`)."""
+
+    ALONE = "alone"
+
+
+# What one append of a batch came to: stored, refused by its fence (None), or left to its caller.
+Outcome = Checkpoint | None | Literal[Unsettled.ALONE]
+
+
+def append_batch(appends: Sequence[Append]) -> Operation[list[Outcome]]:
+    """Concurrent appends (the group commit in store.py) in one statement and one commit.
+
+    The statement never waits on a row lock: an append whose session row another transaction holds
+    is left to its caller, and so is every append when the statement fails without having committed
+    (one bad append, a value PostgreSQL refuses, then fails alone). When the connection is lost,
+    nobody knows whether the batch committed: that error reaches every caller.
+    """
+    try:
+        rows = yield _query("append_checkpoints", mapping.batch_params(appends))
+    except psycopg.Error as exc:
+        if may_have_committed(exc):
+            raise
+        return [Unsettled.ALONE] * len(appends)
+    return [_settled(a, row) for a, row in zip(appends, rows, strict=True)]
+
+
+def _settled(append: Append, row: Mapping[str, Any]) -> Outcome:
+    if not row["locked"]:
+        return Unsettled.ALONE
+    if row["seq"] is None:
+        return None
+    return Checkpoint(
+        append.session_id, row["seq"], append.checkpoint.name, row["created_at"], append.checkpoint.data
+    )
+
+
+def may_have_committed(exc: psycopg.Error) -> bool:
+    """Whether a statement that raised this may still have been committed: only when the connection
+    was lost (the answer with it). Any other error rolled the statement back: nothing was written."""
+    if isinstance(exc, pg_errors.TransactionRollback | pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+        return False  # deadlock, serialization, a timeout: the server rolled the statement back
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def explain_append(session_id: str, epoch: int | None) -> Operation[TetherError]:

@@ -132,6 +132,14 @@ class RedisLivenessStore(Store):
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         return self.inner.last_checkpoint(session_id, name)
 
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        return self.inner.last_checkpoint_of(session_id, names)
+
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        return self.inner.newest_checkpoints(session_id, limit, before_seq)
+
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         """Expired leases from Redis, plus the store's recoverably failed sessions (the store's
         own idea of which leases expired is stale)."""

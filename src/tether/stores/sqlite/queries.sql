@@ -173,6 +173,12 @@ WHERE session_id = ? AND name = ?
 ORDER BY seq DESC
 LIMIT 1;
 
+-- name: newest_checkpoints
+SELECT seq, name, ts_us, data FROM checkpoints
+WHERE session_id = ? AND seq <= ?
+ORDER BY seq DESC
+LIMIT ?;
+
 -- name: checkpoints_after
 SELECT seq, name, ts_us, data FROM checkpoints
 WHERE session_id = ? AND seq > ?

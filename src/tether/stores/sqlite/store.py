@@ -31,6 +31,7 @@ from tether.core.model import (
     State,
 )
 from tether.core.retention import RetentionRule
+from tether.core.validation import MAX_COUNTER
 from tether.lifecycle import Write
 from tether.stores.base import (
     Beat,
@@ -66,6 +67,7 @@ _INSERT_CHECKPOINT = Q["insert_checkpoint"]
 _GET = Q["get_session"]
 _LAST = Q["last_checkpoint"]
 _LAST_BY_NAME = Q["last_checkpoint_by_name"]
+_NEWEST_CHECKPOINTS = Q["newest_checkpoints"]
 _PRAGMAS = ("journal_mode", "synchronous", "fullfsync", "busy_timeout")
 
 
@@ -144,22 +146,26 @@ class SQLiteStore(Store):
         self, session_id: str, after_seq: int = 0, limit: int = 100, name: str | None = None
     ) -> list[Checkpoint]:
         if name is None:
-            rows = self._fetchall(Q["checkpoints_after"], (session_id, after_seq, limit))
-        else:
-            rows = self._fetchall(Q["checkpoints_after_by_name"], (session_id, name, after_seq, limit))
-        if not rows:
-            self._require(session_id)
-        return [checkpoint_from_row(session_id, row) for row in rows]
+            return self._checkpoints(session_id, Q["checkpoints_after"], (session_id, after_seq, limit))
+        params = (session_id, name, after_seq, limit)
+        return self._checkpoints(session_id, Q["checkpoints_after_by_name"], params)
+
+    def newest_checkpoints(
+        self, session_id: str, limit: int, before_seq: int | None = None
+    ) -> list[Checkpoint]:
+        through = MAX_COUNTER if before_seq is None else before_seq - 1
+        return self._checkpoints(session_id, _NEWEST_CHECKPOINTS, (session_id, through, limit))
 
     def last_checkpoint(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         if name is None:
-            row = self._fetchone(_LAST, (session_id,))
-        else:
-            row = self._fetchone(_LAST_BY_NAME, (session_id, name))
-        if row is None:
-            self._require(session_id)
-            return None
-        return checkpoint_from_row(session_id, row)
+            return self._last(session_id, self._fetchone(_LAST, (session_id,)))
+        return self._last(session_id, self._fetchone(_LAST_BY_NAME, (session_id, name)))
+
+    def last_checkpoint_of(self, session_id: str, names: Sequence[str]) -> Checkpoint | None:
+        """One indexed statement per name. Seqs are committed in order, so the newest row found
+        was the newest of all those names when it was committed (or when the first ran)."""
+        rows = [self._fetchone(_LAST_BY_NAME, (session_id, name)) for name in dict.fromkeys(names)]
+        return self._last(session_id, max(filter(None, rows), key=_seq_of, default=None))
 
     def claimable(self, agent_types: frozenset[str] | None, limit: int) -> list[Session]:
         params = {"now_us": to_micros(self.now()), "agent_types": _json_list(agent_types), "limit": limit}
@@ -371,6 +377,20 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
 
+    def _checkpoints(self, session_id: str, sql: str, params: Any) -> list[Checkpoint]:
+        """A checkpoint read; only when it finds none is the session's existence asked."""
+        rows = self._fetchall(sql, params)
+        if not rows:
+            self._require(session_id)
+        return [checkpoint_from_row(session_id, row) for row in rows]
+
+    def _last(self, session_id: str, row: Any) -> Checkpoint | None:
+        """The checkpoint of a point read; when it found none, whether the session exists."""
+        if row is None:
+            self._require(session_id)
+            return None
+        return checkpoint_from_row(session_id, row)
+
     def _require(self, session_id: str) -> None:
         if self._fetchone(Q["session_exists"], (session_id,)) is None:
             raise NotFound(session_id)
@@ -429,6 +449,11 @@ def _append_many(conn: sqlite3.Connection, appends: list[Append]) -> list[int | 
         outcomes.append(seq)
     conn.executemany(_INSERT_CHECKPOINT, rows)
     return outcomes
+
+
+def _seq_of(row: Any) -> int:
+    seq: int = row[0]
+    return seq
 
 
 def _api_key(row: Any) -> ApiKey:
