@@ -25,7 +25,7 @@ ITEMS = "agents.items"
 POP = "agents.pop"
 CLEAR = "agents.clear"
 # A run's add_items holds the user's input and the model's reply at least: the newest `limit`
-# items are usually in the newest limit / 2 records (one more for a pop).
+# items are usually in the newest limit / 2 records (a second page reads on past a pop).
 ITEMS_PER_CALL = 2
 
 
@@ -55,7 +55,7 @@ class ConversationFlows(SessionFlows):
                         return True
             return False
 
-        first_page = FIRST_PAGE if wanted is None else wanted // ITEMS_PER_CALL + 1
+        first_page = FIRST_PAGE if wanted is None else -(-wanted // ITEMS_PER_CALL)
         yield from self.back(session_id, visit, first_page)
         return newest[::-1]
 
