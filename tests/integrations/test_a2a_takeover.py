@@ -23,6 +23,8 @@ from tests.integrations.takeover import DURABLE_KINDS, POLICIES, finish, kill, w
 from tests.reliability.test_zombie import freeze_outside_a_write
 from tether import SessionManager, State
 from tether.integrations.a2a import TetherTaskStore
+from tether.integrations.a2a.records import rebuilt
+from tether.integrations.a2a.store import TASK
 
 
 def stored(url: str, task_id: str) -> tuple[Any, list[Any], Any]:
@@ -66,9 +68,10 @@ def test_a_frozen_then_a_killed_a2a_worker_are_taken_over_and_the_task_finishes_
     ]
     assert task is not None and [a.artifact_id for a in task.artifacts] == [f"step-{n}" for n in range(1, 5)]
     assert (session.state, session.owner, session.epoch) == (State.COMPLETED, "worker-3", 3)
-    saved = [
-        [a["artifact_id"] for a in r.data["task"].get("artifacts", [])] for r in log if r.name == "a2a.task"
-    ]
+    by_seq = {r.seq: r for r in log}
+    every = [rebuilt(by_seq, r.seq) for r in log if r.name == TASK]  # each save's task
+    saved = [[a.artifact_id for a in s.task.artifacts] for s in every if s is not None]
+    assert len(saved) == len(every)
     assert all(len(set(ids)) == len(ids) for ids in saved)  # no artifact twice in any saved task
     assert [len(ids) for ids in saved] == sorted(len(ids) for ids in saved)  # none lost on the way
 

@@ -3,6 +3,7 @@ concurrent callers share batches, each gets its own outcome, leadership never st
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tether import StoreUnavailable
-from tether.stores.group_commit import GroupCommit, Job
+from tether.stores.group_commit import AsyncGroupCommit, GroupCommit, InFlight, Job
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -18,6 +19,15 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.001)
+
+
+def outcomes(jobs: list[Job[int]]) -> None:
+    """What the test commits decide: ten times each number, a negative one rejected alone."""
+    for job in jobs:
+        if job.work < 0:
+            job.error = ValueError(job.work)
+        else:
+            job.result = job.work * 10
 
 
 class Recorder:
@@ -40,11 +50,7 @@ class Recorder:
         with self._lock:
             self.batches.append([job.work for job in jobs])
             self.running -= 1
-        for job in jobs:
-            if job.work < 0:
-                job.error = ValueError(job.work)
-            else:
-                job.result = job.work * 10
+        outcomes(jobs)
 
 
 def run_threads(
@@ -121,3 +127,92 @@ def test_close_waits_for_the_batch_in_flight_then_refuses_writes() -> None:
     assert closed == [True] and outcomes == {1: 10}
     with pytest.raises(StoreUnavailable, match="closed"):
         queue.run(2)
+
+
+class AsyncRecorder:
+    """An async commit that records its batches, can be held back, and rejects negative numbers."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.running = 0
+
+    async def __call__(self, jobs: list[Job[int]]) -> None:
+        self.running += 1
+        await self.gate.wait()
+        self.batches.append([job.work for job in jobs])
+        self.running -= 1
+        outcomes(jobs)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not reached in time")
+
+
+def test_coroutines_queued_behind_a_commit_share_the_next_one_and_get_their_own_outcome() -> None:
+    async def scenario() -> None:
+        commit = AsyncRecorder()
+        commit.gate.clear()
+        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        first = asyncio.ensure_future(queue.run(100))
+        await until(lambda: commit.running == 1)
+        queued = [asyncio.ensure_future(queue.run(v)) for v in (1, -2, 3)]
+        await asyncio.sleep(0.01)
+        commit.gate.set()
+        outcomes = await asyncio.gather(first, *queued, return_exceptions=True)
+        assert outcomes[0] == 1000 and outcomes[1] == 10 and outcomes[3] == 30
+        assert isinstance(outcomes[2], ValueError)  # rejected alone
+        assert commit.batches == [[100], [1, -2, 3]]  # one commit for the three, in arrival order
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_coroutine_s_queued_write_is_dropped_and_a_committing_one_finishes() -> None:
+    async def scenario() -> None:
+        commit = AsyncRecorder()
+        commit.gate.clear()
+        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        committing = asyncio.ensure_future(queue.run(1))
+        await until(lambda: commit.running == 1)
+        queued = asyncio.ensure_future(queue.run(2))
+        await asyncio.sleep(0.01)
+        committing.cancel()
+        queued.cancel()
+        await asyncio.sleep(0.01)
+        commit.gate.set()
+        after = await queue.run(3)
+        assert after == 30
+        assert commit.batches == [[1], [3]]  # 1 finished though its caller left; 2 never ran
+
+    asyncio.run(scenario())
+
+
+def test_an_async_commit_that_raises_fails_its_batch_and_close_refuses_writes() -> None:
+    async def scenario() -> None:
+        async def commit(jobs: list[Job[int]]) -> None:
+            raise StoreUnavailable("connection lost")
+
+        queue: AsyncGroupCommit[int] = AsyncGroupCommit(commit, lambda: StoreUnavailable("closed"))
+        with pytest.raises(StoreUnavailable, match="connection lost"):
+            await queue.run(1)
+        await queue.close()
+        with pytest.raises(StoreUnavailable, match="closed"):
+            await queue.run(2)
+
+    asyncio.run(scenario())
+
+
+def test_in_flight_says_alone_only_without_another_caller() -> None:
+    in_flight = InFlight()
+    with in_flight.alone() as first:
+        with in_flight.alone() as second:
+            assert first and not second
+        with in_flight.alone() as third:
+            assert not third
+    with in_flight.alone() as again:
+        assert again

@@ -15,8 +15,12 @@ Coroutines of a sync store queue too (`run_async`) but never lead: the event loo
 the disk. Leadership for them goes to one writer thread per queue, started on first use, which
 settles each coroutine's future through its loop (`call_soon_threadsafe`).
 
-What a batch is (savepoints and executemany in one SQLite transaction) is the store's `commit`; a
-commit that raises gives its error to every job in the batch without one.
+An async store (PostgreSQL's) has `AsyncGroupCommit`: the same queue for the coroutines of one event
+loop, committed by a task of its own. `InFlight` lets a store run a write that no other caller
+contends with straight away, outside the queue (PostgreSQL's appends).
+
+What a batch is (savepoints and executemany in one SQLite transaction, one statement on PostgreSQL)
+is the store's `commit`; a commit that raises gives its error to every job in the batch without one.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from tether.core.errors import StoreUnavailable
@@ -240,6 +244,80 @@ class GroupCommit(Generic[W]):
             self._closed = True
         with self._committing:
             then()
+
+
+class AsyncGroupCommit(Generic[W]):
+    """`GroupCommit` for the coroutines of one event loop: while a batch commits, the writes that
+    come queue, and the next batch takes them all. A task of its own commits, so a caller cancelled
+    while its write is in a batch cancels no one else's (its write finishes, all or nothing); one
+    cancelled while queued is dropped, having written nothing."""
+
+    def __init__(
+        self, commit: Callable[[list[Job[W]]], Awaitable[None]], closed: Callable[[], BaseException]
+    ) -> None:
+        self._apply = commit
+        self._closed_error = closed
+        self._queue: list[tuple[Job[W], asyncio.Future[Any]]] = []
+        self._leader: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def run(self, work: W) -> Any:
+        """Queue `work`; return its result once its batch is committed (or raise its error)."""
+        if self._closed:
+            raise self._closed_error()
+        entry = (Job(work), asyncio.get_running_loop().create_future())
+        self._queue.append(entry)
+        if self._leader is None:
+            self._leader = asyncio.create_task(self._lead())
+        try:
+            return await entry[1]
+        except asyncio.CancelledError:
+            if entry in self._queue:
+                self._queue.remove(entry)
+            raise
+
+    async def _lead(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                jobs = [job for job, _ in batch]
+                try:
+                    await self._apply(jobs)
+                except BaseException as exc:
+                    _fail_all(jobs, exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                finally:
+                    for job, future in batch:
+                        _settle(future, job)
+        finally:
+            self._leader = None
+
+    async def close(self) -> None:
+        """Refuse new writes and wait for the queued ones to be committed. Idempotent."""
+        self._closed = True
+        if self._leader is not None:
+            await asyncio.shield(self._leader)
+
+
+class InFlight:
+    """Counts a store's writes in flight, sync and async alike, so one that no other caller contends
+    with can skip the queue (`with in_flight.alone() as alone:`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[bool]:
+        with self._lock:
+            self._count += 1
+            alone = self._count == 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self._count -= 1
 
 
 def _settle(future: asyncio.Future[Any], job: Job[Any]) -> None:

@@ -2,17 +2,21 @@
 
 A task is the Tether session whose id is the task's id (agent type `a2a`, Tether user = the task's
 owner as the server's owner resolver names it). Each `save` appends an `a2a.task` checkpoint with
-the whole task as protobuf JSON, so `get` is one index look-up and the log is the task's history.
-The Tether session follows the task's state (the mapping is `TETHER_STATE`): working tasks are
-active, tasks waiting for their client (input or auth required) are paused, completed tasks are
-completed, failed / canceled / rejected tasks are failed for good; a task in a terminal state takes
-no more saves (as A2A says), except the same task again, which changes nothing. `own` makes a worker
-the task's owner (heartbeats, fenced saves) until a save ends its turn.
+what changed since the task's previous record (a delta: new history messages, new or grown
+artifacts, the new status), or now and then the whole task (a snapshot), so a save costs what it
+adds however long the task's history is. `get` rebuilds the newest record from its snapshot and the
+deltas after it. The Tether session follows the task's state (the mapping is `TETHER_STATE`):
+working tasks are active, tasks waiting for their client (input or auth required) are paused,
+completed tasks are completed, failed / canceled / rejected tasks are failed for good; a task in a
+terminal state takes no more saves (as A2A says), except the same task again, which changes
+nothing. `own` makes a worker the task's owner (heartbeats, fenced saves) until a save ends its turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from a2a.server.context import ServerCallContext
@@ -20,13 +24,13 @@ from a2a.server.owner_resolver import OwnerResolver, resolve_user_scope
 from a2a.server.tasks.inmemory_task_store import InMemoryTaskStore
 from a2a.server.tasks.task_store import TaskStore
 from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskState
-from google.protobuf.json_format import MessageToDict, ParseDict
 
 from tether.core.errors import ConflictError, InvalidTransition, NotFound
 from tether.core.model import Session, State
 from tether.flows.runner import Flow
 from tether.front.handle import SessionHandle
 from tether.front.manager import SessionManager
+from tether.integrations.a2a.records import Stored, rebuilt, record
 from tether.integrations.adapter import Bound, manager_for
 from tether.integrations.sessions import PAGE, SessionFlows
 from tether.lifecycle import check_owner
@@ -34,6 +38,7 @@ from tether.lifecycle import check_owner
 TASK = "a2a.task"
 AGENT_TYPE = "a2a"
 ANONYMOUS = "anonymous"  # the owner of tasks whose resolver names nobody (Tether ids are non-empty)
+KNOWN = 256  # tasks whose last saved state a store remembers (to store the next save's delta)
 
 TETHER_STATE = {
     TaskState.TASK_STATE_UNSPECIFIED: State.ACTIVE,
@@ -75,6 +80,9 @@ def ending(state: Any) -> Ending | None:
 class TaskFlows(SessionFlows):
     def __init__(self, manager: SessionManager) -> None:
         super().__init__(manager.ops, AGENT_TYPE, ANONYMOUS, creates=False)
+        # The last state this store saved of each task, least recently saved first, with the
+        # created_at of the session it went to (a task deleted and saved anew starts over).
+        self.known: OrderedDict[str, tuple[datetime, Stored]] = OrderedDict()
 
     def take_task(self, owner: str, task_id: str) -> Flow[Session]:
         """`take` for a task: a new one is created as `owner`'s, another owner's is refused."""
@@ -87,8 +95,8 @@ class TaskFlows(SessionFlows):
         return (yield from self.take_existing(session))
 
     def save(self, owner: str, task: Task) -> Flow[Ending | None]:
-        """Append the task; returns the Ending its state brings (the caller writes it)."""
-        data = {"task": MessageToDict(task, preserving_proto_field_name=True)}
+        """Append what changed in the task; returns the Ending its state brings (the caller
+        writes it)."""
         try:
             session = yield from self.ops.get(task.id)
         except NotFound:
@@ -100,11 +108,21 @@ class TaskFlows(SessionFlows):
             raise ConflictError(task.id, f"task {task.id!r} belongs to another owner")
         check_owner(session, self.epoch_of(task.id))  # a replaced worker's save: LeaseLost
         if session.is_ended:
-            last = yield from self.ops.last_checkpoint(task.id, TASK)
-            if last is not None and last.data == data:
+            final = yield from self.stored(task.id)  # the newest record, whoever wrote it
+            if final is not None and final.task == task:
                 return None  # the final task saved again
             raise InvalidTransition(task.id, session.state.value, "save a task in a terminal state")
-        yield from self.append(task.id, TASK, data)  # resumes a task that was waiting for input
+        known = self.known.pop(task.id, None)  # this saver's alone until the save is done
+        if known is not None and known[0] == session.created_at:
+            last: Stored | None = known[1]
+        else:  # not saved by this store yet (or deleted and created anew since)
+            last = yield from self.stored(task.id)
+        written = yield from self.append(task.id, TASK, record(last, task))  # resumes a waiting task
+        saved = Task()
+        saved.CopyFrom(task)  # the caller goes on changing its task (the SDK's TaskManager does)
+        self.known[task.id] = (session.created_at, Stored.of(written, saved))
+        if len(self.known) > KNOWN:
+            self.known.popitem(last=False)
         return ending(task.status.state)
 
     def end(self, task_id: str, end: Ending) -> Flow[None]:
@@ -119,13 +137,20 @@ class TaskFlows(SessionFlows):
     def get(self, owner: str, task_id: str) -> Flow[Task | None]:
         try:
             session = yield from self.ops.get(task_id)
-            last = yield from self.ops.last_checkpoint(task_id, TASK)
+            stored = yield from self.stored(task_id)
         except NotFound:
             return None
-        if session.user_id != owner or last is None:
+        return None if session.user_id != owner or stored is None else stored.task
+
+    def stored(self, task_id: str) -> Flow[Stored | None]:
+        """The task as its newest record holds it; None before its first save."""
+        newest = yield from self.ops.last_checkpoint(task_id, TASK)
+        if newest is None:
             return None
-        task: Task = ParseDict(last.data["task"], Task())
-        return task
+        log = {newest.seq: newest}
+        if "base" in newest.data:  # a delta: its chain is in the records from its snapshot on
+            log.update((r.seq, r) for r in (yield from self.read(task_id, newest.data["base"] - 1, TASK)))
+        return rebuilt(log, newest.seq)
 
     def owned(self, owner: str) -> Flow[list[Task]]:
         tasks: list[Task] = []
@@ -143,6 +168,7 @@ class TaskFlows(SessionFlows):
     def delete_owned(self, owner: str, task_id: str) -> Flow[None]:
         if (yield from self.get(owner, task_id)) is not None:
             yield from self.delete(task_id)
+            self.known.pop(task_id, None)
 
 
 class TetherTaskStore(TaskStore):

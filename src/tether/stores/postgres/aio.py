@@ -11,15 +11,16 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.clock import Clock, SystemClock
-from tether.core.errors import TetherError
+from tether.core.errors import StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import AsyncStore, Beat
+from tether.stores.group_commit import AsyncGroupCommit, InFlight, Job, assign
 from tether.stores.postgres import calls, keys
-from tether.stores.postgres.calls import Operation, Query, manual_time
+from tether.stores.postgres.calls import Operation, Outcome, Query, Unsettled, manual_time
 from tether.stores.postgres.connection import (
     AsyncConnection,
     AsyncPool,
@@ -40,7 +41,11 @@ async def drive(conn: AsyncConnection, operation: Operation[T], query: Query) ->
     try:
         while True:
             cursor = cursor_for(query, conn.points, conn.cursor)
-            await cursor.execute(query.sql, query.params, prepare=query.prepare)
+            try:
+                await cursor.execute(query.sql, query.params, prepare=query.prepare)
+            except psycopg.Error as exc:  # the operation may handle it (calls.append_batch)
+                query = operation.throw(exc)
+                continue
             query = operation.send(await cursor.fetchall() if returned_rows(cursor) else [])
     except StopIteration as done:
         return cast(T, done.value)
@@ -57,6 +62,9 @@ class AsyncPostgresStore(AsyncStore):
         self._pool = pool
         self._settings = PoolSettings.from_url(url)
         self._database_clock = calls.DatabaseClock()
+        # As in PostgresStore: an append alone runs by itself, concurrent ones share a statement.
+        self._appends: AsyncGroupCommit[Append] = AsyncGroupCommit(self._commit_appends, self._closed)
+        self._in_flight = InFlight()
 
     @classmethod
     async def from_url(
@@ -113,10 +121,22 @@ class AsyncPostgresStore(AsyncStore):
         return await self._run(calls.create(session, checkpoints), about=session.session_id)
 
     async def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        stored = await self._run(calls.append(Append(session_id, checkpoint, epoch)), about=session_id)
+        append = Append(session_id, checkpoint, epoch)
+        with self._in_flight.alone() as alone:
+            batched: Outcome = Unsettled.ALONE if alone else await self._appends.run(append)
+            if batched is Unsettled.ALONE:
+                stored = await self._run(calls.append(append), about=session_id)
+            else:
+                stored = batched
         if stored is None:
             raise await self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored
+
+    async def _commit_appends(self, jobs: list[Job[Append]]) -> None:
+        assign(jobs, await self._run(calls.append_batch([job.work for job in jobs])))
+
+    def _closed(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the store for {self.url} is closed")
 
     async def apply(self, write: Write) -> Session:
         return await self._run(calls.apply(write), about=write.before.session_id)
@@ -163,6 +183,7 @@ class AsyncPostgresStore(AsyncStore):
         return await self._run(calls.migrate(), atomic=True)
 
     async def close(self) -> None:
+        await self._appends.close()
         await self._pool.close()
 
     async def _run(self, operation: Operation[T], atomic: bool = False, about: str | None = None) -> T:

@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
 
 from tether.core.clock import Clock, SystemClock
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, TetherError
@@ -175,6 +179,51 @@ def append(append: Append) -> Operation[Checkpoint | None]:
         return None
     seq, created_at = rows[0]
     return Checkpoint(append.session_id, seq, append.checkpoint.name, created_at, append.checkpoint.data)
+
+
+class Unsettled(Enum):
+    """What the batch leaves to an append's own caller, who runs it alone (`append`)."""
+
+    ALONE = "alone"
+
+
+# What one append of a batch came to: stored, refused by its fence (None), or left to its caller.
+Outcome = Checkpoint | None | Literal[Unsettled.ALONE]
+
+
+def append_batch(appends: Sequence[Append]) -> Operation[list[Outcome]]:
+    """Concurrent appends (the group commit in store.py) in one statement and one commit.
+
+    The statement never waits on a row lock: an append whose session row another transaction holds
+    is left to its caller, and so is every append when the statement fails without having committed
+    (one bad append, a value PostgreSQL refuses, then fails alone). When the connection is lost,
+    nobody knows whether the batch committed: that error reaches every caller.
+    """
+    try:
+        rows = yield _query("append_checkpoints", mapping.batch_params(appends))
+    except psycopg.Error as exc:
+        if may_have_committed(exc):
+            raise
+        return [Unsettled.ALONE] * len(appends)
+    return [_settled(a, row) for a, row in zip(appends, rows, strict=True)]
+
+
+def _settled(append: Append, row: Mapping[str, Any]) -> Outcome:
+    if not row["locked"]:
+        return Unsettled.ALONE
+    if row["seq"] is None:
+        return None
+    return Checkpoint(
+        append.session_id, row["seq"], append.checkpoint.name, row["created_at"], append.checkpoint.data
+    )
+
+
+def may_have_committed(exc: psycopg.Error) -> bool:
+    """Whether a statement that raised this may still have been committed: only when the connection
+    was lost (the answer with it). Any other error rolled the statement back: nothing was written."""
+    if isinstance(exc, pg_errors.TransactionRollback | pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+        return False  # deadlock, serialization, a timeout: the server rolled the statement back
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def explain_append(session_id: str, epoch: int | None) -> Operation[TetherError]:

@@ -119,14 +119,6 @@ def closed_while_idle(conn: psycopg.BaseConnection[Any]) -> bool:
     return True
 
 
-def may_have_committed(exc: psycopg.Error) -> bool:
-    """Whether a statement that raised this may still have been committed: only when the connection
-    was lost (the answer with it). Any other error rolled the statement back: nothing was written."""
-    if isinstance(exc, pg_errors.TransactionRollback | pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
-        return False  # deadlock, serialization, a timeout: the server rolled the statement back
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-
-
 def translate(
     exc: psycopg.Error, session_id: str | None = None, settings: PoolSettings | None = None
 ) -> TetherError:

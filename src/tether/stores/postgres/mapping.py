@@ -132,6 +132,17 @@ class Append:
         }
 
 
+def batch_params(appends: Sequence[Append]) -> Params:
+    """Appends as the arrays `append_checkpoints` unnests, in this order."""
+    return {
+        "session_ids": [a.session_id for a in appends],
+        "epochs": [a.epoch for a in appends],
+        "names": [a.checkpoint.name for a in appends],
+        "times": [a.checkpoint.timestamp for a in appends],
+        "data": [a.checkpoint.data_json for a in appends],
+    }
+
+
 def beat_params(beats: Sequence[Beat], now: Any) -> Params:
     return {
         "now": now,

@@ -10,15 +10,16 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tether.core.clock import Clock
-from tether.core.errors import TetherError
+from tether.core.errors import StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionCount, SessionFilter, State
 from tether.core.postgres_url import PoolSettings, redacted
 from tether.core.retention import RetentionRule
 from tether.lifecycle import Write
 from tether.stores.base import Beat, Store
+from tether.stores.group_commit import GroupCommit, InFlight, Job, assign
 from tether.stores.postgres import calls, keys
-from tether.stores.postgres.calls import Operation, Query, manual_time
+from tether.stores.postgres.calls import Operation, Outcome, Query, Unsettled, manual_time
 from tether.stores.postgres.connection import (
     Connection,
     Pool,
@@ -38,7 +39,11 @@ def drive(conn: Connection, operation: Operation[T], query: Query) -> T:
     try:
         while True:
             cursor = cursor_for(query, conn.points, conn.cursor)
-            cursor.execute(query.sql, query.params, prepare=query.prepare)
+            try:
+                cursor.execute(query.sql, query.params, prepare=query.prepare)
+            except psycopg.Error as exc:  # the operation may handle it (calls.append_batch)
+                query = operation.throw(exc)
+                continue
             query = operation.send(cursor.fetchall() if returned_rows(cursor) else [])
     except StopIteration as done:
         return cast(T, done.value)
@@ -64,6 +69,10 @@ class PostgresStore(Store):
         self._pool = pool
         self._settings = PoolSettings.from_url(url)
         self._database_clock = calls.DatabaseClock()
+        # An append alone runs by itself. Appends made while others are in flight queue, and
+        # those queued meanwhile share one statement and one commit (calls.append_batch).
+        self._appends: GroupCommit[Append] = GroupCommit(self._commit_appends, self._closed)
+        self._in_flight = InFlight()
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, *, migrate: bool = True) -> PostgresStore:
@@ -117,10 +126,22 @@ class PostgresStore(Store):
         return self._run(calls.create(session, checkpoints), about=session.session_id)
 
     def append(self, session_id: str, checkpoint: NewCheckpoint, epoch: int | None) -> Checkpoint:
-        stored = self._run(calls.append(Append(session_id, checkpoint, epoch)), about=session_id)
+        append = Append(session_id, checkpoint, epoch)
+        with self._in_flight.alone() as alone:
+            batched: Outcome = Unsettled.ALONE if alone else self._appends.run(append)
+            if batched is Unsettled.ALONE:
+                stored = self._run(calls.append(append), about=session_id)
+            else:
+                stored = batched
         if stored is None:
             raise self._run(calls.explain_append(session_id, epoch), about=session_id)
         return stored
+
+    def _commit_appends(self, jobs: list[Job[Append]]) -> None:
+        assign(jobs, self._run(calls.append_batch([job.work for job in jobs])))
+
+    def _closed(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the store for {self.url} is closed")
 
     def apply(self, write: Write) -> Session:
         return self._run(calls.apply(write), about=write.before.session_id)
@@ -167,7 +188,7 @@ class PostgresStore(Store):
         return self._run(calls.migrate(), atomic=True)
 
     def close(self) -> None:
-        self._pool.close()
+        self._appends.close(then=self._pool.close)
 
     def _run(self, operation: Operation[T], atomic: bool = False, about: str | None = None) -> T:
         """One pooled connection per call (none if the operation needs no query); `atomic` wraps a
