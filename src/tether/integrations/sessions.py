@@ -93,11 +93,11 @@ class SessionFlows:
         except NotFound:
             return []
 
-    def back(self, session_id: str, visit: Callable[[Record], bool]) -> Flow[None]:
+    def back(self, session_id: str, visit: Callable[[Record], bool], page: int = FIRST_PAGE) -> Flow[None]:
         """Hand `visit` the records newest first until it returns True (done) or the log ends:
-        reads back from the end only as far as it must, one query a page."""
+        reads back from the end only as far as it must, one query a page (`page` records first,
+        then 4x more each time)."""
         before: int | None = None
-        page = FIRST_PAGE
         while True:
             try:
                 batch = yield from self.ops.newest_checkpoints(session_id, page, before)

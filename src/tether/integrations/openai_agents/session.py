@@ -19,11 +19,14 @@ from tether.flows.runner import Flow
 from tether.front.handle import AsyncSessionHandle, SessionHandle
 from tether.front.manager import SessionManager
 from tether.integrations.adapter import Bound, manager_for
-from tether.integrations.sessions import SessionFlows
+from tether.integrations.sessions import FIRST_PAGE, SessionFlows
 
 ITEMS = "agents.items"
 POP = "agents.pop"
 CLEAR = "agents.clear"
+# A run's add_items holds the user's input and the model's reply at least: the newest `limit`
+# items are usually in the newest limit / 2 records (a second page reads on past a pop).
+ITEMS_PER_CALL = 2
 
 
 class ConversationFlows(SessionFlows):
@@ -52,7 +55,8 @@ class ConversationFlows(SessionFlows):
                         return True
             return False
 
-        yield from self.back(session_id, visit)
+        first_page = FIRST_PAGE if wanted is None else -(-wanted // ITEMS_PER_CALL)
+        yield from self.back(session_id, visit, first_page)
         return newest[::-1]
 
     def pop(self, session_id: str) -> Flow[Any]:
