@@ -52,3 +52,16 @@ def test_a_class_its_twin_cannot_stand_in_for_is_refused() -> None:
 
     with pytest.raises(TypeError):
         unguarded(WithDict)(1)
+
+
+def test_a_class_that_checks_in_post_init_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            if self.x < 0:
+                raise ValueError(self.x)
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        unguarded(Checked)

@@ -24,7 +24,13 @@ from tether.core.model import Checkpoint, NewCheckpoint, Page, Session, SessionF
 from tether.core.retention import RetentionRule
 from tether.core.validation import MAX_COUNTER
 from tether.lifecycle import Write
-from tether.stores.base import Beat, explain_rejected_append, explain_rejected_beat, page_of
+from tether.stores.base import (
+    Beat,
+    build_checkpoint,
+    explain_rejected_append,
+    explain_rejected_beat,
+    page_of,
+)
 from tether.stores.postgres import mapping
 from tether.stores.postgres.mapping import Append, session_from_row
 from tether.stores.sql_files import Migration, load_migrations, load_queries
@@ -151,7 +157,7 @@ def _last(session_id: str, rows: list[Any]) -> Operation[Checkpoint | None]:
     """The checkpoint of a point read; when it found none, whether the session exists."""
     if rows:
         seq, name, created_at, data = rows[0]
-        return Checkpoint(session_id, seq, name, created_at, data)
+        return build_checkpoint(session_id, seq, name, created_at, data)
     yield from _require(session_id)
     return None
 

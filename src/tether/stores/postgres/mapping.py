@@ -14,7 +14,7 @@ from typing import Any
 from tether.core.codec import encode
 from tether.core.model import Checkpoint, Failure, NewCheckpoint, Session, SessionFilter, State
 from tether.lifecycle import Write
-from tether.stores.base import Beat, decode_cursor, from_micros
+from tether.stores.base import Beat, build_checkpoint, build_session, decode_cursor, from_micros
 
 Row = dict[str, Any]
 Params = dict[str, Any]
@@ -27,7 +27,7 @@ def session_from_row(row: Row) -> Session:
     failure = None
     if row["failure_error"] is not None:
         failure = Failure(row["failure_error"], row["failure_details"] or {}, bool(row["failure_final"]))
-    return Session(
+    return build_session(
         session_id=row["session_id"],
         agent_type=row["agent_type"],
         user_id=row["user_id"],
@@ -55,7 +55,7 @@ def session_from_row(row: Row) -> Session:
 
 def checkpoint_from_row(session_id: str, row: Row) -> Checkpoint:
     """A row of (seq, name, created_at, data)."""
-    return Checkpoint(session_id, row["seq"], row["name"], row["created_at"], row["data"])
+    return build_checkpoint(session_id, row["seq"], row["name"], row["created_at"], row["data"])
 
 
 def _text(value: Any) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from tether.core.codec import decode
@@ -30,39 +31,52 @@ def _time_or_none(value: int | None) -> datetime | None:
     return None if value is None else from_micros(value)
 
 
+@lru_cache(maxsize=256)
+def _later(micros: int) -> timedelta:
+    """A deadline's distance from the last heartbeat: one of a few per policy (and announced silence)."""
+    return timedelta(microseconds=micros)
+
+
+def _deadline(beat: datetime, beat_us: int, value: int | None) -> datetime | None:
+    return None if value is None else beat + _later(value - beat_us)
+
+
 def session_from_row(row: tuple[Any, ...]) -> Session:
     """A row of any `SELECT` in queries.sql that starts with the session columns, then last_seq
     (the newest checkpoint's seq), as a Session: its fields in order.
 
-    Building datetimes is much of the work: the last heartbeat and the state's start are
-    often the creation time itself (a session listed before it beats or changes state), and then
-    share its (immutable) datetime."""
-    failure = None if row[20] is None else Failure(row[20], _document(row[21]), bool(row[22]))
-    created_us = row[4]
+    Building datetimes is much of the work, so each is derived from one already built where it
+    can: the last heartbeat and the state's start are often the creation time itself (a session
+    listed before it beats or changes state), and the lease's deadlines lie a known distance after
+    the last heartbeat (adding a cached timedelta costs less than building one)."""
+    (sid, agent_type, user_id, state, created_us, beat_us, since_us, context, metadata, parent, version,
+     owner, epoch, timeout, suspect_after, lease_us, suspect_us, phase, recoveries, ended_us,
+     error, details, final, last_seq, *_) = row  # fmt: skip
     created = from_micros(created_us)
+    beat = created if beat_us == created_us else from_micros(beat_us)
     return build_session(
-        row[0],  # session_id
-        row[1],  # agent_type
-        row[2],  # user_id
-        _STATES[row[3]],
+        sid,
+        agent_type,
+        user_id,
+        _STATES[state],
         created,
-        created if row[5] == created_us else from_micros(row[5]),  # last_heartbeat
-        created if row[6] == created_us else _time_or_none(row[6]),  # state_since
-        _document(row[7]),  # context
-        _document(row[8]),  # metadata
-        row[9],  # parent_session_id
-        row[10],  # version
-        row[11],  # owner
-        row[12],  # epoch
-        row[13],  # heartbeat_timeout
-        row[14],  # suspect_after
-        _time_or_none(row[15]),  # lease_expires_at
-        _time_or_none(row[16]),  # suspect_at
-        row[17],  # phase
-        row[18],  # recoveries
-        _time_or_none(row[19]),  # ended_at
-        failure,
-        row[23] or 0,  # last_seq
+        beat,
+        created if since_us == created_us else _time_or_none(since_us),
+        _document(context),
+        _document(metadata),
+        parent,
+        version,
+        owner,
+        epoch,
+        timeout,
+        suspect_after,
+        _deadline(beat, beat_us, lease_us),
+        _deadline(beat, beat_us, suspect_us),
+        phase,
+        recoveries,
+        _time_or_none(ended_us),
+        None if error is None else Failure(error, _document(details), bool(final)),
+        last_seq or 0,
     )
 
 

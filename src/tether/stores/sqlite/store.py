@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.core.clock import Clock
-from tether.core.codec import decode
 from tether.core.errors import ConflictError, NotFound, SchemaMismatch, StoreUnavailable, TetherError
 from tether.core.keys import ApiKey
 from tether.core.model import (
@@ -390,7 +389,7 @@ class SQLiteStore(Store):
         if row is None:
             self._require(session_id)
             return None
-        return Checkpoint(session_id, row[0], row[1], from_micros(row[2]), decode(row[3]))
+        return checkpoint_from_row(session_id, row)
 
     def _require(self, session_id: str) -> None:
         if self._fetchone(Q["session_exists"], (session_id,)) is None:
