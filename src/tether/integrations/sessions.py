@@ -96,8 +96,9 @@ class SessionFlows:
     def back(self, session_id: str, visit: Callable[[Record], bool], page: int = FIRST_PAGE) -> Flow[None]:
         """Hand `visit` the records newest first until it returns True (done) or the log ends:
         reads back from the end only as far as it must, one query a page (`page` records first,
-        then 4x more each time)."""
+        then 4x more each time, at most PAGE)."""
         before: int | None = None
+        page = max(1, min(page, PAGE))
         while True:
             try:
                 batch = yield from self.ops.newest_checkpoints(session_id, page, before)

@@ -111,7 +111,7 @@ class AdkFlows(SessionFlows):
                 newest.append(record)
             return len(newest) >= limit
 
-        yield from self.back(key, visit)
+        yield from self.back(key, visit, limit)  # one event a record, mostly: one page
         return newest[::-1]
 
 
